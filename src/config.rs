@@ -1,0 +1,402 @@
+//! Configuration: defaults, then the optional JSON file, then command-line
+//! flags. Parsing is pure so SIGHUP can redo it and fuzzers can drive it.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::upstream::UpstreamAddr;
+
+pub const USAGE: &str = "\
+dockermand: an authenticated, zero-copy gateway to the Docker Engine API
+
+Usage: dockermand [OPTIONS]
+
+Options:
+  --listen ADDR           where to listen; repeatable. 127.0.0.1:2375, [::1]:2375,
+                          unix:/run/dockermand.sock (default 127.0.0.1:2375)
+  --upstream ADDR         dockerd: unix:///var/run/docker.sock (default) or tcp://host:port
+  --config FILE           JSON file with the same settings (snake_case keys);
+                          re-read on SIGHUP. Flags win over the file.
+  --log-level LEVEL       error, warn, info (default) or debug
+  --max-connections N     client connections served at once (default 256)
+  --max-head-bytes N      largest request head (default 16384)
+  --max-headers N         most header fields in a head (default 100)
+  --header-timeout SECS   time allowed for a request head (default 10)
+  --idle-timeout SECS     keep-alive time between requests (default 60)
+  --shutdown-grace SECS   time in-flight requests get on SIGTERM (default 10)
+  --unix-mode MODE        file mode of unix listeners, octal (default 0660)
+  --no-splice             copy through buffers instead of splice(2)
+  --insecure              allow listening on non-loopback addresses
+  --help, --version
+";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl ListenAddr {
+    pub fn parse(s: &str) -> Result<ListenAddr, String> {
+        if let Some(path) = s
+            .strip_prefix("unix://")
+            .or_else(|| s.strip_prefix("unix:"))
+        {
+            if path.is_empty() {
+                return Err(format!("listen {s:?}: empty socket path"));
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        let s2 = s.strip_prefix("tcp://").unwrap_or(s);
+        s2.parse()
+            .map(ListenAddr::Tcp)
+            .map_err(|_| format!("listen {s:?}: expected IP:PORT, [IPv6]:PORT or unix:/path"))
+    }
+
+    fn is_local_only(&self) -> bool {
+        match self {
+            ListenAddr::Tcp(a) => a.ip().is_loopback(),
+            ListenAddr::Unix(_) => true,
+        }
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "http://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: Vec<ListenAddr>,
+    pub upstream: UpstreamAddr,
+    pub log_level: log::LevelFilter,
+    pub max_connections: usize,
+    pub max_head_bytes: usize,
+    pub max_headers: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub unix_mode: u32,
+    pub splice: bool,
+    pub insecure: bool,
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 2375)))],
+            upstream: UpstreamAddr::Unix(PathBuf::from("/var/run/docker.sock")),
+            log_level: log::LevelFilter::Info,
+            max_connections: 256,
+            max_head_bytes: 16 * 1024,
+            max_headers: 100,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            unix_mode: 0o660,
+            splice: true,
+            insecure: false,
+            config_file: None,
+        }
+    }
+}
+
+/// The JSON config file; every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<Vec<String>>,
+    pub upstream: Option<String>,
+    pub log_level: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_head_bytes: Option<usize>,
+    pub max_headers: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub unix_mode: Option<String>,
+    pub no_splice: Option<bool>,
+    pub insecure: Option<bool>,
+}
+
+pub fn parse_file(text: &str) -> Result<FileConfig, String> {
+    serde_json::from_str(text).map_err(|e| format!("config file: {e}"))
+}
+
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+impl Config {
+    /// Builds the configuration from the arguments (without the program
+    /// name), reading the file they name.
+    pub fn from_args(args: &[String]) -> Result<Command, String> {
+        let file = match flag_value(args, "--config")? {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("config file {path}: {e}"))?;
+                Some((PathBuf::from(path), parse_file(&text)?))
+            }
+            None => None,
+        };
+        let mut cfg = Config::default();
+        if let Some((path, file)) = file {
+            cfg.apply_file(file)?;
+            cfg.config_file = Some(path);
+        }
+        let mut listen_from_flags = Vec::new();
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((n, v)) if n.starts_with("--") => (n, Some(v.to_string())),
+                _ => (arg.as_str(), None),
+            };
+            let mut value = || -> Result<String, String> {
+                inline
+                    .clone()
+                    .or_else(|| it.next().cloned())
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match name {
+                "--help" | "-h" => return Ok(Command::Help),
+                "--version" | "-V" => return Ok(Command::Version),
+                "--config" => {
+                    value()?;
+                }
+                "--listen" => listen_from_flags.push(ListenAddr::parse(&value()?)?),
+                "--upstream" => cfg.upstream = UpstreamAddr::parse(&value()?)?,
+                "--log-level" => cfg.log_level = parse_level(&value()?)?,
+                "--max-connections" => cfg.max_connections = number(name, &value()?)?,
+                "--max-head-bytes" => cfg.max_head_bytes = number(name, &value()?)?,
+                "--max-headers" => cfg.max_headers = number(name, &value()?)?,
+                "--header-timeout" => cfg.header_timeout = seconds(name, &value()?)?,
+                "--idle-timeout" => cfg.idle_timeout = seconds(name, &value()?)?,
+                "--shutdown-grace" => cfg.shutdown_grace = seconds(name, &value()?)?,
+                "--unix-mode" => cfg.unix_mode = octal(&value()?)?,
+                "--no-splice" => cfg.splice = false,
+                "--insecure" => cfg.insecure = true,
+                other => return Err(format!("unknown argument {other:?} (see --help)")),
+            }
+        }
+        if !listen_from_flags.is_empty() {
+            cfg.listen = listen_from_flags;
+        }
+        cfg.validate()?;
+        Ok(Command::Run(Box::new(cfg)))
+    }
+
+    fn apply_file(&mut self, f: FileConfig) -> Result<(), String> {
+        if let Some(list) = f.listen {
+            self.listen = list
+                .iter()
+                .map(|s| ListenAddr::parse(s))
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(u) = f.upstream {
+            self.upstream = UpstreamAddr::parse(&u)?;
+        }
+        if let Some(l) = f.log_level {
+            self.log_level = parse_level(&l)?;
+        }
+        set(&mut self.max_connections, f.max_connections);
+        set(&mut self.max_head_bytes, f.max_head_bytes);
+        set(&mut self.max_headers, f.max_headers);
+        set(
+            &mut self.header_timeout,
+            f.header_timeout_secs.map(Duration::from_secs),
+        );
+        set(
+            &mut self.idle_timeout,
+            f.idle_timeout_secs.map(Duration::from_secs),
+        );
+        set(
+            &mut self.shutdown_grace,
+            f.shutdown_grace_secs.map(Duration::from_secs),
+        );
+        if let Some(m) = f.unix_mode {
+            self.unix_mode = octal(&m)?;
+        }
+        set(&mut self.splice, f.no_splice.map(|n| !n));
+        set(&mut self.insecure, f.insecure);
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        check_range("max_connections", self.max_connections, 1, 65_536)?;
+        check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024)?;
+        check_range("max_headers", self.max_headers, 8, 1000)?;
+        for (name, d) in [
+            ("header_timeout", self.header_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(format!("{name} must be at least 1 second"));
+            }
+        }
+        if self.listen.is_empty() {
+            return Err("no listen address".into());
+        }
+        if !self.insecure {
+            if let Some(open) = self.listen.iter().find(|l| !l.is_local_only()) {
+                return Err(format!(
+                    "refusing to listen on {open}: it is reachable from the network and \
+                     dockermand has no authentication yet; pass --insecure to do it anyway"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, String> {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == flag {
+            found = Some(
+                it.next()
+                    .ok_or_else(|| format!("{flag} needs a value"))?
+                    .as_str(),
+            );
+        } else if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v);
+        }
+    }
+    Ok(found)
+}
+
+fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        "off" => Ok(log::LevelFilter::Off),
+        _ => Err(format!("unknown log level {s:?}")),
+    }
+}
+
+fn number(name: &str, s: &str) -> Result<usize, String> {
+    s.parse()
+        .map_err(|_| format!("{name}: {s:?} is not a number"))
+}
+
+fn seconds(name: &str, s: &str) -> Result<Duration, String> {
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{name}: {s:?} is not a number of seconds"))
+}
+
+fn octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("unix mode {s:?} is not an octal file mode"))
+}
+
+fn check_range(name: &str, v: usize, lo: usize, hi: usize) -> Result<(), String> {
+    if v < lo || v > hi {
+        return Err(format!("{name} must be between {lo} and {hi}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn run(list: &[&str]) -> Result<Config, String> {
+        match Config::from_args(&args(list))? {
+            Command::Run(c) => Ok(*c),
+            _ => Err("not a run".into()),
+        }
+    }
+
+    #[test]
+    fn safe_defaults() {
+        let c = run(&[]).unwrap();
+        assert_eq!(
+            c.listen,
+            [ListenAddr::Tcp("127.0.0.1:2375".parse().unwrap())]
+        );
+        assert_eq!(
+            c.upstream,
+            UpstreamAddr::Unix("/var/run/docker.sock".into())
+        );
+    }
+
+    #[test]
+    fn flags() {
+        let c = run(&[
+            "--listen",
+            "[::1]:0",
+            "--listen=unix:/tmp/d.sock",
+            "--upstream",
+            "tcp://127.0.0.1:2376",
+            "--no-splice",
+            "--max-connections",
+            "3",
+            "--unix-mode",
+            "600",
+        ])
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listen[1], ListenAddr::Unix("/tmp/d.sock".into()));
+        assert!(!c.splice);
+        assert_eq!(c.max_connections, 3);
+        assert_eq!(c.unix_mode, 0o600);
+    }
+
+    #[test]
+    fn refuses_network_listener_without_insecure() {
+        assert!(run(&["--listen", "0.0.0.0:2375"])
+            .unwrap_err()
+            .contains("--insecure"));
+        assert!(run(&["--listen", "[::]:2375"]).is_err());
+        assert!(run(&["--listen", "0.0.0.0:2375", "--insecure"]).is_ok());
+    }
+
+    #[test]
+    fn bad_values() {
+        assert!(run(&["--listen"]).is_err());
+        assert!(run(&["--bogus"]).is_err());
+        assert!(run(&["--max-head-bytes", "10"]).is_err());
+        assert!(run(&["--unix-mode", "999"]).is_err());
+        assert!(run(&["--log-level", "loud"]).is_err());
+    }
+
+    #[test]
+    fn file_keys() {
+        let f = parse_file(r#"{"listen":["127.0.0.1:0"],"log_level":"debug","no_splice":true}"#)
+            .unwrap();
+        let mut c = Config::default();
+        c.apply_file(f).unwrap();
+        assert_eq!(c.log_level, log::LevelFilter::Debug);
+        assert!(!c.splice);
+        assert!(parse_file(r#"{"lisen":[]}"#).is_err());
+        assert!(parse_file("not json").is_err());
+    }
+}

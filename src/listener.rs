@@ -1,0 +1,112 @@
+//! Listening sockets: TCP (IPv4 and IPv6) and unix, accepting non-blocking
+//! client connections.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::PathBuf;
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{event, Interest, Registry, Token};
+
+use crate::config::ListenAddr;
+use crate::relay::Stream;
+
+pub enum Socket {
+    Tcp(TcpListener),
+    /// The path is removed again when the listener goes away.
+    Unix(UnixListener, PathBuf),
+}
+
+pub struct Listener {
+    /// As configured, to match listeners across a reload.
+    pub spec: ListenAddr,
+    /// Where it really listens (a configured port 0 is resolved here).
+    pub bound: String,
+    socket: Socket,
+}
+
+impl Listener {
+    pub fn bind(spec: &ListenAddr, unix_mode: u32) -> io::Result<Listener> {
+        let (socket, bound) = match spec {
+            ListenAddr::Tcp(addr) => {
+                let l = TcpListener::bind(*addr)?;
+                let bound = format!("http://{}", l.local_addr()?);
+                (Socket::Tcp(l), bound)
+            }
+            ListenAddr::Unix(path) => {
+                remove_stale_socket(path)?;
+                let l = UnixListener::bind(path)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode))?;
+                (
+                    Socket::Unix(l, path.clone()),
+                    format!("unix:{}", path.display()),
+                )
+            }
+        };
+        Ok(Listener {
+            spec: spec.clone(),
+            bound,
+            socket,
+        })
+    }
+
+    /// Next pending client and its address; `Ok(None)` when there is none.
+    pub fn accept(&self) -> io::Result<Option<(Stream, String)>> {
+        let r = match &self.socket {
+            Socket::Tcp(l) => l.accept().map(|(s, a)| {
+                let _ = s.set_nodelay(true);
+                (Stream::Tcp(s), a.to_string())
+            }),
+            Socket::Unix(l, path) => l
+                .accept()
+                .map(|(s, _)| (Stream::Unix(s), format!("unix:{}", path.display()))),
+        };
+        match r {
+            Ok(pair) => Ok(Some(pair)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A socket file left by an earlier run would make bind fail; anything that
+/// is not a socket is left alone.
+fn remove_stale_socket(path: &PathBuf) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path),
+        Ok(_) => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists and is not a socket", path.display()),
+        )),
+        Err(_) => Ok(()),
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Socket::Unix(_, path) = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl event::Source for Listener {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match &mut self.socket {
+            Socket::Tcp(l) => l.register(r, t, i),
+            Socket::Unix(l, _) => l.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match &mut self.socket {
+            Socket::Tcp(l) => l.reregister(r, t, i),
+            Socket::Unix(l, _) => l.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match &mut self.socket {
+            Socket::Tcp(l) => l.deregister(r),
+            Socket::Unix(l, _) => l.deregister(r),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The event loop: one thread, one `mio::Poll`. It owns the listeners, the
+//! connection slab, the deadline heap and the signals, and hands each event
+//! to the connection it belongs to.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use crate::config::{Command, Config};
+use crate::connection::{Connection, Ctx};
+use crate::listener::Listener;
+use crate::local::Stats;
+use crate::pool::Resources;
+use crate::relay::Side;
+use crate::signals::{Signal, Signals};
+
+const SIGNAL_TOKEN: Token = Token(0);
+const LISTENER_BASE: usize = 1;
+/// Connection tokens start here: `CONN_BASE + 2 * slot` for the client,
+/// one more for its upstream socket.
+const CONN_BASE: usize = 1 << 16;
+
+struct Slot {
+    conn: Connection,
+    /// Deadline already in the heap for this slot.
+    armed: Option<Instant>,
+}
+
+pub struct Server {
+    poll: Poll,
+    cfg: Config,
+    args: Vec<String>,
+    listeners: Vec<Option<Listener>>,
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    res: Resources,
+    stats: Stats,
+    signals: Signals,
+    /// Set on SIGTERM: when in-flight work is cut off.
+    stop_at: Option<Instant>,
+    accept_paused: bool,
+}
+
+impl Server {
+    /// Binds every listener; `args` are kept to re-read the config on SIGHUP.
+    pub fn new(cfg: Config, args: Vec<String>) -> io::Result<Server> {
+        let poll = Poll::new()?;
+        let signals = Signals::new()?;
+        poll.registry().register(
+            &mut SourceFd(&signals.raw_fd()),
+            SIGNAL_TOKEN,
+            Interest::READABLE,
+        )?;
+        let mut server = Server {
+            res: Resources::new(cfg.max_head_bytes, cfg.splice),
+            stats: Stats::new(Instant::now()),
+            poll,
+            args,
+            listeners: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            timers: BinaryHeap::new(),
+            signals,
+            stop_at: None,
+            accept_paused: false,
+            cfg,
+        };
+        for spec in server.cfg.listen.clone() {
+            let l = Listener::bind(&spec, server.cfg.unix_mode)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {spec}: {e}")))?;
+            server.add_listener(l)?;
+        }
+        Ok(server)
+    }
+
+    fn add_listener(&mut self, mut l: Listener) -> io::Result<()> {
+        let index = match self.listeners.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.listeners.push(None);
+                self.listeners.len() - 1
+            }
+        };
+        self.poll
+            .registry()
+            .register(&mut l, Token(LISTENER_BASE + index), Interest::READABLE)?;
+        log::info!("listening on {} (upstream {})", l.bound, self.cfg.upstream);
+        self.listeners[index] = Some(l);
+        Ok(())
+    }
+
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.next_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL_TOKEN => self.on_signals(),
+                    Token(t) if t >= CONN_BASE => {
+                        let slot = (t - CONN_BASE) / 2;
+                        let front = (t - CONN_BASE) % 2 == 0;
+                        self.with_conn(slot, |conn, ctx| {
+                            conn.note_event(front, ev);
+                            conn.drive(ctx);
+                        });
+                    }
+                    Token(t) => self.accept_all(t - LISTENER_BASE),
+                }
+            }
+            self.fire_timers();
+            if let Some(stop_at) = self.stop_at {
+                if self.stats.connections_active == 0 || Instant::now() >= stop_at {
+                    log::info!(
+                        "stopped; {} connection(s) cut",
+                        self.stats.connections_active
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn next_timeout(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let next = self.timers.peek().map(|Reverse((at, _))| *at);
+        let next = match (next, self.stop_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|at| at.saturating_duration_since(now))
+    }
+
+    /// Runs `f` on a live connection with a fresh context, then files the
+    /// connection's new deadline or removes it if it closed.
+    fn with_conn(&mut self, index: usize, f: impl FnOnce(&mut Connection, &mut Ctx)) {
+        let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            registry: self.poll.registry(),
+            res: &mut self.res,
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            now: Instant::now(),
+            shutting_down: self.stop_at.is_some(),
+        };
+        f(&mut slot.conn, &mut ctx);
+        if slot.conn.is_closed() {
+            self.slots[index] = None;
+            self.free.push(index);
+            self.stats.connections_active -= 1;
+            if self.accept_paused && self.stats.connections_active < self.cfg.max_connections {
+                self.accept_paused = false;
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
+                }
+            }
+            return;
+        }
+        if let Some(at) = slot.conn.deadline.filter(|at| slot.armed != Some(*at)) {
+            slot.armed = Some(at);
+            self.timers.push(Reverse((at, index)));
+        }
+    }
+
+    fn accept_all(&mut self, index: usize) {
+        loop {
+            if self.stats.connections_active >= self.cfg.max_connections {
+                if !self.accept_paused {
+                    log::warn!(
+                        "connection limit {} reached; not accepting",
+                        self.cfg.max_connections
+                    );
+                }
+                self.accept_paused = true;
+                return;
+            }
+            let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
+                return;
+            };
+            let (stream, peer) = match listener.accept() {
+                Ok(Some(pair)) => pair,
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("accept on {}: {e}", listener.bound);
+                    return;
+                }
+            };
+            let slot = self.free.pop().unwrap_or_else(|| {
+                self.slots.push(None);
+                self.slots.len() - 1
+            });
+            let front_token = Token(CONN_BASE + 2 * slot);
+            let mut side = Side::new(stream);
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self
+                .poll
+                .registry()
+                .register(&mut side.stream, front_token, interest)
+            {
+                log::warn!("register client socket: {e}");
+                self.free.push(slot);
+                continue;
+            }
+            let conn = Connection::new(
+                side,
+                Token(front_token.0 + 1),
+                peer,
+                Instant::now(),
+                &self.cfg,
+            );
+            self.stats.connections_active += 1;
+            self.stats.connections_total += 1;
+            self.slots[slot] = Some(Slot { conn, armed: None });
+            self.with_conn(slot, |_, _| {});
+        }
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let due = self
+                .slots
+                .get_mut(index)
+                .and_then(Option::as_mut)
+                .is_some_and(|s| s.armed == Some(at) && s.conn.deadline == Some(at));
+            if due {
+                if let Some(s) = self.slots[index].as_mut() {
+                    s.armed = None;
+                }
+                self.with_conn(index, |conn, ctx| conn.on_timeout(ctx));
+            }
+        }
+    }
+
+    fn on_signals(&mut self) {
+        while let Some(sig) = self.signals.next() {
+            match sig {
+                Signal::Terminate => self.begin_shutdown(),
+                Signal::Reload => self.reload(),
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.stop_at.is_some() {
+            return;
+        }
+        log::info!(
+            "stopping: {} connection(s) get up to {}s to finish",
+            self.stats.connections_active,
+            self.cfg.shutdown_grace.as_secs()
+        );
+        self.stop_at = Some(Instant::now() + self.cfg.shutdown_grace);
+        for l in self.listeners.iter_mut().filter_map(Option::take) {
+            drop(l);
+        }
+        for index in 0..self.slots.len() {
+            let idle = self.slots[index].as_ref().is_some_and(|s| s.conn.is_idle());
+            if idle {
+                self.with_conn(index, |conn, ctx| conn.drive(ctx));
+            }
+        }
+    }
+
+    /// Re-reads flags and file; open connections and streams carry on.
+    fn reload(&mut self) {
+        let cfg = match Config::from_args(&self.args) {
+            Ok(Command::Run(cfg)) => *cfg,
+            Ok(_) => return,
+            Err(e) => {
+                log::error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        log::set_max_level(cfg.log_level);
+        self.res.splice_enabled = cfg.splice;
+        self.res.resize_scratch(cfg.max_head_bytes);
+        for slot in self.listeners.iter_mut() {
+            if slot.as_ref().is_some_and(|l| !cfg.listen.contains(&l.spec)) {
+                if let Some(mut l) = slot.take() {
+                    let _ = self.poll.registry().deregister(&mut l);
+                    log::info!("no longer listening on {}", l.bound);
+                }
+            }
+        }
+        self.cfg = cfg;
+        for spec in self.cfg.listen.clone() {
+            let present = self.listeners.iter().flatten().any(|l| l.spec == spec);
+            if !present {
+                match Listener::bind(&spec, self.cfg.unix_mode) {
+                    Ok(l) => {
+                        if let Err(e) = self.add_listener(l) {
+                            log::error!("cannot listen on {spec}: {e}");
+                        }
+                    }
+                    Err(e) => log::error!("cannot listen on {spec}: {e}"),
+                }
+            }
+        }
+        log::info!("configuration reloaded");
+    }
+}
