@@ -229,6 +229,31 @@ impl ChunkedTracker {
     }
 }
 
+/// The data of a complete chunked body (framing removed); trailers are
+/// dropped. `raw` must hold exactly one message.
+pub fn decode(raw: &[u8]) -> Result<Vec<u8>, ChunkError> {
+    let mut t = ChunkedTracker::new();
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() && !t.is_done() {
+        let data = (t.pending_data() as usize).min(raw.len() - i);
+        if data > 0 {
+            out.extend_from_slice(&raw[i..i + data]);
+            t.skip_data(data as u64);
+            i += data;
+        } else {
+            // One framing byte at a time, so data never goes by unseen.
+            t.step(raw[i])?;
+            i += 1;
+        }
+    }
+    if t.is_done() && i == raw.len() {
+        Ok(out)
+    } else {
+        Err(ChunkError::BadSize)
+    }
+}
+
 fn hex_value(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
@@ -272,6 +297,17 @@ mod tests {
             assert_eq!(a + b, end, "split at {split}");
             assert!(t.is_done());
         }
+    }
+
+    #[test]
+    fn decodes_whole_bodies() {
+        assert_eq!(
+            decode(b"3;x=1\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n"),
+            Ok(b"abcde".to_vec())
+        );
+        assert_eq!(decode(b"0\r\n\r\n"), Ok(Vec::new()));
+        assert!(decode(b"3\r\nabc\r\n").is_err());
+        assert!(decode(b"0\r\n\r\nextra").is_err());
     }
 
     #[test]

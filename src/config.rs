@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::{
+    builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, User,
+};
+use crate::policy::{clean_absolute, Policy};
+use crate::route::Class;
 use crate::upstream::UpstreamAddr;
 
 pub const USAGE: &str = "\
@@ -30,8 +35,15 @@ Options:
   --shutdown-grace SECS   time in-flight requests get on SIGTERM (default 10)
   --unix-mode MODE        file mode of unix listeners, octal (default 0660)
   --no-splice             copy through buffers instead of splice(2)
-  --insecure              allow listening on non-loopback addresses
+  --insecure              allow non-loopback listeners without authentication
+  --dry-run               log what the policy would deny, but forward it
+  --ws-echo               serve a WebSocket echo at /_dockermand/echo (tests)
+  --hash-token TOKEN      print the sha256 to put in auth.tokens, then exit
+  --hash-password         read a password on stdin, print its hash, then exit
   --help, --version
+
+Authentication, roles, CORS, allowed hosts and the body policy are set in
+the config file: see README.md.
 ";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +101,15 @@ pub struct Config {
     pub splice: bool,
     pub insecure: bool,
     pub config_file: Option<PathBuf>,
+    pub auth: AuthConfig,
+    /// Exact origins browsers may call from (CORS, CSRF and WebSockets).
+    pub cors_origins: Vec<String>,
+    /// Host names accepted besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
+    pub policy: Policy,
+    pub dry_run: bool,
+    pub max_consoles: usize,
+    pub ws_echo: bool,
 }
 
 impl Default for Config {
@@ -107,6 +128,17 @@ impl Default for Config {
             splice: true,
             insecure: false,
             config_file: None,
+            auth: AuthConfig {
+                roles: builtin_roles(&Policy::default()),
+                session_ttl: Duration::from_secs(3600),
+                ..AuthConfig::default()
+            },
+            cors_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            policy: Policy::default(),
+            dry_run: false,
+            max_consoles: 16,
+            ws_echo: false,
         }
     }
 }
@@ -127,6 +159,109 @@ pub struct FileConfig {
     pub unix_mode: Option<String>,
     pub no_splice: Option<bool>,
     pub insecure: Option<bool>,
+    pub auth: Option<AuthFile>,
+    pub roles: Option<std::collections::BTreeMap<String, RoleFile>>,
+    pub cors_origins: Option<Vec<String>>,
+    pub allowed_hosts: Option<Vec<String>>,
+    pub policy: Option<PolicyFile>,
+    pub dry_run: Option<bool>,
+    pub max_consoles: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub tokens: Option<Vec<TokenFile>>,
+    pub users: Option<Vec<UserFile>>,
+    pub rpcd: Option<RpcdFile>,
+    pub session_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenFile {
+    pub name: String,
+    /// Hex SHA-256 of the token (`dockermand --hash-token`).
+    pub sha256: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub name: String,
+    /// `dockermand --hash-password` output.
+    pub password: String,
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RpcdFile {
+    pub enabled: Option<bool>,
+    pub ubus: Option<String>,
+    pub acl_object: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleFile {
+    pub classes: Vec<String>,
+    pub methods: Option<Vec<String>>,
+    /// `false` forwards bodies unchecked, like admin.
+    pub check_bodies: Option<bool>,
+    /// Overrides of the global policy for this role.
+    pub policy: Option<PolicyFile>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub bind_dirs: Option<Vec<String>>,
+    pub cap_add_allow: Option<Vec<String>>,
+    pub allow_privileged: Option<bool>,
+    pub allow_devices: Option<bool>,
+    pub allow_host_namespaces: Option<bool>,
+    pub allow_host_network: Option<bool>,
+    pub allow_volumes_from: Option<bool>,
+    pub allow_unconfined: Option<bool>,
+    pub max_body_bytes: Option<usize>,
+}
+
+impl PolicyFile {
+    fn apply(&self, p: &mut Policy) -> Result<(), String> {
+        if let Some(dirs) = &self.bind_dirs {
+            p.bind_dirs = dirs
+                .iter()
+                .map(|d| {
+                    clean_absolute(d)
+                        .ok_or_else(|| format!("bind_dirs: {d:?} is not a clean absolute path"))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if let Some(caps) = &self.cap_add_allow {
+            p.cap_add_allow = caps
+                .iter()
+                .map(|c| {
+                    let upper = c.trim().to_ascii_uppercase();
+                    upper.strip_prefix("CAP_").unwrap_or(&upper).to_string()
+                })
+                .collect();
+        }
+        set(&mut p.allow_privileged, self.allow_privileged);
+        set(&mut p.allow_devices, self.allow_devices);
+        set(&mut p.allow_host_namespaces, self.allow_host_namespaces);
+        set(&mut p.allow_host_network, self.allow_host_network);
+        set(&mut p.allow_volumes_from, self.allow_volumes_from);
+        set(&mut p.allow_unconfined, self.allow_unconfined);
+        set(&mut p.max_body_bytes, self.max_body_bytes);
+        check_range(
+            "policy.max_body_bytes",
+            p.max_body_bytes,
+            1024,
+            64 * 1024 * 1024,
+        )
+    }
 }
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
@@ -137,6 +272,8 @@ pub enum Command {
     Run(Box<Config>),
     Help,
     Version,
+    HashToken(String),
+    HashPassword,
 }
 
 impl Config {
@@ -172,6 +309,10 @@ impl Config {
             match name {
                 "--help" | "-h" => return Ok(Command::Help),
                 "--version" | "-V" => return Ok(Command::Version),
+                "--hash-token" => return Ok(Command::HashToken(value()?)),
+                "--hash-password" => return Ok(Command::HashPassword),
+                "--dry-run" => cfg.dry_run = true,
+                "--ws-echo" => cfg.ws_echo = true,
                 "--config" => {
                     value()?;
                 }
@@ -230,6 +371,90 @@ impl Config {
         }
         set(&mut self.splice, f.no_splice.map(|n| !n));
         set(&mut self.insecure, f.insecure);
+        set(&mut self.dry_run, f.dry_run);
+        set(&mut self.max_consoles, f.max_consoles);
+        set(&mut self.cors_origins, f.cors_origins);
+        set(
+            &mut self.allowed_hosts,
+            f.allowed_hosts
+                .map(|h| h.iter().map(|s| s.to_ascii_lowercase()).collect()),
+        );
+        if let Some(p) = &f.policy {
+            p.apply(&mut self.policy)?;
+        }
+        let mut roles = builtin_roles(&self.policy);
+        for (name, r) in f.roles.unwrap_or_default() {
+            if roles.iter().any(|b| b.name == name) {
+                return Err(format!("role {name:?} is built in and cannot be redefined"));
+            }
+            let classes = r
+                .classes
+                .iter()
+                .map(|c| {
+                    Class::parse(c).ok_or_else(|| format!("role {name:?}: unknown class {c:?}"))
+                })
+                .collect::<Result<_, _>>()?;
+            let policy = if r.check_bodies == Some(false) {
+                None
+            } else {
+                let mut p = self.policy.clone();
+                if let Some(o) = &r.policy {
+                    o.apply(&mut p)?;
+                }
+                Some(p)
+            };
+            let methods = r
+                .methods
+                .map(|m| m.iter().map(|s| s.to_ascii_uppercase()).collect());
+            roles.push(Role {
+                name,
+                classes,
+                methods,
+                policy,
+            });
+        }
+        self.auth.roles = roles;
+        if let Some(a) = f.auth {
+            self.apply_auth(a)?;
+        }
+        Ok(())
+    }
+
+    fn apply_auth(&mut self, a: AuthFile) -> Result<(), String> {
+        let has_role = |r: &str| self.auth.roles.iter().any(|x| x.name == r);
+        for t in a.tokens.unwrap_or_default() {
+            if !has_role(&t.role) {
+                return Err(format!("token {:?}: unknown role {:?}", t.name, t.role));
+            }
+            let sha256 = token_digest_from_hex(&t.sha256)
+                .ok_or_else(|| format!("token {:?}: sha256 must be 64 hex digits", t.name))?;
+            self.auth.tokens.push(Token {
+                name: t.name,
+                sha256,
+                role: t.role,
+            });
+        }
+        for u in a.users.unwrap_or_default() {
+            if !has_role(&u.role) {
+                return Err(format!("user {:?}: unknown role {:?}", u.name, u.role));
+            }
+            let password = PasswordHash::parse(&u.password)?;
+            self.auth.users.push(User {
+                name: u.name,
+                password,
+                role: u.role,
+            });
+        }
+        if let Some(r) = a.rpcd.filter(|r| r.enabled != Some(false)) {
+            self.auth.rpcd = Some(Rpcd {
+                ubus: r.ubus.unwrap_or_else(|| "ubus".into()),
+                acl_object: r.acl_object.unwrap_or_else(|| "luci-app-dockerman".into()),
+            });
+        }
+        set(
+            &mut self.auth.session_ttl,
+            a.session_ttl_secs.map(Duration::from_secs),
+        );
         Ok(())
     }
 
@@ -248,11 +473,12 @@ impl Config {
         if self.listen.is_empty() {
             return Err("no listen address".into());
         }
-        if !self.insecure {
+        check_range("max_consoles", self.max_consoles, 1, 4096)?;
+        if !self.insecure && self.auth.is_open() {
             if let Some(open) = self.listen.iter().find(|l| !l.is_local_only()) {
                 return Err(format!(
                     "refusing to listen on {open}: it is reachable from the network and \
-                     dockermand has no authentication yet; pass --insecure to do it anyway"
+                     no authentication is configured; configure auth or pass --insecure"
                 ));
             }
         }

@@ -6,23 +6,37 @@
 //! for replies made here. Closing goes through `Linger`, so an error reply is
 //! not destroyed by a reset when unread input is left behind.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use serde_json::json;
 
-use crate::chunked::ChunkedTracker;
+use crate::auth::{
+    parse_cookie, LoginRequest, Principal, SessionKind, Sessions, COOKIE, RPCD_CACHE,
+};
+use crate::chunked::{self, ChunkedTracker};
 use crate::config::Config;
+use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
-use crate::local::{self, Stats};
+use crate::local::{self, Endpoint, LocalReply, Stats};
+use crate::policy::{check_body, resolve_on_host, Policy};
 use crate::pool::Resources;
 use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
 use crate::response::{parse_response_head, ResponseBody};
+use crate::route::BodyCheck;
+use crate::rpcd::AccessCheck;
 
 /// How long a closing connection may keep sending before it is cut.
 const LINGER: Duration = Duration::from_secs(2);
 /// How much a closing connection may send before it is cut.
 const LINGER_BYTES: usize = 1024 * 1024;
+/// Largest login request body.
+const LOGIN_BODY_LIMIT: usize = 4096;
+/// How long a WebSocket ticket stays valid.
+const TICKET_TTL: Duration = Duration::from_secs(30);
 
 /// Everything a connection may use from the event loop while it runs.
 pub struct Ctx<'a> {
@@ -30,6 +44,7 @@ pub struct Ctx<'a> {
     pub res: &'a mut Resources,
     pub cfg: &'a Config,
     pub stats: &'a mut Stats,
+    pub sessions: &'a mut Sessions,
     pub now: Instant,
     pub shutting_down: bool,
 }
@@ -37,8 +52,10 @@ pub struct Ctx<'a> {
 pub struct Connection {
     pub front: Side,
     pub back: Option<Side>,
-    back_token: Token,
+    /// Client socket; `+1` is the upstream socket, `+2` a helper process.
+    base_token: Token,
     pub peer: String,
+    peer_ip: IpAddr,
     pub phase: Phase,
     /// When the current phase gives up; `None` while streaming.
     pub deadline: Option<Instant>,
@@ -49,6 +66,10 @@ pub enum Phase {
     Head {
         started: bool,
     },
+    /// Waiting for rpcd to say what a LuCI session may do.
+    Rpcd(Box<RpcdWait>),
+    /// Reading a body that must be checked before anything is forwarded.
+    Body(Box<BodyRead>),
     Exchange(Box<Exchange>),
     Tunnel(Box<Tunnel>),
     Local(Box<Local>),
@@ -59,8 +80,58 @@ pub enum Phase {
     Closed,
 }
 
+/// A parsed request on its way through auth and policy.
+pub struct Request {
+    head: RequestHead,
+    /// The browser origin, if it is allowed to read our replies.
+    cors: Option<String>,
+}
+
+pub struct RpcdWait {
+    req: Request,
+    session: String,
+    check: AccessCheck,
+}
+
+enum Purpose {
+    Login,
+    Check {
+        kind: BodyCheck,
+        policy: Policy,
+        principal: String,
+        route: &'static str,
+    },
+}
+
+impl Purpose {
+    fn principal(&self) -> &str {
+        match self {
+            Purpose::Login => "-",
+            Purpose::Check { principal, .. } => principal,
+        }
+    }
+
+    fn route(&self) -> &'static str {
+        match self {
+            Purpose::Login => "-",
+            Purpose::Check { route, .. } => route,
+        }
+    }
+}
+
+pub struct BodyRead {
+    req: Request,
+    purpose: Purpose,
+    raw: Vec<u8>,
+    framing: Framing,
+    limit: usize,
+    /// `100 Continue` still to be written.
+    interim: Vec<u8>,
+}
+
 /// What the log line and the tunnel decision need to know of the request.
 struct Summary {
+    cors: Option<String>,
     method: String,
     target: String,
     started: Instant,
@@ -107,12 +178,20 @@ enum End {
 }
 
 impl Connection {
-    pub fn new(front: Side, back_token: Token, peer: String, now: Instant, cfg: &Config) -> Self {
+    pub fn new(
+        front: Side,
+        base_token: Token,
+        peer: String,
+        peer_ip: IpAddr,
+        now: Instant,
+        cfg: &Config,
+    ) -> Self {
         Connection {
             front,
             back: None,
-            back_token,
+            base_token,
             peer,
+            peer_ip,
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
         }
@@ -131,12 +210,12 @@ impl Connection {
         self.back.is_some()
     }
 
-    /// Records readiness from an event on the client (`front`) or upstream side.
-    pub fn note_event(&mut self, front: bool, ev: &mio::event::Event) {
-        let side = if front {
-            Some(&mut self.front)
-        } else {
-            self.back.as_mut()
+    /// Records readiness from an event on socket `which` (0 client, 1 upstream).
+    pub fn note_event(&mut self, which: usize, ev: &mio::event::Event) {
+        let side = match which {
+            0 => Some(&mut self.front),
+            1 => self.back.as_mut(),
+            _ => None,
         };
         if let Some(side) = side {
             side.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -151,6 +230,8 @@ impl Connection {
             let before = std::mem::discriminant(&self.phase);
             match std::mem::replace(&mut self.phase, Phase::Closed) {
                 Phase::Head { started } => self.read_head(ctx, started),
+                Phase::Rpcd(w) => self.rpcd(ctx, w),
+                Phase::Body(b) => self.body(ctx, b),
                 Phase::Exchange(ex) => self.exchange(ctx, ex),
                 Phase::Tunnel(t) => self.tunnel(ctx, t),
                 Phase::Local(l) => self.write_local(ctx, l),
@@ -192,6 +273,7 @@ impl Connection {
                 t.up.release(ctx.res);
                 t.down.release(ctx.res);
             }
+            Phase::Rpcd(mut w) => self.stop_rpcd(ctx, &mut w),
             _ => {}
         }
         self.drop_upstream(ctx);
@@ -265,27 +347,498 @@ impl Connection {
 
     fn start_request(&mut self, ctx: &mut Ctx, head: RequestHead) {
         ctx.stats.requests += 1;
-        if local::is_local(head.path()) {
-            let reply = local::answer(&head, ctx.stats, ctx.res, ctx.cfg, ctx.now);
-            let close = !head.keep_alive || head.body != RequestBody::None || ctx.shutting_down;
-            log::info!(
-                "{} \"{} {}\" {} local",
-                self.peer,
-                head.method,
-                head.target,
-                reply.status
+        let req = Request {
+            cors: gate::allowed_origin(&head, &ctx.cfg.cors_origins),
+            head,
+        };
+        if !gate::host_allowed(&req.head, &ctx.cfg.allowed_hosts) {
+            let r = Refusal::new(
+                403,
+                "host",
+                "Host",
+                "Host header not allowed (DNS rebinding protection)",
             );
-            self.reply(reply.encode(close), close, ctx);
-            return;
+            return self.refuse(ctx, &req, "-", r);
         }
+        if gate::is_preflight(&req.head) {
+            return match &req.cors {
+                Some(origin) => {
+                    let reply = LocalReply::json(204, serde_json::Value::Null)
+                        .with_headers(&gate::preflight_headers(origin));
+                    self.log_local(&req, 204);
+                    self.reply(
+                        ctx,
+                        reply,
+                        !req.head.keep_alive || req.head.body != RequestBody::None,
+                    );
+                }
+                None => self.refuse(
+                    ctx,
+                    &req,
+                    "-",
+                    Refusal::new(403, "cors", "Origin", "origin not allowed"),
+                ),
+            };
+        }
+        match local::endpoint(&req.head.method, req.head.path()) {
+            Some(Endpoint::LoginPage) => {
+                self.log_local(&req, 200);
+                let close = !req.head.keep_alive || req.head.body != RequestBody::None;
+                return self.reply(ctx, LocalReply::login_page(), close);
+            }
+            Some(Endpoint::Login) => {
+                return self.read_body(ctx, req, Purpose::Login, LOGIN_BODY_LIMIT)
+            }
+            _ => {}
+        }
+        match gate::authenticate(&req.head, ctx.cfg, ctx.sessions, ctx.now) {
+            Authn::Principal(p) => self.authorized(ctx, req, p),
+            Authn::AskRpcd(session) => self.ask_rpcd(ctx, req, session, "write"),
+            Authn::Missing => self.unauthorized(ctx, &req, "authentication required"),
+            Authn::Invalid => self.unauthorized(ctx, &req, "invalid or expired credentials"),
+        }
+    }
+
+    fn unauthorized(&mut self, ctx: &mut Ctx, req: &Request, why: &str) {
+        let r = Refusal::new(401, "auth", "Authorization", why);
+        self.refuse(ctx, req, "-", r);
+    }
+
+    /// An authenticated request: our endpoint, or the Docker API if the
+    /// policy lets it through.
+    fn authorized(&mut self, ctx: &mut Ctx, req: Request, principal: Principal) {
+        if let Some(ep) = local::endpoint(&req.head.method, req.head.path()) {
+            return self.local_endpoint(ctx, req, principal, ep);
+        }
+        match gate::authorize(&req.head, &principal, ctx.cfg) {
+            Ok(Pass {
+                route,
+                check: Some((kind, policy)),
+            }) => {
+                let limit = policy.max_body_bytes;
+                let purpose = Purpose::Check {
+                    kind,
+                    policy,
+                    principal: principal.name,
+                    route: route.pattern,
+                };
+                self.read_body(ctx, req, purpose, limit);
+            }
+            Ok(Pass { check: None, .. }) => {
+                ctx.stats.allowed += 1;
+                self.forward(ctx, req, None);
+            }
+            Err(r) if ctx.cfg.dry_run && r.is_policy() => {
+                self.audit(ctx, &req, &principal.name, &r, true);
+                self.forward(ctx, req, None);
+            }
+            Err(r) => self.refuse(ctx, &req, &principal.name, r),
+        }
+    }
+
+    fn local_endpoint(&mut self, ctx: &mut Ctx, req: Request, principal: Principal, ep: Endpoint) {
+        let state_changing = req.head.method != "GET" && req.head.method != "HEAD";
+        if principal.ambient && state_changing && req.cors.is_none() {
+            let r = Refusal::new(
+                403,
+                "csrf",
+                "Origin",
+                "cross-site request refused: Origin missing or not allowed",
+            );
+            return self.refuse(ctx, &req, &principal.name, r);
+        }
+        let reply = match ep {
+            Endpoint::Status => {
+                local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.len(), ctx.now)
+            }
+            Endpoint::WhoAmI => LocalReply::json(
+                200,
+                json!({ "name": principal.name, "role": principal.role }),
+            ),
+            Endpoint::Ticket => {
+                let ticket = ctx.sessions.create(
+                    SessionKind::Ticket,
+                    principal.clone(),
+                    TICKET_TTL,
+                    ctx.now,
+                );
+                match ticket {
+                    Ok(t) => LocalReply::json(
+                        200,
+                        json!({ "ticket": t, "expires_in": TICKET_TTL.as_secs() }),
+                    ),
+                    Err(_) => LocalReply::error(503, "no randomness available"),
+                }
+            }
+            Endpoint::Logout => {
+                if let Some(id) = req
+                    .head
+                    .header("cookie")
+                    .and_then(|c| parse_cookie(c, COOKIE))
+                {
+                    ctx.sessions.remove(&id);
+                }
+                LocalReply::json(200, json!({ "message": "logged out" })).with_headers(&format!(
+                    "Set-Cookie: {COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
+                ))
+            }
+            _ => LocalReply::error(404, "no such dockermand endpoint"),
+        };
+        self.log_local(&req, reply.status);
+        let close = !req.head.keep_alive || req.head.body != RequestBody::None;
+        let reply = match &req.cors {
+            Some(origin) => reply.with_headers(&gate::cors_headers(origin)),
+            None => reply,
+        };
+        self.reply(ctx, reply, close);
+    }
+
+    fn ask_rpcd(&mut self, ctx: &mut Ctx, req: Request, session: String, function: &'static str) {
+        let Some(rpcd) = &ctx.cfg.auth.rpcd else {
+            return self.unauthorized(ctx, &req, "invalid or expired credentials");
+        };
+        let check = match AccessCheck::spawn(rpcd, &session, function) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("cannot run {}: {e}", rpcd.ubus);
+                let r = Refusal::new(
+                    503,
+                    "rpcd",
+                    "Authorization",
+                    "the router's session service is unavailable",
+                );
+                return self.refuse(ctx, &req, "-", r);
+            }
+        };
+        if let Some(fd) = check.fd() {
+            let token = Token(self.base_token.0 + 2);
+            if ctx
+                .registry
+                .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                .is_err()
+            {
+                let r = Refusal::new(
+                    503,
+                    "rpcd",
+                    "Authorization",
+                    "the router's session service is unavailable",
+                );
+                return self.refuse(ctx, &req, "-", r);
+            }
+        }
+        self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
+        self.phase = Phase::Rpcd(Box::new(RpcdWait {
+            req,
+            session,
+            check,
+        }));
+    }
+
+    fn rpcd(&mut self, ctx: &mut Ctx, mut wait: Box<RpcdWait>) {
+        let Some(access) = wait.check.poll() else {
+            self.phase = Phase::Rpcd(wait);
+            return;
+        };
+        self.stop_rpcd(ctx, &mut wait);
+        let RpcdWait {
+            req,
+            session,
+            check,
+        } = *wait;
+        let role = match (access, check.function) {
+            (true, "write") => "operator",
+            (true, _) => "read",
+            (false, "write") => return self.ask_rpcd(ctx, req, session, "read"),
+            (false, _) => return self.unauthorized(ctx, &req, "invalid or expired credentials"),
+        };
+        let principal = Principal {
+            name: format!("rpcd:{}", &session[..8.min(session.len())]),
+            role: role.into(),
+            ambient: false,
+        };
+        ctx.sessions.insert(
+            &session,
+            SessionKind::Rpcd,
+            principal.clone(),
+            RPCD_CACHE,
+            ctx.now,
+        );
+        self.authorized(ctx, req, principal);
+    }
+
+    fn stop_rpcd(&mut self, ctx: &mut Ctx, wait: &mut RpcdWait) {
+        if let Some(fd) = wait.check.fd() {
+            let _ = ctx.registry.deregister(&mut SourceFd(&fd));
+        }
+        wait.check.reap();
+    }
+
+    /// Reads a whole (bounded) request body before deciding on it.
+    fn read_body(&mut self, ctx: &mut Ctx, req: Request, purpose: Purpose, limit: usize) {
+        let framing = match req.head.body {
+            RequestBody::None => Framing::Length(0),
+            RequestBody::Length(n) if n > limit as u64 => {
+                let r = Refusal {
+                    route: purpose.route(),
+                    ..Refusal::new(413, "body_size", "Content-Length", "request body too large")
+                };
+                let who = purpose.principal().to_string();
+                return self.refuse(ctx, &req, &who, r);
+            }
+            RequestBody::Length(n) => Framing::Length(n),
+            RequestBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
+        };
+        let expects = req
+            .head
+            .header("expect")
+            .is_some_and(|e| e.eq_ignore_ascii_case(b"100-continue"));
+        self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
+        self.phase = Phase::Body(Box::new(BodyRead {
+            req,
+            purpose,
+            raw: Vec::new(),
+            framing,
+            limit,
+            interim: if expects {
+                b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()
+            } else {
+                Vec::new()
+            },
+        }));
+    }
+
+    fn body(&mut self, ctx: &mut Ctx, mut b: Box<BodyRead>) {
+        while !b.interim.is_empty() && self.front.writable {
+            match self.front.write(&b.interim) {
+                Ok(Some(n)) => drop(b.interim.drain(..n)),
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        loop {
+            let done = match &b.framing {
+                Framing::Length(n) => *n == 0,
+                Framing::Chunked(t) => t.is_done(),
+                Framing::UntilEof => true,
+            };
+            if done {
+                return self.body_complete(ctx, b);
+            }
+            if !self.front.readable {
+                self.phase = Phase::Body(b);
+                return;
+            }
+            // Framing overhead may come on top of the data limit.
+            if b.raw.len() > b.limit + b.limit / 4 + 1024 {
+                let r = Refusal {
+                    route: b.purpose.route(),
+                    ..Refusal::new(413, "body_size", "body", "request body too large")
+                };
+                let who = b.purpose.principal().to_string();
+                return self.refuse(ctx, &b.req, &who, r);
+            }
+            let scratch = &mut ctx.res.scratch;
+            let got = match &mut b.framing {
+                Framing::Length(n) => {
+                    let want = (*n).min(scratch.len() as u64) as usize;
+                    match self.front.read(&mut scratch[..want]) {
+                        Ok(Some(0)) | Err(_) => return,
+                        Ok(Some(k)) => {
+                            *n -= k as u64;
+                            k
+                        }
+                        Ok(None) => continue,
+                    }
+                }
+                Framing::Chunked(t) => match self.front.peek(&mut scratch[..]) {
+                    Ok(Some(0)) | Err(_) => return,
+                    Ok(Some(k)) => match t.advance(&scratch[..k]) {
+                        Ok(used) => used,
+                        Err(e) => {
+                            ctx.stats.rejected += 1;
+                            return self.reply_error(ctx, 400, e.message(), true);
+                        }
+                    },
+                    Ok(None) => continue,
+                },
+                Framing::UntilEof => 0,
+            };
+            b.raw.extend_from_slice(&ctx.res.scratch[..got]);
+            // Chunked input was only peeked at: take exactly what was used.
+            if matches!(b.framing, Framing::Chunked(_))
+                && self.front.consume(&mut ctx.res.scratch, got).is_err()
+            {
+                return;
+            }
+        }
+    }
+
+    fn body_complete(&mut self, ctx: &mut Ctx, b: Box<BodyRead>) {
+        let BodyRead {
+            mut req,
+            purpose,
+            raw,
+            ..
+        } = *b;
+        let body = if req.head.body == RequestBody::Chunked {
+            match chunked::decode(&raw) {
+                Ok(body) => body,
+                Err(e) => return self.reply_error(ctx, 400, e.message(), true),
+            }
+        } else {
+            raw
+        };
+        match purpose {
+            Purpose::Login => self.login(ctx, req, &body),
+            Purpose::Check {
+                kind,
+                policy,
+                principal,
+                route,
+            } => {
+                let content_type = req.head.header("content-type").map(<[u8]>::to_vec);
+                let verdict = check_body(
+                    kind,
+                    content_type.as_deref(),
+                    &body,
+                    &policy,
+                    &resolve_on_host,
+                );
+                if let Err(d) = verdict {
+                    let status = if d.rule == "body_size" { 413 } else { 403 };
+                    let r = Refusal {
+                        route,
+                        ..Refusal::new(
+                            status,
+                            d.rule,
+                            &d.field,
+                            format!("denied by rule {}: {}", d.rule, d.message),
+                        )
+                    };
+                    if !ctx.cfg.dry_run {
+                        return self.refuse(ctx, &req, &principal, r);
+                    }
+                    self.audit(ctx, &req, &principal, &r, true);
+                } else {
+                    ctx.stats.allowed += 1;
+                }
+                // dockerd gets exactly the bytes we checked, with a length.
+                req.head.headers.retain(|(n, _)| {
+                    !(n.eq_ignore_ascii_case("content-length")
+                        || n.eq_ignore_ascii_case("transfer-encoding")
+                        || n.eq_ignore_ascii_case("expect"))
+                });
+                req.head
+                    .headers
+                    .push(("Content-Length".into(), body.len().to_string().into_bytes()));
+                req.head.body = RequestBody::Length(body.len() as u64);
+                self.forward(ctx, req, Some(body));
+            }
+        }
+    }
+
+    fn login(&mut self, ctx: &mut Ctx, req: Request, body: &[u8]) {
+        if req.head.header("origin").is_some() && req.cors.is_none() {
+            let r = Refusal::new(403, "csrf", "Origin", "cross-site login refused");
+            return self.refuse(ctx, &req, "-", r);
+        }
+        let ip = self.peer_ip;
+        if !ctx.sessions.login_allowed(ip, ctx.now) {
+            let r = Refusal::new(
+                429,
+                "login_rate",
+                "username",
+                "too many failed logins; try again later",
+            );
+            return self.refuse(ctx, &req, "-", r);
+        }
+        let parsed: Option<LoginRequest> = serde_json::from_slice(body).ok();
+        let user = parsed
+            .as_ref()
+            .and_then(|l| ctx.cfg.auth.find_user(&l.username, &l.password));
+        let Some(user) = user else {
+            ctx.sessions.login_failed(ip, ctx.now);
+            let r = Refusal::new(401, "login", "password", "wrong user name or password");
+            return self.refuse(ctx, &req, "-", r);
+        };
+        ctx.sessions.login_succeeded(ip);
+        let principal = Principal {
+            name: format!("user:{}", user.name),
+            role: user.role.clone(),
+            ambient: true,
+        };
+        let ttl = ctx.cfg.auth.session_ttl;
+        let reply = match ctx
+            .sessions
+            .create(SessionKind::Login, principal.clone(), ttl, ctx.now)
+        {
+            Ok(id) => LocalReply::json(200, json!({ "name": user.name, "role": user.role }))
+                .with_headers(&format!(
+                    "Set-Cookie: {COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}\r\n",
+                    ttl.as_secs()
+                )),
+            Err(_) => LocalReply::error(503, "no randomness available"),
+        };
+        log::info!("{} login as {} ({})", self.peer, user.name, user.role);
+        self.log_local(&req, reply.status);
+        let reply = match &req.cors {
+            Some(origin) => reply.with_headers(&gate::cors_headers(origin)),
+            None => reply,
+        };
+        self.reply(ctx, reply, !req.head.keep_alive);
+    }
+
+    /// Logs a denial on one line and answers it.
+    fn refuse(&mut self, ctx: &mut Ctx, req: &Request, principal: &str, r: Refusal) {
+        self.audit(ctx, req, principal, &r, false);
+        let mut reply = LocalReply::error(r.status, &r.message);
+        if r.status == 401 {
+            reply = reply.with_headers("WWW-Authenticate: Bearer realm=\"dockermand\"\r\n");
+        }
+        if let Some(origin) = &req.cors {
+            reply = reply.with_headers(&gate::cors_headers(origin));
+        }
+        // Unread body bytes would be taken for the next request.
+        let close = !req.head.keep_alive || req.head.body != RequestBody::None;
+        self.reply(ctx, reply, close);
+    }
+
+    fn audit(&mut self, ctx: &mut Ctx, req: &Request, principal: &str, r: &Refusal, dry: bool) {
+        ctx.stats.deny(r.rule);
+        log::warn!(
+            "{} principal={} addr={} method={} path={} route={} rule={} field={} status={}",
+            if dry { "would deny" } else { "deny" },
+            principal,
+            self.peer,
+            req.head.method,
+            req.head.path(),
+            r.route,
+            r.rule,
+            r.field,
+            r.status
+        );
+    }
+
+    fn log_local(&self, req: &Request, status: u16) {
+        log::info!(
+            "{} \"{} {}\" {status} local",
+            self.peer,
+            req.head.method,
+            req.head.target
+        );
+    }
+
+    fn forward(&mut self, ctx: &mut Ctx, req: Request, body: Option<Vec<u8>>) {
+        let Request { head, cors } = req;
         if self.back.is_none() {
             match ctx.cfg.upstream.connect() {
                 Ok(stream) => {
                     let mut side = Side::new(stream);
                     let interest = Interest::READABLE | Interest::WRITABLE;
+                    let token = Token(self.base_token.0 + 1);
                     if ctx
                         .registry
-                        .register(&mut side.stream, self.back_token, interest)
+                        .register(&mut side.stream, token, interest)
                         .is_err()
                     {
                         self.upstream_unavailable(ctx, &head, "cannot register upstream socket");
@@ -301,18 +854,18 @@ impl Connection {
             }
         }
         let copy_only = !ctx.res.splice_enabled;
-        let mut up = Flow::new(
-            match head.body {
-                RequestBody::None => Framing::Length(0),
-                RequestBody::Length(n) => Framing::Length(n),
-                RequestBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
-            },
-            copy_only,
-        );
+        let framing = match (&body, head.body) {
+            (Some(_), _) | (None, RequestBody::None) => Framing::Length(0),
+            (None, RequestBody::Length(n)) => Framing::Length(n),
+            (None, RequestBody::Chunked) => Framing::Chunked(ChunkedTracker::new()),
+        };
+        let mut up = Flow::new(framing, copy_only);
         up.queue(&head.encode_upstream());
-        let path = head.path();
+        if let Some(body) = &body {
+            up.queue(body);
+        }
         let summary = Summary {
-            hijackable: head.method == "POST" && is_hijack_route(path),
+            hijackable: head.method == "POST" && is_hijack_route(head.path()),
             is_head: head.is_head(),
             http10: head.minor_version == 0,
             keep_alive: head.keep_alive,
@@ -320,6 +873,7 @@ impl Connection {
             method: head.method,
             target: head.target,
             started: ctx.now,
+            cors,
         };
         self.deadline = None;
         self.phase = Phase::Exchange(Box::new(Exchange {
@@ -537,11 +1091,11 @@ impl Connection {
     }
 
     fn reply_error(&mut self, ctx: &mut Ctx, status: u16, message: &str, close: bool) {
-        let bytes = local::error_response(status, message, close);
-        self.reply(bytes, close, ctx);
+        self.reply(ctx, LocalReply::error(status, message), close);
     }
 
-    fn reply(&mut self, out: Vec<u8>, close: bool, ctx: &mut Ctx) {
+    fn reply(&mut self, ctx: &mut Ctx, reply: LocalReply, close: bool) {
+        let out = reply.encode(close);
         self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
         self.phase = Phase::Local(Box::new(Local {
             out,
@@ -621,7 +1175,7 @@ fn read_response_head(
     }
     if head.is_interim() {
         if !ex.req.http10 {
-            ex.down.queue(&head.encode_for_client(false));
+            ex.down.queue(&head.encode_for_client(false, ""));
         }
         return Ok(true);
     }
@@ -635,7 +1189,13 @@ fn read_response_head(
         && (!ex.req.keep_alive
             || !head.keep_alive && head.body == ResponseBody::UntilClose
             || ctx.shutting_down);
-    ex.down.queue(&head.encode_for_client(close_client));
+    let cors = ex
+        .req
+        .cors
+        .as_deref()
+        .map(gate::cors_headers)
+        .unwrap_or_default();
+    ex.down.queue(&head.encode_for_client(close_client, &cors));
     ex.down.set_framing(match head.body {
         ResponseBody::None => Framing::Length(0),
         ResponseBody::Length(n) => Framing::Length(n),
@@ -692,7 +1252,7 @@ fn flow_error(what: &'static str, e: &FlowError) -> &'static str {
 /// `POST .../containers/{id}/attach` and `POST .../exec/{id}/start`, with or
 /// without an API version prefix: dockerd hijacks these connections.
 fn is_hijack_route(path: &str) -> bool {
-    let path = local::strip_version(path);
+    let path = crate::route::strip_version(path);
     (path.starts_with("/containers/") && path.ends_with("/attach"))
         || (path.starts_with("/exec/") && path.ends_with("/start"))
 }

@@ -7,17 +7,26 @@
 //! `chunked` and `pool`) moves the bytes, `local` answers what we answer
 //! ourselves, and `server` is the event loop that ties them together.
 
+pub mod auth;
+pub mod base64;
 pub mod chunked;
 pub mod config;
 pub mod connection;
+pub mod digest;
+pub mod gate;
 pub mod http;
 pub mod listener;
 pub mod local;
 pub mod logger;
+pub mod policy;
 pub mod pool;
 pub mod relay;
 pub mod request;
 pub mod response;
+pub mod route;
+pub mod rpcd;
 pub mod server;
+pub mod sha1;
 pub mod signals;
 pub mod upstream;
+pub mod websocket;

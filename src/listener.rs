@@ -2,6 +2,7 @@
 //! client connections.
 
 use std::io;
+use std::net::IpAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 
@@ -50,16 +51,18 @@ impl Listener {
         })
     }
 
-    /// Next pending client and its address; `Ok(None)` when there is none.
-    pub fn accept(&self) -> io::Result<Option<(Stream, String)>> {
+    /// Next pending client, its address for logs and its IP for rate
+    /// limits (unspecified on unix sockets); `Ok(None)` when there is none.
+    pub fn accept(&self) -> io::Result<Option<(Stream, String, IpAddr)>> {
         let r = match &self.socket {
             Socket::Tcp(l) => l.accept().map(|(s, a)| {
                 let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), a.to_string())
+                (Stream::Tcp(s), a.to_string(), a.ip())
             }),
-            Socket::Unix(l, path) => l
-                .accept()
-                .map(|(s, _)| (Stream::Unix(s), format!("unix:{}", path.display()))),
+            Socket::Unix(l, path) => l.accept().map(|(s, _)| {
+                let ip = IpAddr::from([0, 0, 0, 0]);
+                (Stream::Unix(s), format!("unix:{}", path.display()), ip)
+            }),
         };
         match r {
             Ok(pair) => Ok(Some(pair)),

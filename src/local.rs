@@ -1,13 +1,13 @@
 //! Replies dockermand makes itself: its own endpoints under `/_dockermand/`
 //! (a prefix no Docker API route can take) and Docker-style error replies.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde_json::json;
 
 use crate::config::Config;
 use crate::pool::Resources;
-use crate::request::RequestHead;
 
 pub const PREFIX: &str = "/_dockermand/";
 
@@ -16,9 +16,13 @@ pub struct Stats {
     pub started: Instant,
     pub connections_active: usize,
     pub connections_total: u64,
+    pub consoles_active: usize,
     pub requests: u64,
     pub rejected: u64,
     pub upstream_errors: u64,
+    pub allowed: u64,
+    /// Denials per policy rule (dry-run "would deny" included).
+    pub denied: BTreeMap<&'static str, u64>,
 }
 
 impl Stats {
@@ -27,103 +31,168 @@ impl Stats {
             started: now,
             connections_active: 0,
             connections_total: 0,
+            consoles_active: 0,
             requests: 0,
             rejected: 0,
             upstream_errors: 0,
+            allowed: 0,
+            denied: BTreeMap::new(),
         }
     }
+
+    pub fn deny(&mut self, rule: &'static str) {
+        *self.denied.entry(rule).or_insert(0) += 1;
+    }
+}
+
+/// Our endpoints, by path under the prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    LoginPage,
+    Login,
+    Logout,
+    Status,
+    WhoAmI,
+    Ticket,
+    Echo,
+    Console(String),
+    Unknown,
+}
+
+/// `None` when the path belongs to the Docker API.
+pub fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
+    if path == "/_dockermand" {
+        return Some(Endpoint::Unknown);
+    }
+    let rest = path.strip_prefix(PREFIX)?;
+    Some(match (method, rest) {
+        ("GET" | "HEAD", "" | "login") => Endpoint::LoginPage,
+        ("POST", "login") => Endpoint::Login,
+        ("POST", "logout") => Endpoint::Logout,
+        ("GET" | "HEAD", "status") => Endpoint::Status,
+        ("GET", "whoami") => Endpoint::WhoAmI,
+        ("POST", "ticket") => Endpoint::Ticket,
+        ("GET", "echo") => Endpoint::Echo,
+        ("GET", r) => match r
+            .strip_prefix("containers/")
+            .and_then(|r| r.strip_suffix("/console"))
+        {
+            Some(id) if !id.is_empty() && !id.contains('/') => Endpoint::Console(id.to_string()),
+            _ => Endpoint::Unknown,
+        },
+        _ => Endpoint::Unknown,
+    })
 }
 
 pub struct LocalReply {
     pub status: u16,
+    content_type: &'static str,
     body: String,
+    /// Extra header lines, each ending in CRLF.
+    pub headers: String,
 }
 
 impl LocalReply {
+    pub fn json(status: u16, value: serde_json::Value) -> LocalReply {
+        LocalReply {
+            status,
+            content_type: "application/json",
+            body: value.to_string(),
+            headers: String::new(),
+        }
+    }
+
+    /// Docker's error form: `{"message": ...}`.
+    pub fn error(status: u16, message: &str) -> LocalReply {
+        LocalReply::json(status, json!({ "message": message }))
+    }
+
+    pub fn login_page() -> LocalReply {
+        LocalReply {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: LOGIN_PAGE.to_string(),
+            headers: "Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\nX-Frame-Options: DENY\r\n".into(),
+        }
+    }
+
+    pub fn with_headers(mut self, lines: &str) -> LocalReply {
+        self.headers.push_str(lines);
+        self
+    }
+
     pub fn encode(&self, close: bool) -> Vec<u8> {
-        encode(self.status, &self.body, close)
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}{}Server: dockermand\r\n\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len(),
+            self.headers,
+            if close { "Connection: close\r\n" } else { "" },
+        )
+        .into_bytes();
+        out.extend_from_slice(self.body.as_bytes());
+        out
     }
 }
 
-pub fn is_local(path: &str) -> bool {
-    path.starts_with(PREFIX) || path == "/_dockermand"
-}
-
-pub fn answer(
-    head: &RequestHead,
+pub fn status(
     stats: &Stats,
     res: &Resources,
     cfg: &Config,
+    sessions: usize,
     now: Instant,
 ) -> LocalReply {
-    let route = head.path().strip_prefix(PREFIX).unwrap_or("");
-    match (head.method.as_str(), route) {
-        ("GET" | "HEAD", "status") => LocalReply {
-            status: 200,
-            body: status_json(stats, res, cfg, now),
-        },
-        (_, "status") => error(405, "method not allowed"),
-        _ => error(404, "no such dockermand endpoint"),
-    }
-}
-
-fn status_json(stats: &Stats, res: &Resources, cfg: &Config, now: Instant) -> String {
-    json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": now.duration_since(stats.started).as_secs(),
-        "upstream": cfg.upstream.to_string(),
-        "connections": {
-            "active": stats.connections_active,
-            "total": stats.connections_total,
-            "max": cfg.max_connections,
-        },
-        "requests": {
-            "total": stats.requests,
-            "rejected": stats.rejected,
-            "upstream_errors": stats.upstream_errors,
-        },
-        "bytes": {
-            "spliced": res.bytes.spliced,
-            "copied": res.bytes.copied,
-        },
-        "buffers_in_use": res.buffers_in_use,
-        "pipes_in_use": res.pipes_in_use,
-        "splice": res.splice_enabled,
-    })
-    .to_string()
-}
-
-fn error(status: u16, message: &str) -> LocalReply {
-    LocalReply {
-        status,
-        body: json!({ "message": message }).to_string(),
-    }
-}
-
-/// A complete error reply in Docker's `{"message": ...}` form.
-pub fn error_response(status: u16, message: &str, close: bool) -> Vec<u8> {
-    error(status, message).encode(close)
-}
-
-fn encode(status: u16, body: &str, close: bool) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}Server: dockermand\r\n\r\n{body}",
-        reason(status),
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" },
+    LocalReply::json(
+        200,
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": now.duration_since(stats.started).as_secs(),
+            "upstream": cfg.upstream.to_string(),
+            "connections": {
+                "active": stats.connections_active,
+                "total": stats.connections_total,
+                "max": cfg.max_connections,
+                "consoles": stats.consoles_active,
+            },
+            "requests": {
+                "total": stats.requests,
+                "rejected": stats.rejected,
+                "upstream_errors": stats.upstream_errors,
+            },
+            "policy": {
+                "allowed": stats.allowed,
+                "denied": stats.denied,
+                "dry_run": cfg.dry_run,
+            },
+            "bytes": {
+                "spliced": res.bytes.spliced,
+                "copied": res.bytes.copied,
+            },
+            "sessions": sessions,
+            "buffers_in_use": res.buffers_in_use,
+            "pipes_in_use": res.pipes_in_use,
+            "splice": res.splice_enabled,
+        }),
     )
-    .into_bytes()
 }
 
 fn reason(status: u16) -> &'static str {
     match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
         200 => "OK",
+        204 => "No Content",
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        413 => "Content Too Large",
         417 => "Expectation Failed",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
@@ -131,40 +200,59 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-/// The path without dockerd's optional `/v{version:[0-9.]+}` prefix.
-pub fn strip_version(path: &str) -> &str {
-    let Some(rest) = path.strip_prefix("/v") else {
-        return path;
-    };
-    let digits = rest
-        .bytes()
-        .take_while(|b| b.is_ascii_digit() || *b == b'.')
-        .count();
-    if digits == 0 {
-        return path;
-    }
-    match rest[digits..].as_bytes().first() {
-        Some(b'/') => &rest[digits..],
-        _ => path,
-    }
-}
+const LOGIN_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>dockermand</title>
+<style>body{font:16px sans-serif;max-width:22em;margin:4em auto}input,button{display:block;width:100%;margin:.5em 0;padding:.4em}#msg{color:#b00}</style>
+</head><body>
+<h1>dockermand</h1>
+<form id="f"><input name="username" placeholder="user" autocomplete="username" required>
+<input name="password" type="password" placeholder="password" autocomplete="current-password" required>
+<button>Log in</button></form><p id="msg"></p>
+<script>
+document.getElementById('f').onsubmit = async e => {
+  e.preventDefault();
+  const d = new FormData(e.target);
+  const r = await fetch('/_dockermand/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
+    body: JSON.stringify({username: d.get('username'), password: d.get('password')})});
+  const j = await r.json();
+  document.getElementById('msg').textContent = r.ok ? 'Logged in as ' + j.name + ' (' + j.role + ')' : j.message;
+};
+</script></body></html>
+"#;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn version_prefix() {
-        assert_eq!(strip_version("/v1.47/containers/json"), "/containers/json");
-        assert_eq!(strip_version("/v1/x"), "/x");
-        assert_eq!(strip_version("/version"), "/version");
-        assert_eq!(strip_version("/v1.47"), "/v1.47");
-        assert_eq!(strip_version("/volumes"), "/volumes");
+    fn endpoints() {
+        assert_eq!(
+            endpoint("GET", "/_dockermand/status"),
+            Some(Endpoint::Status)
+        );
+        assert_eq!(
+            endpoint("POST", "/_dockermand/login"),
+            Some(Endpoint::Login)
+        );
+        assert_eq!(
+            endpoint("GET", "/_dockermand/containers/abc/console"),
+            Some(Endpoint::Console("abc".into()))
+        );
+        assert_eq!(
+            endpoint("GET", "/_dockermand/containers/a/b/console"),
+            Some(Endpoint::Unknown)
+        );
+        assert_eq!(
+            endpoint("DELETE", "/_dockermand/status"),
+            Some(Endpoint::Unknown)
+        );
+        assert_eq!(endpoint("GET", "/containers/json"), None);
     }
 
     #[test]
     fn error_reply_is_docker_style() {
-        let out = String::from_utf8(error_response(400, "bad \"thing\"", true)).unwrap();
+        let out = String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true)).unwrap();
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(out.contains("Connection: close\r\n"));
         assert!(out.ends_with("\r\n\r\n{\"message\":\"bad \\\"thing\\\"\"}"));

@@ -1,7 +1,11 @@
 use std::process::ExitCode;
 
+use dockermand::auth::PasswordHash;
 use dockermand::config::{Command, Config, USAGE};
-use dockermand::{logger, server::Server};
+use dockermand::{digest, logger, server::Server};
+
+/// Work factor for new password hashes: about 0.1 s on a router.
+const PASSWORD_ITERATIONS: u32 = 20_000;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +19,11 @@ fn main() -> ExitCode {
             println!("dockermand {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Ok(Command::HashToken(token)) => {
+            println!("{}", digest::hex(&digest::sha256(token.as_bytes())));
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::HashPassword) => return hash_password(),
         Err(e) => {
             eprintln!("dockermand: {e}");
             return ExitCode::from(2);
@@ -26,6 +35,29 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn hash_password() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err() {
+        eprintln!("dockermand: cannot read the password from stdin");
+        return ExitCode::from(2);
+    }
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        eprintln!("dockermand: empty password");
+        return ExitCode::from(2);
+    }
+    match PasswordHash::create(password, PASSWORD_ITERATIONS) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dockermand: {e}");
             ExitCode::FAILURE
         }
     }

@@ -44,8 +44,9 @@ impl ResponseHead {
     }
 
     /// The head as the client gets it. `close` says the gateway will close
-    /// the client connection after this response.
-    pub fn encode_for_client(&self, close: bool) -> Vec<u8> {
+    /// the client connection after this response; `extra` are header lines
+    /// of ours (CORS), each ending in CRLF.
+    pub fn encode_for_client(&self, close: bool, extra: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());
         for (name, value) in &self.headers {
@@ -54,6 +55,7 @@ impl ResponseHead {
             out.extend_from_slice(value);
             out.extend_from_slice(b"\r\n");
         }
+        out.extend_from_slice(extra.as_bytes());
         if let Some(upgrade) = &self.upgrade {
             out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
             out.extend_from_slice(upgrade);
@@ -227,7 +229,7 @@ mod tests {
         let raw = b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
         let r = parse(raw, false).unwrap().unwrap();
         assert_eq!(r.upgrade.as_deref(), Some(&b"tcp"[..]));
-        let out = String::from_utf8(r.encode_for_client(false)).unwrap();
+        let out = String::from_utf8(r.encode_for_client(false, "")).unwrap();
         assert_eq!(out, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
     }
 
@@ -235,7 +237,7 @@ mod tests {
     fn client_head_drops_hop_by_hop() {
         let raw = b"HTTP/1.1 200 OK\r\nConnection: X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Docker-Container-Path-Stat: e30=\r\n\r\n";
         let r = parse(raw, true).unwrap().unwrap();
-        let out = String::from_utf8(r.encode_for_client(true)).unwrap();
+        let out = String::from_utf8(r.encode_for_client(true, "")).unwrap();
         assert_eq!(
             out,
             "HTTP/1.1 200 OK\r\nX-Docker-Container-Path-Stat: e30=\r\nConnection: close\r\n\r\n"

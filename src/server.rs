@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
+use crate::auth::Sessions;
 use crate::config::{Command, Config};
 use crate::connection::{Connection, Ctx};
 use crate::listener::Listener;
@@ -20,9 +21,10 @@ use crate::signals::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const LISTENER_BASE: usize = 1;
-/// Connection tokens start here: `CONN_BASE + 2 * slot` for the client,
-/// one more for its upstream socket.
+/// Connection tokens start here: `CONN_BASE + TOKENS_PER_CONN * slot` for
+/// the client, then its upstream socket and a helper process's pipe.
 const CONN_BASE: usize = 1 << 16;
+const TOKENS_PER_CONN: usize = 3;
 
 struct Slot {
     conn: Connection,
@@ -40,6 +42,7 @@ pub struct Server {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     res: Resources,
     stats: Stats,
+    sessions: Sessions,
     signals: Signals,
     /// Set on SIGTERM: when in-flight work is cut off.
     stop_at: Option<Instant>,
@@ -59,6 +62,7 @@ impl Server {
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice),
             stats: Stats::new(Instant::now()),
+            sessions: Sessions::default(),
             poll,
             args,
             listeners: Vec::new(),
@@ -108,10 +112,10 @@ impl Server {
                 match ev.token() {
                     SIGNAL_TOKEN => self.on_signals(),
                     Token(t) if t >= CONN_BASE => {
-                        let slot = (t - CONN_BASE) / 2;
-                        let front = (t - CONN_BASE) % 2 == 0;
+                        let slot = (t - CONN_BASE) / TOKENS_PER_CONN;
+                        let which = (t - CONN_BASE) % TOKENS_PER_CONN;
                         self.with_conn(slot, |conn, ctx| {
-                            conn.note_event(front, ev);
+                            conn.note_event(which, ev);
                             conn.drive(ctx);
                         });
                     }
@@ -152,6 +156,7 @@ impl Server {
             res: &mut self.res,
             cfg: &self.cfg,
             stats: &mut self.stats,
+            sessions: &mut self.sessions,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
         };
@@ -189,7 +194,7 @@ impl Server {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
-            let (stream, peer) = match listener.accept() {
+            let (stream, peer, peer_ip) = match listener.accept() {
                 Ok(Some(pair)) => pair,
                 Ok(None) => return,
                 Err(e) => {
@@ -201,7 +206,7 @@ impl Server {
                 self.slots.push(None);
                 self.slots.len() - 1
             });
-            let front_token = Token(CONN_BASE + 2 * slot);
+            let front_token = Token(CONN_BASE + TOKENS_PER_CONN * slot);
             let mut side = Side::new(stream);
             let interest = Interest::READABLE | Interest::WRITABLE;
             if let Err(e) = self
@@ -213,13 +218,7 @@ impl Server {
                 self.free.push(slot);
                 continue;
             }
-            let conn = Connection::new(
-                side,
-                Token(front_token.0 + 1),
-                peer,
-                Instant::now(),
-                &self.cfg,
-            );
+            let conn = Connection::new(side, front_token, peer, peer_ip, Instant::now(), &self.cfg);
             self.stats.connections_active += 1;
             self.stats.connections_total += 1;
             self.slots[slot] = Some(Slot { conn, armed: None });

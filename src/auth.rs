@@ -1,0 +1,511 @@
+//! Who is asking: principals, roles, credentials (bearer tokens, our own
+//! login sessions, the router's rpcd sessions), login rate limits, and what
+//! a role may do.
+//!
+//! Credential parsing is pure; sessions and rate limits are small bounded
+//! tables owned by the event loop.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::digest::{ct_eq, from_hex, hex, pbkdf2_sha256, random_bytes, sha256};
+use crate::policy::Policy;
+use crate::route::Class;
+
+/// Name of our session cookie.
+pub const COOKIE: &str = "dockermand_session";
+/// Most live sessions (own logins, cached rpcd checks, tickets) kept.
+pub const MAX_SESSIONS: usize = 1024;
+/// Failed logins from one address allowed per window before 429.
+pub const LOGIN_FAILURES: u32 = 5;
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+/// Addresses tracked by the rate limiter at once.
+const MAX_TRACKED: usize = 4096;
+/// How long an rpcd answer is trusted before asking again.
+pub const RPCD_CACHE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Role {
+    pub name: String,
+    pub classes: Vec<Class>,
+    /// `None`: every method.
+    pub methods: Option<Vec<String>>,
+    /// `None`: bodies are not checked (admin).
+    pub policy: Option<Policy>,
+}
+
+impl Role {
+    pub fn allows(&self, method: &str, class: Class) -> bool {
+        self.classes.contains(&class)
+            && self
+                .methods
+                .as_ref()
+                .is_none_or(|m| m.iter().any(|x| x == method))
+    }
+}
+
+/// The built-in roles, given the global policy.
+pub fn builtin_roles(policy: &Policy) -> Vec<Role> {
+    let methods = |m: &[&str]| Some(m.iter().map(|s| s.to_string()).collect());
+    vec![
+        Role {
+            name: "read".into(),
+            classes: vec![Class::Read, Class::Logs],
+            methods: methods(&["GET", "HEAD"]),
+            policy: Some(policy.clone()),
+        },
+        Role {
+            name: "operator".into(),
+            classes: Class::ALL.to_vec(),
+            methods: None,
+            policy: Some(policy.clone()),
+        },
+        Role {
+            name: "admin".into(),
+            classes: Class::ALL.to_vec(),
+            methods: None,
+            policy: None,
+        },
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub name: String,
+    pub sha256: [u8; 32],
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub password: PasswordHash,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PasswordHash {
+    pub iterations: u32,
+    pub salt: Vec<u8>,
+    pub hash: [u8; 32],
+}
+
+impl PasswordHash {
+    /// `pbkdf2-sha256$ITERATIONS$SALT_BASE64$HASH_BASE64`
+    pub fn parse(s: &str) -> Result<PasswordHash, String> {
+        let bad = || format!("password hash {s:?} is not pbkdf2-sha256$ITER$SALT$HASH");
+        let parts: Vec<&str> = s.split('$').collect();
+        let [scheme, iter, salt, hash] = parts[..] else {
+            return Err(bad());
+        };
+        let iterations: u32 = iter.parse().map_err(|_| bad())?;
+        let salt = crate::base64::decode(salt.as_bytes()).ok_or_else(bad)?;
+        let hash: [u8; 32] = crate::base64::decode(hash.as_bytes())
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(bad)?;
+        if scheme != "pbkdf2-sha256" || !(1..=10_000_000).contains(&iterations) {
+            return Err(bad());
+        }
+        Ok(PasswordHash {
+            iterations,
+            salt,
+            hash,
+        })
+    }
+
+    pub fn create(password: &str, iterations: u32) -> std::io::Result<String> {
+        let salt = random_bytes::<16>()?;
+        let hash = pbkdf2_sha256(password.as_bytes(), &salt, iterations);
+        Ok(format!(
+            "pbkdf2-sha256${iterations}${}${}",
+            crate::base64::encode(&salt),
+            crate::base64::encode(&hash)
+        ))
+    }
+
+    pub fn verify(&self, password: &str) -> bool {
+        ct_eq(
+            &pbkdf2_sha256(password.as_bytes(), &self.salt, self.iterations),
+            &self.hash,
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpcd {
+    /// The `ubus` program to run.
+    pub ubus: String,
+    /// LuCI ACL group whose `read`/`write` decide the role.
+    pub acl_object: String,
+}
+
+/// Everything about who may do what, from the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuthConfig {
+    pub tokens: Vec<Token>,
+    pub users: Vec<User>,
+    pub rpcd: Option<Rpcd>,
+    pub roles: Vec<Role>,
+    pub session_ttl: Duration,
+}
+
+impl AuthConfig {
+    /// No credentials configured: every request is anonymous admin, which
+    /// the config only allows on loopback and unix listeners.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty() && self.users.is_empty() && self.rpcd.is_none()
+    }
+
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.iter().find(|r| r.name == name)
+    }
+
+    /// The token's principal, comparing against every stored hash.
+    pub fn find_token(&self, presented: &str) -> Option<&Token> {
+        let digest = sha256(presented.as_bytes());
+        let mut found = None;
+        for t in &self.tokens {
+            if ct_eq(&digest, &t.sha256) && found.is_none() {
+                found = Some(t);
+            }
+        }
+        found
+    }
+
+    pub fn find_user(&self, name: &str, password: &str) -> Option<&User> {
+        let user = self.users.iter().find(|u| u.name == name);
+        match user {
+            Some(u) if u.password.verify(password) => Some(u),
+            Some(_) => None,
+            None => {
+                // Same work for unknown users, so timing does not tell.
+                let _ = pbkdf2_sha256(password.as_bytes(), b"dockermand", 10_000);
+                None
+            }
+        }
+    }
+}
+
+/// A credential found in a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// `Authorization: Bearer ...`: a configured token or an rpcd session id.
+    Bearer(String),
+    /// Our session cookie.
+    Cookie(String),
+    /// `Sec-WebSocket-Protocol: dockermand.token.<token>`
+    Subprotocol(String),
+    /// `?ticket=` on a WebSocket upgrade.
+    Ticket(String),
+}
+
+/// `Bearer <token>`; other schemes are not ours.
+pub fn parse_authorization(value: &[u8]) -> Option<String> {
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    if scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && token.bytes().all(|b| b.is_ascii_graphic())
+    {
+        Some(token.to_string())
+    } else {
+        None
+    }
+}
+
+/// The value of cookie `name` in a `Cookie` header (RFC 6265 syntax).
+pub fn parse_cookie(header: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(header).ok()?;
+    text.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        let v = v.trim().trim_matches('"');
+        (k.trim() == name && !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then(|| v.to_string())
+    })
+}
+
+/// A token offered as a WebSocket subprotocol, and the protocol to echo.
+pub fn parse_subprotocol(header: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(header).ok()?;
+    text.split(',').map(str::trim).find_map(|p| {
+        let token = p.strip_prefix("dockermand.token.")?;
+        (!token.is_empty()).then(|| (token.to_string(), p.to_string()))
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: String,
+    /// Authenticated by an ambient credential (cookie): needs CSRF checks.
+    pub ambient: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Login,
+    /// A cached rpcd answer for an rpcd session id.
+    Rpcd,
+    /// A one-time WebSocket ticket.
+    Ticket,
+}
+
+struct Session {
+    kind: SessionKind,
+    principal: Principal,
+    expires: Instant,
+}
+
+/// Live sessions, keyed by the SHA-256 of their secret so a memory dump
+/// does not hand them out.
+#[derive(Default)]
+pub struct Sessions {
+    by_hash: HashMap<[u8; 32], Session>,
+    failures: HashMap<IpAddr, (u32, Instant)>,
+}
+
+impl Sessions {
+    pub fn create(
+        &mut self,
+        kind: SessionKind,
+        principal: Principal,
+        ttl: Duration,
+        now: Instant,
+    ) -> std::io::Result<String> {
+        self.expire(now);
+        if self.by_hash.len() >= MAX_SESSIONS {
+            let oldest = self
+                .by_hash
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.by_hash.remove(&k);
+            }
+        }
+        let secret = hex(&random_bytes::<24>()?);
+        self.insert(&secret, kind, principal, ttl, now);
+        Ok(secret)
+    }
+
+    /// Remembers an answer about an externally issued secret (rpcd).
+    pub fn insert(
+        &mut self,
+        secret: &str,
+        kind: SessionKind,
+        principal: Principal,
+        ttl: Duration,
+        now: Instant,
+    ) {
+        if self.by_hash.len() < MAX_SESSIONS
+            || self.by_hash.contains_key(&sha256(secret.as_bytes()))
+        {
+            self.by_hash.insert(
+                sha256(secret.as_bytes()),
+                Session {
+                    kind,
+                    principal,
+                    expires: now + ttl,
+                },
+            );
+        }
+    }
+
+    /// The principal of a live session of `kind`; tickets work once.
+    pub fn lookup(&mut self, secret: &str, kind: SessionKind, now: Instant) -> Option<Principal> {
+        let key = sha256(secret.as_bytes());
+        let s = self.by_hash.get(&key)?;
+        if s.kind != kind || s.expires <= now {
+            return None;
+        }
+        let p = s.principal.clone();
+        if kind == SessionKind::Ticket {
+            self.by_hash.remove(&key);
+        }
+        Some(p)
+    }
+
+    pub fn remove(&mut self, secret: &str) {
+        self.by_hash.remove(&sha256(secret.as_bytes()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        self.by_hash.retain(|_, s| s.expires > now);
+    }
+
+    /// Whether `ip` may try to log in now.
+    pub fn login_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
+        match self.failures.get(&ip) {
+            Some((n, since)) if now.duration_since(*since) < LOGIN_WINDOW => *n < LOGIN_FAILURES,
+            _ => true,
+        }
+    }
+
+    pub fn login_failed(&mut self, ip: IpAddr, now: Instant) {
+        if self.failures.len() >= MAX_TRACKED {
+            self.failures
+                .retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+            if self.failures.len() >= MAX_TRACKED {
+                return;
+            }
+        }
+        let entry = self.failures.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) >= LOGIN_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
+
+    pub fn login_succeeded(&mut self, ip: IpAddr) {
+        self.failures.remove(&ip);
+    }
+}
+
+/// What a login form or JSON carries.
+#[derive(Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// An rpcd session id as LuCI makes them: 32 hex digits.
+pub fn looks_like_rpcd_session(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Reads `{"access": true}` from `ubus call session access`.
+pub fn parse_ubus_access(output: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Access {
+        access: bool,
+    }
+    serde_json::from_slice::<Access>(output).is_ok_and(|a| a.access)
+}
+
+pub fn token_digest_from_hex(s: &str) -> Option<[u8; 32]> {
+    from_hex(s).and_then(|v| v.try_into().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_header() {
+        assert_eq!(
+            parse_authorization(b"Bearer abc.def"),
+            Some("abc.def".into())
+        );
+        assert_eq!(parse_authorization(b"bearer   abc"), Some("abc".into()));
+        assert_eq!(parse_authorization(b"Basic dXNlcjpwYXNz"), None);
+        assert_eq!(parse_authorization(b"Bearer "), None);
+        assert_eq!(parse_authorization(b"Bearer a b"), None);
+        assert_eq!(parse_authorization(b"\xff"), None);
+    }
+
+    #[test]
+    fn cookies() {
+        let h = b"theme=dark; dockermand_session=abc123; other=1";
+        assert_eq!(parse_cookie(h, COOKIE), Some("abc123".into()));
+        assert_eq!(parse_cookie(b"dockermand_session=", COOKIE), None);
+        assert_eq!(
+            parse_cookie(b"dockermand_session=a;b", COOKIE),
+            Some("a".into())
+        );
+        assert_eq!(parse_cookie(b"x_dockermand_session=abc", COOKIE), None);
+        assert_eq!(parse_cookie(b"dockermand_session=a%20b", COOKIE), None);
+    }
+
+    #[test]
+    fn subprotocols() {
+        assert_eq!(
+            parse_subprotocol(b"binary, dockermand.token.s3cret"),
+            Some(("s3cret".into(), "dockermand.token.s3cret".into()))
+        );
+        assert_eq!(parse_subprotocol(b"dockermand.token."), None);
+    }
+
+    #[test]
+    fn tokens_are_hashed() {
+        let cfg = AuthConfig {
+            tokens: vec![Token {
+                name: "ci".into(),
+                sha256: sha256(b"s3cret"),
+                role: "read".into(),
+            }],
+            ..AuthConfig::default()
+        };
+        assert_eq!(
+            cfg.find_token("s3cret").map(|t| t.name.as_str()),
+            Some("ci")
+        );
+        assert!(cfg.find_token("s3cre").is_none());
+    }
+
+    #[test]
+    fn passwords() {
+        let stored = PasswordHash::create("hunter2", 1000).unwrap();
+        let h = PasswordHash::parse(&stored).unwrap();
+        assert!(h.verify("hunter2"));
+        assert!(!h.verify("hunter3"));
+        assert!(PasswordHash::parse("md5$1$x$y").is_err());
+        assert!(PasswordHash::parse("pbkdf2-sha256$0$AA==$AA==").is_err());
+    }
+
+    #[test]
+    fn sessions_and_tickets() {
+        let now = Instant::now();
+        let mut s = Sessions::default();
+        let p = Principal {
+            name: "u".into(),
+            role: "admin".into(),
+            ambient: true,
+        };
+        let id = s
+            .create(SessionKind::Login, p.clone(), Duration::from_secs(60), now)
+            .unwrap();
+        assert_eq!(s.lookup(&id, SessionKind::Login, now), Some(p.clone()));
+        assert_eq!(s.lookup(&id, SessionKind::Ticket, now), None);
+        assert_eq!(
+            s.lookup(&id, SessionKind::Login, now + Duration::from_secs(61)),
+            None
+        );
+        let t = s
+            .create(SessionKind::Ticket, p.clone(), Duration::from_secs(30), now)
+            .unwrap();
+        assert!(s.lookup(&t, SessionKind::Ticket, now).is_some());
+        assert!(s.lookup(&t, SessionKind::Ticket, now).is_none());
+    }
+
+    #[test]
+    fn login_rate_limit() {
+        let now = Instant::now();
+        let mut s = Sessions::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        for _ in 0..LOGIN_FAILURES {
+            assert!(s.login_allowed(ip, now));
+            s.login_failed(ip, now);
+        }
+        assert!(!s.login_allowed(ip, now));
+        assert!(s.login_allowed(ip, now + LOGIN_WINDOW));
+    }
+
+    #[test]
+    fn ubus_answers() {
+        assert!(parse_ubus_access(br#"{"access": true}"#));
+        assert!(!parse_ubus_access(br#"{"access": false}"#));
+        assert!(!parse_ubus_access(b"Command failed: Not found"));
+    }
+}

@@ -1,0 +1,416 @@
+//! Auth and policy for one request head: is the Host ours, who is asking,
+//! is the browser's Origin allowed, which route is it, may this role use it,
+//! and does its body need checking. Pure decisions; the connection acts.
+
+use std::time::Instant;
+
+use crate::auth::{
+    looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, Principal,
+    SessionKind, Sessions, COOKIE,
+};
+use crate::config::Config;
+use crate::policy::Policy;
+use crate::request::{RequestHead, Upgrade};
+use crate::route::{match_route, BodyCheck, Matched, Route};
+
+/// A request we answer with an error instead of forwarding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: u16,
+    /// The route pattern, once known, for the audit line.
+    pub route: &'static str,
+    pub rule: &'static str,
+    pub field: String,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(
+        status: u16,
+        rule: &'static str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Refusal {
+        Refusal {
+            status,
+            route: "-",
+            rule,
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Authentication problems are never waved through by dry-run mode.
+    pub fn is_policy(&self) -> bool {
+        self.status == 403 || self.status == 413
+    }
+}
+
+/// The host part of a `Host` header value, lower-cased, without the port.
+fn host_name(value: &[u8]) -> Option<String> {
+    let s = std::str::from_utf8(value).ok()?.trim().to_ascii_lowercase();
+    if let Some(rest) = s.strip_prefix('[') {
+        let end = rest.find(']')?;
+        return Some(format!("[{}]", &rest[..end]));
+    }
+    Some(match s.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+        _ => s,
+    })
+}
+
+/// DNS rebinding needs a name: IP literals, localhost and configured names
+/// are fine, any other name is not.
+pub fn host_allowed(head: &RequestHead, allowed: &[String]) -> bool {
+    let Some(value) = head.header("host") else {
+        return true;
+    };
+    let Some(host) = host_name(value) else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<std::net::IpAddr>().is_ok()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || allowed.iter().any(|a| *a == host)
+}
+
+/// The request's `Origin` if it is allowed: listed in the config, or the
+/// same origin as the `Host` it was sent to.
+pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
+    let origin = std::str::from_utf8(head.header("origin")?).ok()?.trim();
+    if cors.iter().any(|c| c == origin) {
+        return Some(origin.to_string());
+    }
+    let host = std::str::from_utf8(head.header("host")?).ok()?.trim();
+    let same = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host));
+    same.then(|| origin.to_string())
+}
+
+/// Headers that let an allowed origin read the reply.
+pub fn cors_headers(origin: &str) -> String {
+    format!(
+        "Access-Control-Allow-Origin: {origin}\r\nAccess-Control-Allow-Credentials: true\r\n\
+         Access-Control-Expose-Headers: X-Docker-Container-Path-Stat\r\nVary: Origin\r\n"
+    )
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and the method it asks for.
+pub fn is_preflight(head: &RequestHead) -> bool {
+    head.method == "OPTIONS"
+        && head.header("origin").is_some()
+        && head.header("access-control-request-method").is_some()
+}
+
+pub fn preflight_headers(origin: &str) -> String {
+    format!(
+        "{}Access-Control-Allow-Methods: GET, POST, PUT, DELETE, HEAD\r\n\
+         Access-Control-Allow-Headers: Content-Type, X-Registry-Auth, X-Requested-With, Authorization\r\n\
+         Access-Control-Max-Age: 600\r\n",
+        cors_headers(origin)
+    )
+}
+
+pub enum Authn {
+    Principal(Principal),
+    /// The bearer may be an rpcd session id we have to ask about.
+    AskRpcd(String),
+    Missing,
+    Invalid,
+}
+
+/// Finds the credential of a request and the principal it stands for.
+pub fn authenticate(
+    head: &RequestHead,
+    cfg: &Config,
+    sessions: &mut Sessions,
+    now: Instant,
+) -> Authn {
+    if cfg.auth.is_open() {
+        return Authn::Principal(Principal {
+            name: "anonymous".into(),
+            role: "admin".into(),
+            ambient: false,
+        });
+    }
+    if let Some(value) = head.header("authorization") {
+        let Some(bearer) = parse_authorization(value) else {
+            return Authn::Invalid;
+        };
+        return bearer_principal(&bearer, cfg, sessions, now);
+    }
+    if head.upgrade == Some(Upgrade::WebSocket) {
+        if let Some((token, _)) = head
+            .header("sec-websocket-protocol")
+            .and_then(parse_subprotocol)
+        {
+            return bearer_principal(&token, cfg, sessions, now);
+        }
+        if let Some(ticket) = query_param(&head.target, "ticket") {
+            return match sessions.lookup(&ticket, SessionKind::Ticket, now) {
+                Some(p) => Authn::Principal(p),
+                None => Authn::Invalid,
+            };
+        }
+    }
+    if let Some(id) = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
+        return match sessions.lookup(&id, SessionKind::Login, now) {
+            Some(p) => Authn::Principal(p),
+            None => Authn::Invalid,
+        };
+    }
+    Authn::Missing
+}
+
+fn bearer_principal(secret: &str, cfg: &Config, sessions: &mut Sessions, now: Instant) -> Authn {
+    if let Some(t) = cfg.auth.find_token(secret) {
+        return Authn::Principal(Principal {
+            name: format!("token:{}", t.name),
+            role: t.role.clone(),
+            ambient: false,
+        });
+    }
+    if cfg.auth.rpcd.is_some() && looks_like_rpcd_session(secret) {
+        return match sessions.lookup(secret, SessionKind::Rpcd, now) {
+            Some(p) => Authn::Principal(p),
+            None => Authn::AskRpcd(secret.to_string()),
+        };
+    }
+    Authn::Invalid
+}
+
+/// The first value of query parameter `name` (no decoding needed for the
+/// hex secrets it carries).
+pub fn query_param(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// What a permitted request still needs before it is forwarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pass {
+    pub route: &'static Route,
+    /// The body must be read and checked against this policy first.
+    pub check: Option<(BodyCheck, Policy)>,
+}
+
+/// Decides whether `principal` may send this request to dockerd.
+pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Result<Pass, Refusal> {
+    let state_changing = !matches!(head.method.as_str(), "GET" | "HEAD") || head.upgrade.is_some();
+    if principal.ambient && state_changing && allowed_origin(head, &cfg.cors_origins).is_none() {
+        return Err(Refusal::new(
+            403,
+            "csrf",
+            "Origin",
+            "cross-site request refused: Origin missing or not allowed",
+        ));
+    }
+    let route = match match_route(&head.method, &head.target) {
+        Ok(Matched::Route(r)) => r,
+        Ok(Matched::NoRoute) => {
+            return Err(Refusal::new(
+                403,
+                "no_route",
+                "path",
+                "no such Docker API route; unknown routes are denied",
+            ))
+        }
+        Err(e) => return Err(Refusal::new(400, "path", "path", e.message())),
+    };
+    let Some(role) = cfg.auth.role(&principal.role) else {
+        return Err(Refusal::new(
+            403,
+            "role",
+            "role",
+            format!("unknown role {:?}", principal.role),
+        ));
+    };
+    if !role.allows(&head.method, route.class) {
+        return Err(Refusal {
+            route: route.pattern,
+            ..Refusal::new(
+                403,
+                "role",
+                route.class.name(),
+                format!(
+                    "role {} may not use {} {} ({})",
+                    role.name, route.method, route.pattern, route.class
+                ),
+            )
+        });
+    }
+    let Some(policy) = &role.policy else {
+        return Ok(Pass { route, check: None });
+    };
+    let form = head.header("content-type").is_some_and(|ct| {
+        ct.trim_ascii_start()
+            .to_ascii_lowercase()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
+    if form && head.body != crate::request::RequestBody::None {
+        return Err(Refusal {
+            route: route.pattern,
+            ..Refusal::new(
+                403,
+                "form_body",
+                "Content-Type",
+                "form-encoded bodies are not accepted",
+            )
+        });
+    }
+    Ok(Pass {
+        route,
+        check: route.body.map(|kind| (kind, policy.clone())),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{parse_request_head, Limits};
+
+    fn head(raw: &str) -> RequestHead {
+        let limits = Limits {
+            max_head_bytes: 16384,
+            max_headers: 100,
+        };
+        parse_request_head(raw.as_bytes(), &limits)
+            .unwrap()
+            .unwrap()
+    }
+
+    #[test]
+    fn hosts() {
+        let allowed = vec!["router.lan".to_string()];
+        for ok in [
+            "127.0.0.1:2375",
+            "[::1]:2375",
+            "192.168.1.1",
+            "api.moby.localhost",
+            "localhost:1",
+            "Router.LAN:80",
+        ] {
+            let h = head(&format!("GET / HTTP/1.1\r\nHost: {ok}\r\n\r\n"));
+            assert!(host_allowed(&h, &allowed), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:2375", "router.lan.evil"] {
+            let h = head(&format!("GET / HTTP/1.1\r\nHost: {bad}\r\n\r\n"));
+            assert!(!host_allowed(&h, &allowed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        let cors = vec!["https://router.lan".to_string()];
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: https://router.lan\r\n\r\n");
+        assert_eq!(
+            allowed_origin(&h, &cors).as_deref(),
+            Some("https://router.lan")
+        );
+        let h =
+            head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://10.0.0.1:2375\r\n\r\n");
+        assert!(allowed_origin(&h, &cors).is_some());
+        let h =
+            head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://evil.example\r\n\r\n");
+        assert!(allowed_origin(&h, &cors).is_none());
+        let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: https://router.lan.evil\r\n\r\n");
+        assert!(allowed_origin(&h, &cors).is_none());
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            query_param("/x?a=1&ticket=ab12", "ticket").as_deref(),
+            Some("ab12")
+        );
+        assert_eq!(query_param("/x?xticket=1", "ticket"), None);
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        c.auth.tokens.push(crate::auth::Token {
+            name: "t".into(),
+            sha256: crate::digest::sha256(b"tok"),
+            role: "read".into(),
+        });
+        c
+    }
+
+    fn who(role: &str, ambient: bool) -> Principal {
+        Principal {
+            name: "p".into(),
+            role: role.into(),
+            ambient,
+        }
+    }
+
+    #[test]
+    fn roles_and_routes() {
+        let c = cfg();
+        let read = who("read", false);
+        assert!(authorize(
+            &head("GET /v1.41/containers/json HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &read,
+            &c
+        )
+        .is_ok());
+        let r = authorize(
+            &head("GET /containers/a/export HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &read,
+            &c,
+        );
+        assert_eq!(r.map_err(|r| r.rule), Err("role"));
+        let r = authorize(
+            &head("POST /containers/a/start HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &read,
+            &c,
+        );
+        assert_eq!(r.map_err(|r| r.rule), Err("role"));
+        let r = authorize(&head("GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), &read, &c);
+        assert_eq!(r.map_err(|r| r.rule), Err("no_route"));
+        let op = who("operator", false);
+        let pass = authorize(
+            &head("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"),
+            &op,
+            &c,
+        )
+        .unwrap();
+        assert_eq!(pass.check.map(|c| c.0), Some(BodyCheck::ContainerCreate));
+        let pass = authorize(
+            &head("POST /containers/create HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n"),
+            &who("admin", false),
+            &c,
+        )
+        .unwrap();
+        assert!(pass.check.is_none());
+    }
+
+    #[test]
+    fn cookie_requests_need_an_origin_to_change_state() {
+        let c = cfg();
+        let p = who("operator", true);
+        let r = authorize(
+            &head("POST /containers/a/stop HTTP/1.1\r\nHost: x\r\n\r\n"),
+            &p,
+            &c,
+        );
+        assert_eq!(r.map_err(|r| r.rule), Err("csrf"));
+        let ok =
+            head("POST /containers/a/stop HTTP/1.1\r\nHost: x:1\r\nOrigin: http://x:1\r\n\r\n");
+        assert!(authorize(&ok, &p, &c).is_ok());
+        assert!(authorize(&head("GET /info HTTP/1.1\r\nHost: x\r\n\r\n"), &p, &c).is_ok());
+    }
+
+    #[test]
+    fn form_bodies_are_refused() {
+        let h = head("POST /build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n");
+        let r = authorize(&h, &who("operator", false), &cfg());
+        assert_eq!(r.map_err(|r| r.rule), Err("form_body"));
+    }
+}
