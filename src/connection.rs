@@ -14,10 +14,12 @@ use mio::{Interest, Registry, Token};
 use serde_json::json;
 
 use crate::auth::{
-    parse_cookie, LoginRequest, Principal, SessionKind, Sessions, COOKIE, RPCD_CACHE,
+    parse_cookie, parse_subprotocol, LoginRequest, Principal, SessionKind, Sessions, COOKIE,
+    RPCD_CACHE,
 };
 use crate::chunked::{self, ChunkedTracker};
 use crate::config::Config;
+use crate::console::{handshake_reply, Console, ExecRequest, Io, Outcome as ConsoleOutcome};
 use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
 use crate::local::{self, Endpoint, LocalReply, Stats};
@@ -26,8 +28,9 @@ use crate::pool::Resources;
 use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
 use crate::response::{parse_response_head, ResponseBody};
-use crate::route::BodyCheck;
+use crate::route::{BodyCheck, Class};
 use crate::rpcd::AccessCheck;
+use crate::websocket::accept_key;
 
 /// How long a closing connection may keep sending before it is cut.
 const LINGER: Duration = Duration::from_secs(2);
@@ -70,6 +73,8 @@ pub enum Phase {
     Rpcd(Box<RpcdWait>),
     /// Reading a body that must be checked before anything is forwarded.
     Body(Box<BodyRead>),
+    /// A browser console (or echo) over WebSocket.
+    Console(Box<Console>),
     Exchange(Box<Exchange>),
     Tunnel(Box<Tunnel>),
     Local(Box<Local>),
@@ -212,9 +217,10 @@ impl Connection {
 
     /// Records readiness from an event on socket `which` (0 client, 1 upstream).
     pub fn note_event(&mut self, which: usize, ev: &mio::event::Event) {
-        let side = match which {
-            0 => Some(&mut self.front),
-            1 => self.back.as_mut(),
+        let side = match (which, &mut self.phase) {
+            (0, _) => Some(&mut self.front),
+            (1, _) => self.back.as_mut(),
+            (_, Phase::Console(c)) => c.aux_side(),
             _ => None,
         };
         if let Some(side) = side {
@@ -232,6 +238,7 @@ impl Connection {
                 Phase::Head { started } => self.read_head(ctx, started),
                 Phase::Rpcd(w) => self.rpcd(ctx, w),
                 Phase::Body(b) => self.body(ctx, b),
+                Phase::Console(c) => self.console(ctx, c),
                 Phase::Exchange(ex) => self.exchange(ctx, ex),
                 Phase::Tunnel(t) => self.tunnel(ctx, t),
                 Phase::Local(l) => self.write_local(ctx, l),
@@ -274,6 +281,10 @@ impl Connection {
                 t.down.release(ctx.res);
             }
             Phase::Rpcd(mut w) => self.stop_rpcd(ctx, &mut w),
+            Phase::Console(c) => {
+                ctx.stats.consoles_active -= 1;
+                c.release(ctx.res);
+            }
             _ => {}
         }
         self.drop_upstream(ctx);
@@ -482,6 +493,10 @@ impl Connection {
                     "Set-Cookie: {COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
                 ))
             }
+            Endpoint::Echo if ctx.cfg.ws_echo => {
+                return self.open_console(ctx, req, principal, None)
+            }
+            Endpoint::Console(id) => return self.open_console(ctx, req, principal, Some(id)),
             _ => LocalReply::error(404, "no such dockermand endpoint"),
         };
         self.log_local(&req, reply.status);
@@ -491,6 +506,141 @@ impl Connection {
             None => reply,
         };
         self.reply(ctx, reply, close);
+    }
+
+    /// Checks the WebSocket handshake and opens an exec console (or, with
+    /// no container, the test echo).
+    fn open_console(
+        &mut self,
+        ctx: &mut Ctx,
+        req: Request,
+        principal: Principal,
+        container: Option<String>,
+    ) {
+        let head = &req.head;
+        if head.upgrade != Some(Upgrade::WebSocket) {
+            return self.reply_error(ctx, 400, "this endpoint needs a WebSocket upgrade", true);
+        }
+        if head.header("sec-websocket-version") != Some(b"13") {
+            let reply = LocalReply::error(426, "unsupported WebSocket version")
+                .with_headers("Sec-WebSocket-Version: 13\r\n");
+            return self.reply(ctx, reply, true);
+        }
+        let Some(accept) = head.header("sec-websocket-key").and_then(accept_key) else {
+            return self.reply_error(ctx, 400, "invalid Sec-WebSocket-Key", true);
+        };
+        if head.header("origin").is_some() && req.cors.is_none() {
+            let r = Refusal::new(
+                403,
+                "origin",
+                "Origin",
+                "WebSocket from an origin that is not allowed",
+            );
+            return self.refuse(ctx, &req, &principal.name, r);
+        }
+        let protocol = head
+            .header("sec-websocket-protocol")
+            .and_then(parse_subprotocol)
+            .map(|(_, p)| p);
+        let handshake = handshake_reply(&accept, protocol.as_deref());
+        let Some(container) = container else {
+            self.log_local(&req, 101);
+            ctx.stats.consoles_active += 1;
+            self.deadline = None;
+            self.phase = Phase::Console(Box::new(Console::echo(handshake, ctx.res)));
+            return;
+        };
+        let may_exec = ctx
+            .cfg
+            .auth
+            .role(&principal.role)
+            .is_some_and(|r| r.allows("POST", Class::Exec));
+        if !may_exec {
+            let r = Refusal::new(
+                403,
+                "role",
+                "exec",
+                format!("role {} may not open consoles", principal.role),
+            );
+            return self.refuse(ctx, &req, &principal.name, r);
+        }
+        if ctx.stats.consoles_active >= ctx.cfg.max_consoles {
+            return self.reply_error(ctx, 503, "too many consoles open", true);
+        }
+        let exec = match ExecRequest::parse(&container, &head.target) {
+            Ok(e) => e,
+            Err(why) => return self.reply_error(ctx, 400, why, true),
+        };
+        if self.back.is_none() {
+            match self.connect_upstream(ctx) {
+                Ok(side) => self.back = Some(side),
+                Err(_) => {
+                    ctx.stats.upstream_errors += 1;
+                    return self.reply_error(ctx, 502, "cannot connect to the Docker daemon", true);
+                }
+            }
+        }
+        log::info!(
+            "{} console {} {:?} tty={} for {}",
+            self.peer,
+            exec.container,
+            exec.cmd,
+            exec.tty,
+            principal.name
+        );
+        ctx.stats.allowed += 1;
+        ctx.stats.consoles_active += 1;
+        self.deadline = None;
+        self.phase = Phase::Console(Box::new(Console::exec(exec, handshake, ctx.res)));
+    }
+
+    fn console(&mut self, ctx: &mut Ctx, mut c: Box<Console>) {
+        let registry = ctx.registry;
+        let upstream = &ctx.cfg.upstream;
+        let aux_token = Token(self.base_token.0 + 2);
+        let mut connect_aux = || -> std::io::Result<Side> {
+            let mut side = Side::new(upstream.connect()?);
+            registry.register(
+                &mut side.stream,
+                aux_token,
+                Interest::READABLE | Interest::WRITABLE,
+            )?;
+            Ok(side)
+        };
+        let mut io = Io {
+            front: &mut self.front,
+            back: &mut self.back,
+            res: ctx.res,
+            connect_aux: &mut connect_aux,
+        };
+        match c.drive(&mut io) {
+            ConsoleOutcome::Continue => self.phase = Phase::Console(c),
+            ConsoleOutcome::Fail(status, message) => {
+                ctx.stats.consoles_active -= 1;
+                c.release(ctx.res);
+                self.drop_upstream(ctx);
+                self.reply_error(ctx, status, &message, true);
+            }
+            ConsoleOutcome::Done => {
+                ctx.stats.consoles_active -= 1;
+                c.release(ctx.res);
+                self.drop_upstream(ctx);
+                self.front.shutdown_write();
+                self.deadline = Some(ctx.now + LINGER);
+                self.phase = Phase::Linger { discarded: 0 };
+            }
+        }
+    }
+
+    fn connect_upstream(&mut self, ctx: &mut Ctx) -> std::io::Result<Side> {
+        let mut side = Side::new(ctx.cfg.upstream.connect()?);
+        let token = Token(self.base_token.0 + 1);
+        ctx.registry.register(
+            &mut side.stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(side)
     }
 
     fn ask_rpcd(&mut self, ctx: &mut Ctx, req: Request, session: String, function: &'static str) {

@@ -12,6 +12,7 @@ pub mod base64;
 pub mod chunked;
 pub mod config;
 pub mod connection;
+pub mod console;
 pub mod digest;
 pub mod gate;
 pub mod http;

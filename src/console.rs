@@ -1,0 +1,988 @@
+//! Browser terminals: one authenticated WebSocket bridged to a `docker exec`
+//! (or, for protocol tests, an echo). The exec is created and started
+//! hijacked here; binary frames carry its input and output, text frames
+//! carry control messages (`{"type":"resize","cols":C,"rows":R}`), and the
+//! socket ends with the exit code. Each console holds two pooled 32 KiB
+//! buffers, and stops reading from the exec while the browser is behind.
+
+use std::io;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::chunked;
+use crate::pool::{Buffer, Resources};
+use crate::relay::Side;
+use crate::response::{parse_response_head, ResponseBody};
+use crate::websocket::{
+    close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError,
+};
+
+/// Largest message from the browser; text (control) messages are smaller.
+pub const MAX_MESSAGE: u64 = 16 * 1024 * 1024;
+const MAX_CONTROL_MESSAGE: usize = 4096;
+/// Largest reply dockerd gives to our own calls (exec create and inspect).
+const MAX_CALL_REPLY: usize = 16 * 1024;
+/// Exit-code lookups while dockerd has not recorded the exit yet.
+const EXIT_LOOKUPS: u32 = 200;
+/// Output sent to the browser in one frame at most.
+const OUT_FRAME: usize = 8 * 1024;
+
+/// A piece of a data message decoded in place, still in the input buffer.
+#[derive(Clone, Copy)]
+struct Piece {
+    start: usize,
+    end: usize,
+    text: bool,
+    last: bool,
+}
+
+/// The browser's side: frame decoding on one buffer, encoding on another.
+pub struct WsLink {
+    decoder: Decoder,
+    inbuf: Buffer,
+    outbuf: Buffer,
+    pending: Option<Piece>,
+    /// The next data piece starts a new message (echo framing).
+    at_message_start: bool,
+    control: Vec<u8>,
+    /// A pong owed to the browser, sent before anything else is read.
+    pong: Option<Vec<u8>>,
+    /// Echo mode only: the message being collected, and one being sent
+    /// back (bytes, bytes sent, is text).
+    message: Vec<u8>,
+    echo_out: Option<(Vec<u8>, usize, bool)>,
+    /// The browser's Close, to be answered with this code.
+    close_owed: Option<u16>,
+    close_sent: bool,
+    peer_closed: bool,
+}
+
+enum Msg {
+    Piece,
+    Ping(Vec<u8>),
+    Close(u16),
+}
+
+impl WsLink {
+    fn new(res: &mut Resources) -> WsLink {
+        WsLink {
+            decoder: Decoder::new(MAX_MESSAGE),
+            inbuf: res.take_buffer(),
+            outbuf: res.take_buffer(),
+            pending: None,
+            at_message_start: true,
+            control: Vec::new(),
+            pong: None,
+            message: Vec::new(),
+            echo_out: None,
+            close_owed: None,
+            close_sent: false,
+            peer_closed: false,
+        }
+    }
+
+    pub fn release(self, res: &mut Resources) {
+        res.give_buffer(self.inbuf);
+        res.give_buffer(self.outbuf);
+    }
+
+    fn room(&self) -> usize {
+        self.outbuf.data.len() - (self.outbuf.end - self.outbuf.start)
+    }
+
+    /// Appends raw bytes (the handshake reply) if they fit.
+    fn queue_raw(&mut self, bytes: &[u8]) -> bool {
+        if self.room() < bytes.len() {
+            return false;
+        }
+        let b = &mut self.outbuf;
+        if b.data.len() - b.end < bytes.len() {
+            b.data.copy_within(b.start..b.end, 0);
+            b.end -= b.start;
+            b.start = 0;
+        }
+        b.data[b.end..b.end + bytes.len()].copy_from_slice(bytes);
+        b.end += bytes.len();
+        true
+    }
+
+    /// Queues one frame if it fits whole; `false` means "later".
+    fn queue_frame(&mut self, fin: bool, opcode: Opcode, parts: &[&[u8]]) -> bool {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let mut head = [0u8; 10];
+        let n = encode_header(fin, opcode, len as u64, &mut head);
+        if self.room() < n + len || self.close_sent {
+            return false;
+        }
+        self.queue_raw(&head[..n]);
+        for p in parts {
+            self.queue_raw(p);
+        }
+        true
+    }
+
+    fn queue_close(&mut self, code: u16, reason: &str) {
+        let payload = close_payload(code, reason);
+        if self.queue_frame(true, Opcode::Close, &[&payload]) {
+            self.close_sent = true;
+        }
+    }
+
+    fn flush(&mut self, front: &mut Side) -> io::Result<bool> {
+        let mut progress = false;
+        while self.outbuf.start < self.outbuf.end && front.writable {
+            match front.write(&self.outbuf.data[self.outbuf.start..self.outbuf.end])? {
+                Some(n) => {
+                    self.outbuf.start += n;
+                    progress = true;
+                }
+                None => break,
+            }
+        }
+        if self.outbuf.start == self.outbuf.end {
+            self.outbuf.start = 0;
+            self.outbuf.end = 0;
+        }
+        Ok(progress)
+    }
+
+    fn flushed(&self) -> bool {
+        self.outbuf.start == self.outbuf.end
+    }
+
+    /// Reads more frames from the browser when there is room for them.
+    fn read(&mut self, front: &mut Side) -> io::Result<bool> {
+        if self.pending.is_some() || self.peer_closed || !front.readable {
+            return Ok(false);
+        }
+        let b = &mut self.inbuf;
+        if b.start > 0 {
+            b.data.copy_within(b.start..b.end, 0);
+            b.end -= b.start;
+            b.start = 0;
+        }
+        if b.end == b.data.len() {
+            return Ok(false);
+        }
+        match front.read(&mut b.data[b.end..])? {
+            Some(0) => {
+                self.peer_closed = true;
+                Ok(true)
+            }
+            Some(n) => {
+                b.end += n;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Decodes the next event from buffered input.
+    fn next(&mut self) -> Result<Option<Msg>, WsError> {
+        while self.pending.is_none()
+            && self.inbuf.start < self.inbuf.end
+            && !self.decoder.is_closed()
+        {
+            let base = self.inbuf.start;
+            let window = &mut self.inbuf.data[base..self.inbuf.end];
+            let origin = window.as_ptr() as usize;
+            let (used, decoded) = self.decoder.decode(window)?;
+            let msg = match decoded {
+                Decoded::NeedMore => None,
+                Decoded::Data { text, payload, end } => {
+                    let start = base + (payload.as_ptr() as usize - origin);
+                    self.pending = Some(Piece {
+                        start,
+                        end: start + payload.len(),
+                        text,
+                        last: end,
+                    });
+                    Some(Msg::Piece)
+                }
+                Decoded::Control {
+                    opcode: Opcode::Ping,
+                    payload,
+                } => Some(Msg::Ping(payload.to_vec())),
+                Decoded::Control {
+                    opcode: Opcode::Close,
+                    payload,
+                } => {
+                    let code = parse_close(payload)?.map_or(1000, |(c, _)| c);
+                    Some(Msg::Close(code))
+                }
+                Decoded::Control { .. } => None,
+            };
+            self.inbuf.start += used;
+            if let Some(m) = msg {
+                return Ok(Some(m));
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Echo mode collects each message whole (a test peer expects nothing
+    /// of a message that later turns out invalid). `true` once the pending
+    /// piece is taken.
+    fn echo(&mut self) -> bool {
+        self.drain_echo();
+        let Some(p) = self.pending else {
+            return true;
+        };
+        if self.echo_out.is_some() {
+            return false;
+        }
+        self.message
+            .extend_from_slice(&self.inbuf.data[p.start..p.end]);
+        if p.last {
+            self.echo_out = Some((std::mem::take(&mut self.message), 0, p.text));
+            self.at_message_start = true;
+            self.drain_echo();
+        }
+        true
+    }
+
+    /// Queues as much of the collected message as there is room for.
+    fn drain_echo(&mut self) -> bool {
+        let mut progress = false;
+        while let Some((msg, sent, text)) = self.echo_out.take() {
+            let take = (msg.len() - sent).min(self.room().saturating_sub(10));
+            let fin = sent + take == msg.len();
+            if take == 0 && !fin {
+                self.echo_out = Some((msg, sent, text));
+                break;
+            }
+            let opcode = match (self.at_message_start, text) {
+                (false, _) => Opcode::Continuation,
+                (true, true) => Opcode::Text,
+                (true, false) => Opcode::Binary,
+            };
+            if !self.queue_frame(fin, opcode, &[&msg[sent..sent + take]]) {
+                self.echo_out = Some((msg, sent, text));
+                break;
+            }
+            progress = true;
+            self.at_message_start = fin;
+            if !fin {
+                self.echo_out = Some((msg, sent + take, text));
+            }
+        }
+        progress
+    }
+}
+
+#[derive(Deserialize)]
+struct Control {
+    #[serde(rename = "type")]
+    kind: String,
+    cols: Option<u16>,
+    rows: Option<u16>,
+    data: Option<String>,
+}
+
+/// An HTTP request of ours to dockerd and its small reply.
+struct Call {
+    out: Vec<u8>,
+    written: usize,
+    connected: bool,
+}
+
+struct Reply {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl Call {
+    fn new(method: &str, path: &str, extra: &str, body: &str) -> Call {
+        let out = format!(
+            "{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        Call {
+            out: out.into_bytes(),
+            written: 0,
+            connected: false,
+        }
+    }
+
+    /// Sends the request and reads the reply head and body, without ever
+    /// taking bytes beyond them from the socket.
+    fn poll(&mut self, side: &mut Side, scratch: &mut [u8]) -> Result<Option<Reply>, &'static str> {
+        if !self.connected {
+            if !side.writable {
+                return Ok(None);
+            }
+            match side.stream.take_error() {
+                Ok(None) => self.connected = true,
+                _ => return Err("cannot connect to the Docker daemon"),
+            }
+        }
+        while self.written < self.out.len() && side.writable {
+            match side.write(&self.out[self.written..]) {
+                Ok(Some(n)) => self.written += n,
+                Ok(None) => break,
+                Err(_) => return Err("the Docker daemon closed the connection"),
+            }
+        }
+        if self.written < self.out.len() || !side.readable {
+            return Ok(None);
+        }
+        let limit = MAX_CALL_REPLY.min(scratch.len());
+        let window = &mut scratch[..limit];
+        let n = match side.peek(window) {
+            Ok(Some(0)) | Err(_) => return Err("the Docker daemon closed the connection"),
+            Ok(Some(n)) => n,
+            Ok(None) => return Ok(None),
+        };
+        let head = match parse_response_head(&window[..n], window.len(), 100, false) {
+            Ok(Some(h)) => h,
+            Ok(None) => {
+                side.readable = false;
+                return Ok(None);
+            }
+            Err(_) => return Err("malformed reply from the Docker daemon"),
+        };
+        let rest = &window[head.head_len..n];
+        let (used, body) = match head.body {
+            _ if head.status == 101 => (0, Vec::new()),
+            ResponseBody::None => (0, Vec::new()),
+            ResponseBody::Length(len) if (len as usize) <= rest.len() => {
+                (len as usize, rest[..len as usize].to_vec())
+            }
+            ResponseBody::Chunked => {
+                let mut t = chunked::ChunkedTracker::new();
+                match t.advance(rest) {
+                    Ok(k) if t.is_done() => (
+                        k,
+                        chunked::decode(&rest[..k])
+                            .map_err(|_| "malformed reply from the Docker daemon")?,
+                    ),
+                    Ok(_) => (usize::MAX, Vec::new()),
+                    Err(_) => return Err("malformed reply from the Docker daemon"),
+                }
+            }
+            _ => (usize::MAX, Vec::new()),
+        };
+        if used == usize::MAX {
+            if n == window.len() {
+                return Err("reply from the Docker daemon too large");
+            }
+            side.readable = false;
+            return Ok(None);
+        }
+        let total = head.head_len + used;
+        if side.consume(scratch, total).is_err() {
+            return Err("the Docker daemon closed the connection");
+        }
+        Ok(Some(Reply {
+            status: head.status,
+            body,
+        }))
+    }
+}
+
+fn message_of(reply: &Reply) -> String {
+    serde_json::from_slice::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| format!("the Docker daemon answered {}", reply.status))
+}
+
+/// What the browser asked for in the console URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecRequest {
+    pub container: String,
+    pub cmd: Vec<String>,
+    pub tty: bool,
+    pub user: String,
+    pub size: Option<(u16, u16)>,
+}
+
+impl ExecRequest {
+    /// Reads `?cmd=...&cmd=...&tty=1&user=&cols=&rows=` (form-encoded).
+    pub fn parse(container: &str, target: &str) -> Result<ExecRequest, &'static str> {
+        if !container
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err("invalid container name");
+        }
+        let query = target.split_once('?').map_or("", |(_, q)| q);
+        let mut req = ExecRequest {
+            container: container.to_string(),
+            cmd: Vec::new(),
+            tty: true,
+            user: String::new(),
+            size: None,
+        };
+        let (mut cols, mut rows) = (None, None);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = form_decode(v).ok_or("invalid query encoding")?;
+            match k {
+                "cmd" => req.cmd.push(v),
+                "tty" => req.tty = matches!(v.as_str(), "1" | "true"),
+                "user" => req.user = v,
+                "cols" => cols = Some(v.parse::<u16>().map_err(|_| "invalid cols")?),
+                "rows" => rows = Some(v.parse::<u16>().map_err(|_| "invalid rows")?),
+                _ => {}
+            }
+        }
+        if req.cmd.is_empty() {
+            req.cmd.push("/bin/sh".into());
+        }
+        if let (Some(c), Some(r)) = (cols, rows) {
+            req.size = Some((c, r));
+        }
+        Ok(req)
+    }
+}
+
+/// `application/x-www-form-urlencoded` value decoding.
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Splits Docker's multiplexed stream (8-byte headers) into pieces tagged
+/// with their stream (1 stdout, 2 stderr).
+#[derive(Default)]
+struct Demux {
+    header: [u8; 8],
+    have: usize,
+    remaining: usize,
+}
+
+impl Demux {
+    /// Returns (stream, bytes of `input` used, payload range in `input`).
+    fn next(&mut self, input: &[u8]) -> (u8, usize, std::ops::Range<usize>) {
+        let mut i = 0;
+        while self.remaining == 0 && i < input.len() {
+            self.header[self.have] = input[i];
+            self.have += 1;
+            i += 1;
+            if self.have == 8 {
+                self.have = 0;
+                self.remaining = u32::from_be_bytes([
+                    self.header[4],
+                    self.header[5],
+                    self.header[6],
+                    self.header[7],
+                ]) as usize;
+            }
+        }
+        let take = self.remaining.min(input.len() - i);
+        self.remaining -= take;
+        (self.header[0], i + take, i..i + take)
+    }
+}
+
+enum Stage {
+    Create(Call),
+    Start(Call),
+    Open,
+    /// The process ended; asking for its exit code.
+    Exit {
+        lookups: u32,
+    },
+    Finished,
+}
+
+struct Exec {
+    req: ExecRequest,
+    exec_id: String,
+    stage: Stage,
+    /// A resize or inspect (`true`) call on its own connection.
+    aux: Option<(Side, Call, bool)>,
+    resize_wanted: Option<(u16, u16)>,
+    demux: Demux,
+    /// The exec's output ended.
+    output_done: bool,
+}
+
+enum Mode {
+    Echo,
+    Exec(Box<Exec>),
+}
+
+pub struct Console {
+    link: WsLink,
+    mode: Mode,
+    /// Handshake reply for the browser, sent once the exec runs.
+    handshake: Vec<u8>,
+    upgraded: bool,
+}
+
+/// What the connection should do after `drive`.
+pub enum Outcome {
+    Continue,
+    /// Before the upgrade: answer with an HTTP error instead.
+    Fail(u16, String),
+    /// The WebSocket is over; close everything.
+    Done,
+}
+
+/// What `drive` needs from the connection.
+pub struct Io<'a> {
+    pub front: &'a mut Side,
+    pub back: &'a mut Option<Side>,
+    pub res: &'a mut Resources,
+    /// Opens and registers an extra upstream connection for a call.
+    pub connect_aux: &'a mut dyn FnMut() -> io::Result<Side>,
+}
+
+impl Console {
+    pub fn echo(handshake: Vec<u8>, res: &mut Resources) -> Console {
+        let mut link = WsLink::new(res);
+        link.queue_raw(&handshake);
+        Console {
+            link,
+            mode: Mode::Echo,
+            handshake: Vec::new(),
+            upgraded: true,
+        }
+    }
+
+    /// `back` must be a fresh upstream connection, registered.
+    pub fn exec(req: ExecRequest, handshake: Vec<u8>, res: &mut Resources) -> Console {
+        let body = json!({
+            "AttachStdin": true,
+            "AttachStdout": true,
+            "AttachStderr": true,
+            "Tty": req.tty,
+            "Cmd": req.cmd,
+            "User": req.user,
+            "Env": ["TERM=xterm-256color"],
+        });
+        let create = Call::new(
+            "POST",
+            &format!("/containers/{}/exec", req.container),
+            "",
+            &body.to_string(),
+        );
+        Console {
+            link: WsLink::new(res),
+            mode: Mode::Exec(Box::new(Exec {
+                req,
+                exec_id: String::new(),
+                stage: Stage::Create(create),
+                aux: None,
+                resize_wanted: None,
+                demux: Demux::default(),
+                output_done: false,
+            })),
+            handshake,
+            upgraded: false,
+        }
+    }
+
+    pub fn release(self, res: &mut Resources) {
+        self.link.release(res);
+    }
+
+    pub fn aux_side(&mut self) -> Option<&mut Side> {
+        match &mut self.mode {
+            Mode::Exec(e) => e.aux.as_mut().map(|(s, _, _)| s),
+            Mode::Echo => None,
+        }
+    }
+
+    pub fn drive(&mut self, io: &mut Io) -> Outcome {
+        loop {
+            let mut progress = match self.step(io) {
+                Ok(p) => p,
+                Err(e) => {
+                    // A protocol error: close with its code, then stop reading.
+                    self.link.queue_close(e.close_code(), e.reason());
+                    self.link.peer_closed = true;
+                    true
+                }
+            };
+            if let Mode::Exec(e) = &mut self.mode {
+                match e.advance(&mut self.link, io, &mut self.handshake, &mut self.upgraded) {
+                    Ok(p) => progress |= p,
+                    Err((status, msg)) if !self.upgraded => return Outcome::Fail(status, msg),
+                    Err((_, msg)) => {
+                        log::debug!("console ended: {msg}");
+                        self.link.queue_close(1011, &msg);
+                        e.stage = Stage::Finished;
+                    }
+                }
+            }
+            match self.link.flush(io.front) {
+                Ok(p) => progress |= p,
+                Err(_) => return Outcome::Done,
+            }
+            if self.finished() {
+                return Outcome::Done;
+            }
+            if !progress {
+                return Outcome::Continue;
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        let ended = match &self.mode {
+            Mode::Echo => {
+                self.link.close_sent
+                    || (self.link.peer_closed
+                        && self.link.echo_out.is_none()
+                        && self.link.close_owed.is_none())
+            }
+            Mode::Exec(e) => matches!(e.stage, Stage::Finished),
+        };
+        ended && self.link.flushed()
+    }
+
+    /// Browser input: frames decoded and handed to their sink.
+    fn step(&mut self, io: &mut Io) -> Result<bool, WsError> {
+        if !self.upgraded {
+            return Ok(false);
+        }
+        let mut progress = self.link.read(io.front).unwrap_or_else(|_| {
+            self.link.peer_closed = true;
+            true
+        });
+        if matches!(self.mode, Mode::Echo) {
+            progress |= self.link.drain_echo();
+        }
+        if let Some(payload) = self.link.pong.take() {
+            if !self.link.queue_frame(true, Opcode::Pong, &[&payload]) {
+                self.link.pong = Some(payload);
+                return Ok(progress);
+            }
+            progress = true;
+        }
+        if self.link.pending.is_none() {
+            match self.link.next()? {
+                Some(Msg::Ping(payload)) => {
+                    self.link.pong = Some(payload);
+                    progress = true;
+                }
+                Some(Msg::Close(code)) => {
+                    self.link.close_owed = Some(code);
+                    self.link.peer_closed = true;
+                    progress = true;
+                }
+                Some(Msg::Piece) => progress = true,
+                None => {}
+            }
+        }
+        if let Some(piece) = self.link.pending {
+            let sunk = match &mut self.mode {
+                Mode::Echo => self.link.echo(),
+                Mode::Exec(e) => e.input(&mut self.link, piece, io)?,
+            };
+            if sunk {
+                self.link.pending = None;
+                progress = true;
+            }
+        }
+        // The close reply goes after any echo still being sent.
+        if let Some(code) = self
+            .link
+            .close_owed
+            .filter(|_| self.link.echo_out.is_none())
+        {
+            self.link.queue_close(code, "");
+            self.link.close_owed = None;
+            progress = true;
+        }
+        if self.link.peer_closed {
+            if let Mode::Exec(e) = &mut self.mode {
+                e.stop(io);
+            }
+        }
+        Ok(progress)
+    }
+}
+
+impl Exec {
+    /// The browser is gone or said goodbye: the exec's stdin closes.
+    fn stop(&mut self, io: &mut Io) {
+        if let Some(back) = io.back.as_mut() {
+            back.shutdown_write();
+        }
+        if matches!(self.stage, Stage::Open) {
+            self.stage = Stage::Finished;
+        }
+    }
+
+    /// Hands one decoded piece to the exec; `Ok(false)` means "not yet".
+    fn input(&mut self, link: &mut WsLink, piece: Piece, io: &mut Io) -> Result<bool, WsError> {
+        if piece.text {
+            let payload = &link.inbuf.data[piece.start..piece.end];
+            if link.control.len() + payload.len() > MAX_CONTROL_MESSAGE {
+                return Err(WsError::TooBig);
+            }
+            link.control.extend_from_slice(payload);
+            if piece.last {
+                let msg = std::mem::take(&mut link.control);
+                match serde_json::from_slice::<Control>(&msg) {
+                    Ok(c) if c.kind == "resize" => {
+                        if let (Some(cols), Some(rows)) = (c.cols, c.rows) {
+                            self.resize_wanted = Some((cols, rows));
+                        }
+                    }
+                    Ok(c) if c.kind == "stdin" => {
+                        if let Some(back) = io
+                            .back
+                            .as_mut()
+                            .filter(|_| matches!(self.stage, Stage::Open))
+                        {
+                            // Small by construction; a full socket here is the exec's problem.
+                            let _ = back.write(c.data.unwrap_or_default().as_bytes());
+                        }
+                    }
+                    _ => return Err(WsError::Protocol("unknown control message")),
+                }
+            }
+            return Ok(true);
+        }
+        // Input waits for earlier resizes, so the program sees them in order.
+        if self.resize_wanted.is_some() || self.aux.is_some() {
+            return Ok(false);
+        }
+        let Some(back) = io
+            .back
+            .as_mut()
+            .filter(|_| matches!(self.stage, Stage::Open))
+        else {
+            return Ok(true);
+        };
+        let Some(p) = link.pending.as_mut() else {
+            return Ok(true);
+        };
+        while p.start < p.end && back.writable {
+            match back.write(&link.inbuf.data[p.start..p.end]) {
+                Ok(Some(n)) => p.start += n,
+                Ok(None) => break,
+                Err(_) => return Ok(true),
+            }
+        }
+        Ok(p.start == p.end)
+    }
+
+    /// Errors carry the HTTP status to answer with before the upgrade.
+    fn advance(
+        &mut self,
+        link: &mut WsLink,
+        io: &mut Io,
+        handshake: &mut Vec<u8>,
+        upgraded: &mut bool,
+    ) -> Result<bool, (u16, String)> {
+        let gateway = |m: &str| (502, m.to_string());
+        let mut progress = false;
+        match &mut self.stage {
+            Stage::Create(call) => {
+                let Some(back) = io.back.as_mut() else {
+                    return Err(gateway("no upstream"));
+                };
+                if let Some(reply) = call.poll(back, &mut io.res.scratch).map_err(gateway)? {
+                    if reply.status != 201 {
+                        return Err((reply.status, message_of(&reply)));
+                    }
+                    let id = serde_json::from_slice::<serde_json::Value>(&reply.body)
+                        .ok()
+                        .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
+                        .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+                        .ok_or_else(|| gateway("unexpected exec create reply"))?;
+                    let body = json!({ "Detach": false, "Tty": self.req.tty }).to_string();
+                    let start = Call::new(
+                        "POST",
+                        &format!("/exec/{id}/start"),
+                        "Connection: Upgrade\r\nUpgrade: tcp\r\n",
+                        &body,
+                    );
+                    start_connected(&mut self.stage, start);
+                    self.exec_id = id;
+                    progress = true;
+                }
+            }
+            Stage::Start(call) => {
+                let Some(back) = io.back.as_mut() else {
+                    return Err(gateway("no upstream"));
+                };
+                if let Some(reply) = call.poll(back, &mut io.res.scratch).map_err(gateway)? {
+                    if reply.status != 101 && reply.status != 200 {
+                        return Err((reply.status, message_of(&reply)));
+                    }
+                    link.queue_raw(handshake);
+                    handshake.clear();
+                    *upgraded = true;
+                    self.stage = Stage::Open;
+                    self.resize_wanted = self
+                        .resize_wanted
+                        .or(self.req.size.filter(|_| self.req.tty));
+                    progress = true;
+                }
+            }
+            Stage::Open => progress |= self.output(link, io),
+            Stage::Exit { .. } | Stage::Finished => {}
+        }
+        progress |= self.calls(link, io).map_err(gateway)?;
+        Ok(progress)
+    }
+
+    /// Exec output to the browser, as far as the browser keeps up.
+    fn output(&mut self, link: &mut WsLink, io: &mut Io) -> bool {
+        let Some(back) = io.back.as_mut() else {
+            return false;
+        };
+        let mut progress = false;
+        while back.readable && link.room() > OUT_FRAME + 16 && !self.output_done {
+            let scratch = &mut io.res.scratch[..OUT_FRAME];
+            match back.read(scratch) {
+                Ok(Some(0)) | Err(_) => {
+                    self.output_done = true;
+                    self.stage = Stage::Exit { lookups: 0 };
+                }
+                Ok(Some(n)) => {
+                    let mut data = &scratch[..n];
+                    if self.req.tty {
+                        link.queue_frame(true, Opcode::Binary, &[data]);
+                    } else {
+                        while !data.is_empty() {
+                            let (stream, used, range) = self.demux.next(data);
+                            if !range.is_empty() {
+                                link.queue_frame(true, Opcode::Binary, &[&[stream], &data[range]]);
+                            }
+                            data = &data[used..];
+                        }
+                    }
+                }
+                Ok(None) => break,
+            }
+            progress = true;
+        }
+        progress
+    }
+
+    /// Resize and exit-code calls on their own upstream connection.
+    fn calls(&mut self, link: &mut WsLink, io: &mut Io) -> Result<bool, &'static str> {
+        if self.aux.is_none() {
+            let (call, inspect) = match (&self.stage, self.resize_wanted) {
+                (Stage::Exit { .. }, _) => (
+                    Call::new("GET", &format!("/exec/{}/json", self.exec_id), "", ""),
+                    true,
+                ),
+                (Stage::Open, Some((cols, rows))) => {
+                    let path = format!("/exec/{}/resize?h={rows}&w={cols}", self.exec_id);
+                    self.resize_wanted = None;
+                    (Call::new("POST", &path, "", ""), false)
+                }
+                _ => return Ok(false),
+            };
+            let side = (io.connect_aux)().map_err(|_| "cannot connect to the Docker daemon")?;
+            self.aux = Some((side, call, inspect));
+        }
+        let Some((side, call, inspect)) = self.aux.as_mut() else {
+            return Ok(false);
+        };
+        let inspect = *inspect;
+        let Some(reply) = call.poll(side, &mut io.res.scratch)? else {
+            return Ok(false);
+        };
+        self.aux = None;
+        if let (true, Stage::Exit { lookups }) = (inspect, &mut self.stage) {
+            let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+            let running = v.get("Running").and_then(|r| r.as_bool()).unwrap_or(false);
+            let code = v.get("ExitCode").and_then(|c| c.as_i64());
+            if running && *lookups < EXIT_LOOKUPS {
+                *lookups += 1;
+                return Ok(true);
+            }
+            let code = code.unwrap_or(-1);
+            let exit = json!({ "type": "exit", "exit_code": code }).to_string();
+            link.queue_frame(true, Opcode::Text, &[exit.as_bytes()]);
+            link.queue_close(1000, &format!("exit {code}"));
+            self.stage = Stage::Finished;
+        }
+        Ok(true)
+    }
+}
+
+/// The start request goes on the same (kept-alive) connection.
+fn start_connected(stage: &mut Stage, mut start: Call) {
+    start.connected = true;
+    *stage = Stage::Start(start);
+}
+
+/// The reply that completes a browser's WebSocket handshake.
+pub fn handshake_reply(accept: &str, protocol: Option<&str>) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+    );
+    if let Some(p) = protocol {
+        out.push_str(&format!("Sec-WebSocket-Protocol: {p}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_query() {
+        let r = ExecRequest::parse(
+            "web",
+            "/x?cmd=sh&cmd=-c&cmd=echo+hi%21&tty=0&cols=100&rows=40",
+        )
+        .unwrap();
+        assert_eq!(r.cmd, ["sh", "-c", "echo hi!"]);
+        assert!(!r.tty);
+        assert_eq!(r.size, Some((100, 40)));
+        let r = ExecRequest::parse("web", "/x").unwrap();
+        assert_eq!(r.cmd, ["/bin/sh"]);
+        assert!(r.tty);
+        assert!(ExecRequest::parse("a/b", "/x").is_err());
+        assert!(ExecRequest::parse("a", "/x?cmd=%zz").is_err());
+    }
+
+    #[test]
+    fn demux_across_reads() {
+        let mut d = Demux::default();
+        let stream = [
+            1, 0, 0, 0, 0, 0, 0, 3, b'a', b'b', b'c', 2, 0, 0, 0, 0, 0, 0, 1, b'e',
+        ];
+        let mut got = Vec::new();
+        for chunk in stream.chunks(5) {
+            let mut data = chunk;
+            while !data.is_empty() {
+                let (s, used, range) = d.next(data);
+                if !range.is_empty() {
+                    got.push((s, data[range].to_vec()));
+                }
+                data = &data[used..];
+            }
+        }
+        assert_eq!(
+            got,
+            [(1, b"a".to_vec()), (1, b"bc".to_vec()), (2, b"e".to_vec())]
+        );
+    }
+}
