@@ -40,6 +40,7 @@ Options:
   --ws-echo               serve a WebSocket echo at /_dockermand/echo (tests)
   --hash-token TOKEN      print the sha256 to put in auth.tokens, then exit
   --hash-password         read a password on stdin, print its hash, then exit
+  --selftest              check parsers, policy and a loopback round trip; exit 0 if all pass
   --help, --version
 
 Authentication, roles, CORS, allowed hosts and the body policy are set in
@@ -274,6 +275,7 @@ pub enum Command {
     Version,
     HashToken(String),
     HashPassword,
+    SelfTest,
 }
 
 impl Config {
@@ -311,6 +313,7 @@ impl Config {
                 "--version" | "-V" => return Ok(Command::Version),
                 "--hash-token" => return Ok(Command::HashToken(value()?)),
                 "--hash-password" => return Ok(Command::HashPassword),
+                "--selftest" => return Ok(Command::SelfTest),
                 "--dry-run" => cfg.dry_run = true,
                 "--ws-echo" => cfg.ws_echo = true,
                 "--config" => {

@@ -26,6 +26,7 @@ pub mod request;
 pub mod response;
 pub mod route;
 pub mod rpcd;
+pub mod selftest;
 pub mod server;
 pub mod sha1;
 pub mod signals;

@@ -51,6 +51,13 @@ impl Listener {
         })
     }
 
+    pub fn local_tcp(&self) -> Option<std::net::SocketAddr> {
+        match &self.socket {
+            Socket::Tcp(l) => l.local_addr().ok(),
+            Socket::Unix(..) => None,
+        }
+    }
+
     /// Next pending client, its address for logs and its IP for rate
     /// limits (unspecified on unix sockets); `Ok(None)` when there is none.
     pub fn accept(&self) -> io::Result<Option<(Stream, String, IpAddr)>> {

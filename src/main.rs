@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use dockermand::auth::PasswordHash;
 use dockermand::config::{Command, Config, USAGE};
-use dockermand::{digest, logger, server::Server};
+use dockermand::{digest, logger, selftest, server::Server};
 
 /// Work factor for new password hashes: about 0.1 s on a router.
 const PASSWORD_ITERATIONS: u32 = 20_000;
@@ -24,6 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::HashPassword) => return hash_password(),
+        Ok(Command::SelfTest) => {
+            return if selftest::run() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            };
+        }
         Err(e) => {
             eprintln!("dockermand: {e}");
             return ExitCode::from(2);

@@ -98,6 +98,11 @@ impl Server {
         Ok(())
     }
 
+    /// The first TCP address really listened on (port 0 resolved).
+    pub fn bound_tcp(&self) -> Option<std::net::SocketAddr> {
+        self.listeners.iter().flatten().find_map(|l| l.local_tcp())
+    }
+
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         loop {
