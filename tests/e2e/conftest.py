@@ -93,7 +93,9 @@ def dockerd():
     d = Dockerd(root)
     cmd = [exe, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
            "--data-root", os.path.join(root, "data"), "--exec-root", os.path.join(root, "exec"),
-           "--pidfile", os.path.join(root, "docker.pid"), "-H", d.url]
+           "--pidfile", os.path.join(root, "docker.pid"), "-H", d.url,
+           # separate namespaces in case dockerd attaches to a system containerd
+           "--containerd-namespace", "dmtest", "--containerd-plugins-namespace", "dmtest-plugins"]
     logf = open(d.log, "wb")
     d.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                               start_new_session=True)

@@ -515,8 +515,10 @@ _DOCKER_CONFIG_DIR = None
 def docker_env(docker_host: str, **extra) -> dict:
     global _DOCKER_CONFIG_DIR
     if _DOCKER_CONFIG_DIR is None:
+        import atexit
         import tempfile
         _DOCKER_CONFIG_DIR = tempfile.mkdtemp(prefix="dmcfg", dir="/tmp")
+        atexit.register(shutil.rmtree, _DOCKER_CONFIG_DIR, True)
     env = dict(os.environ)
     for k in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH", "DOCKER_TLS", "DOCKER_API_VERSION"):
         env.pop(k, None)
@@ -648,3 +650,82 @@ def tar_single_file_stream(name: str, size: int, block: int = 1 << 20):
 def websocket_accept(key: str) -> str:
     guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
     return base64.b64encode(hashlib.sha1((key + guid).encode()).digest()).decode()
+
+
+# ---------------------------------------------------------------------------
+# bulk transfer helpers
+
+
+def drain_body(conn: HttpConn, resp: HttpResponse, timeout: float = 120.0) -> int:
+    """Read and discard a response body (chunked, Content-Length or until EOF)
+    without keeping it in memory; returns the number of payload bytes.  Fails
+    if the body ends before its framing says it is complete."""
+    deadline = time.monotonic() + timeout
+    total = 0
+    te = (resp.header("Transfer-Encoding") or "").lower()
+    if te == "chunked":
+        while True:
+            line = conn.read_until(b"\r\n", max(0.1, deadline - time.monotonic()))
+            size = int(line[:-2].split(b";")[0].strip(), 16)
+            if size == 0:
+                while conn.read_until(b"\r\n", max(0.1, deadline - time.monotonic())) != b"\r\n":
+                    pass
+                break
+            left = size
+            while left:
+                if not conn.buf and conn._fill(deadline) == 0:
+                    raise ConnectionClosed("body ended inside a chunk")
+                take = min(left, len(conn.buf))
+                del conn.buf[:take]
+                left -= take
+                total += take
+            if conn.read_exact(2, max(0.1, deadline - time.monotonic())) != b"\r\n":
+                raise AssertionError("missing CRLF after chunk")
+    elif resp.header("Content-Length") is not None:
+        left = int(resp.header("Content-Length"))
+        while left:
+            if not conn.buf and conn._fill(deadline) == 0:
+                raise ConnectionClosed("body ended %d bytes early" % left)
+            take = min(left, len(conn.buf))
+            del conn.buf[:take]
+            left -= take
+            total += take
+    else:
+        while True:
+            total += len(conn.buf)
+            conn.buf.clear()
+            if conn._fill(deadline) == 0:
+                break
+    resp.complete = True
+    return total
+
+
+class RssSampler:
+    """Samples a process's VmRSS in a thread until stopped."""
+
+    def __init__(self, gateway: Gateway, interval: float = 0.01):
+        self.gateway = gateway
+        self.interval = interval
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.samples.append(self.gateway.rss_kib())
+            except (OSError, AssertionError):
+                break
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(5)
+
+    @property
+    def max_kib(self) -> int:
+        return max(self.samples) if self.samples else 0

@@ -5,31 +5,35 @@ are appended to the connection's :class:`ConnRecord`, so a test can prove
 exactly what the gateway forwarded (or that it forwarded nothing).
 
 Requests are answered according to their path (an API version prefix such
-as ``/v1.41`` is ignored):
+as ``/v1.41`` is ignored).  Scripted behaviours are chosen through a container
+name starting with ``standin-`` in a real Docker API route, so that a gateway
+with a route table lets them through: ``/containers/standin-BEHAVIOUR/...``
+(for example ``GET /containers/standin-truncate-cl/json`` or
+``PUT /containers/standin-sink/archive?path=/tmp``).
 
 ``/_ping``
     200, body ``OK``.
-``/standin/truncate-cl``
+``standin-truncate-cl``
     200 with ``Content-Length: 100000`` but only 1000 body bytes, then the
     connection is closed.
-``/standin/truncate-chunked``
+``standin-truncate-chunked``
     200 chunked, two chunks, then the connection is closed without the
     terminating zero-size chunk.
-``/standin/gate/NAME``
+``standin-gate-NAME``
     waits until the test opens the gate ``NAME`` (``Standin.gate(NAME).set()``),
     then answers 200 with a JSON body.
-``/standin/hang``
+``standin-hang``
     never answers; keeps the connection open until the peer closes it or the
     stand-in is shut down.
-``/standin/close``
+``standin-close``
     closes the connection without any reply.
-``/standin/malformed/KIND``
+``standin-malformed-KIND``
     sends a malformed response head (KIND: garbage, status, content-length,
     both-lengths, header-space) and closes.
-``/standin/stream?count=N&interval=S&gap_after=K&gap=G``
+``standin-stream`` with query ``count=N&interval=S&gap_after=K&gap=G``
     200 chunked; sends N chunks ``chunk-i\\n`` with S seconds between them and
     an extra pause of G seconds after chunk K, then the terminating chunk.
-anything else
+anything else (including ``standin-sink``)
     200 with a JSON body describing the request as received (method, target,
     headers, body length and sha256).
 
@@ -89,6 +93,14 @@ class Request:
         if len(parts) > 2 and parts[1].startswith("v") and parts[1][1:2].isdigit():
             path = "/" + parts[2]
         return path
+
+    @property
+    def behaviour(self):
+        """``X`` of a ``/containers/standin-X/...`` path, else None."""
+        parts = self.path.split("/")
+        if len(parts) >= 3 and parts[1] == "containers" and parts[2].startswith("standin-"):
+            return parts[2][len("standin-"):]
+        return None
 
     @property
     def query(self):
@@ -228,28 +240,28 @@ class _Conn:
 
 def _handle(conn: _Conn, req: Request) -> bool:
     """Answer one request.  Returns False when the connection must end."""
-    path = req.path
+    b = req.behaviour
     q = req.query
-    if path == "/_ping":
+    if req.path == "/_ping":
         conn.reply(200, b"OK", ctype="text/plain; charset=utf-8")
         return True
-    if path == "/standin/truncate-cl":
+    if b == "truncate-cl":
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                   b"Content-Length: 100000\r\n\r\n" + b"a" * 1000)
         return False
-    if path == "/standin/truncate-chunked":
+    if b == "truncate-chunked":
         conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                   b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n5\r\nworld\r\n")
         return False
-    if path.startswith("/standin/gate/"):
-        gate = conn.server.gate(path[len("/standin/gate/"):])
+    if b is not None and b.startswith("gate-"):
+        gate = conn.server.gate(b[len("gate-"):])
         end = time.monotonic() + 120
         while not gate.wait(0.05):
             if conn.server.stopping.is_set() or time.monotonic() > end:
                 return False
-        conn.reply(200, json.dumps({"gate": path}).encode())
+        conn.reply(200, json.dumps({"gate": b}).encode())
         return True
-    if path == "/standin/hang":
+    if b == "hang":
         conn.sock.settimeout(0.1)
         while not conn.server.stopping.is_set():
             try:
@@ -259,10 +271,10 @@ def _handle(conn: _Conn, req: Request) -> bool:
             except PeerClosed:
                 break
         return False
-    if path == "/standin/close":
+    if b == "close":
         return False
-    if path.startswith("/standin/malformed/"):
-        kind = path.rsplit("/", 1)[1]
+    if b is not None and b.startswith("malformed-"):
+        kind = b[len("malformed-"):]
         bad = {
             "garbage": b"THIS IS NOT HTTP\r\n\r\n",
             "status": b"HTTP/1.1 2x0 OK\r\nContent-Length: 2\r\n\r\nOK",
@@ -273,7 +285,7 @@ def _handle(conn: _Conn, req: Request) -> bool:
         }[kind]
         conn.send(bad)
         return False
-    if path == "/standin/stream":
+    if b == "stream":
         count = int(q.get("count", "8"))
         interval = float(q.get("interval", "0.5"))
         gap_after = int(q.get("gap_after", "-1"))
