@@ -982,7 +982,7 @@ mod tests {
         }
         assert_eq!(
             got,
-            [(1, b"a".to_vec()), (1, b"bc".to_vec()), (2, b"e".to_vec())]
+            [(1, b"ab".to_vec()), (1, b"c".to_vec()), (2, b"e".to_vec())]
         );
     }
 }
