@@ -178,7 +178,13 @@ impl Server {
             }
             return;
         }
-        if let Some(at) = slot.conn.deadline.filter(|at| slot.armed != Some(*at)) {
+        // Deadlines that move later (every keep-alive request) reuse the
+        // armed entry, which re-arms when it fires: one entry per connection.
+        if let Some(at) = slot
+            .conn
+            .deadline
+            .filter(|at| slot.armed.is_none_or(|armed| *at < armed))
+        {
             slot.armed = Some(at);
             self.timers.push(Reverse((at, index)));
         }
@@ -238,16 +244,20 @@ impl Server {
                 break;
             }
             self.timers.pop();
-            let due = self
-                .slots
-                .get_mut(index)
-                .and_then(Option::as_mut)
-                .is_some_and(|s| s.armed == Some(at) && s.conn.deadline == Some(at));
-            if due {
-                if let Some(s) = self.slots[index].as_mut() {
-                    s.armed = None;
+            let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if slot.armed != Some(at) {
+                continue;
+            }
+            slot.armed = None;
+            match slot.conn.deadline {
+                Some(deadline) if deadline <= now => {
+                    self.with_conn(index, |conn, ctx| conn.on_timeout(ctx))
                 }
-                self.with_conn(index, |conn, ctx| conn.on_timeout(ctx));
+                // Moved later since it was armed: arm the new one.
+                Some(_) => self.with_conn(index, |_, _| {}),
+                None => {}
             }
         }
     }
