@@ -59,6 +59,8 @@ pub struct Connection {
     base_token: Token,
     pub peer: String,
     peer_ip: IpAddr,
+    /// The request being answered here is a HEAD: replies carry no body.
+    answering_head: bool,
     pub phase: Phase,
     /// When the current phase gives up; `None` while streaming.
     pub deadline: Option<Instant>,
@@ -197,6 +199,7 @@ impl Connection {
             base_token,
             peer,
             peer_ip,
+            answering_head: false,
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
         }
@@ -256,14 +259,25 @@ impl Connection {
 
     /// The deadline passed.
     pub fn on_timeout(&mut self, ctx: &mut Ctx) {
-        match &self.phase {
+        match std::mem::replace(&mut self.phase, Phase::Closed) {
             Phase::Head { started: true } => {
                 ctx.stats.rejected += 1;
                 self.reply_error(ctx, 408, "timed out reading the request head", true);
                 self.drive(ctx);
             }
-            _ => {
-                self.phase = Phase::Closed;
+            Phase::Rpcd(mut wait) => {
+                self.stop_rpcd(ctx, &mut wait);
+                let r = Refusal::new(
+                    503,
+                    "rpcd",
+                    "Authorization",
+                    "the router's session service did not answer",
+                );
+                self.refuse(ctx, &wait.req, "-", r);
+                self.drive(ctx);
+            }
+            phase => {
+                self.phase = phase;
                 self.close(ctx);
             }
         }
@@ -358,6 +372,7 @@ impl Connection {
 
     fn start_request(&mut self, ctx: &mut Ctx, head: RequestHead) {
         ctx.stats.requests += 1;
+        self.answering_head = head.is_head();
         let req = Request {
             cors: gate::allowed_origin(&head, &ctx.cfg.cors_origins),
             head,
@@ -979,7 +994,13 @@ impl Connection {
     }
 
     fn forward(&mut self, ctx: &mut Ctx, req: Request, body: Option<Vec<u8>>) {
-        let Request { head, cors } = req;
+        let Request { mut head, cors } = req;
+        if !ctx.cfg.auth.is_open() {
+            // Our credentials are not dockerd's business (nor its plugins').
+            head.headers.retain(|(n, _)| {
+                !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
+            });
+        }
         if self.back.is_none() {
             match ctx.cfg.upstream.connect() {
                 Ok(stream) => {
@@ -1245,7 +1266,7 @@ impl Connection {
     }
 
     fn reply(&mut self, ctx: &mut Ctx, reply: LocalReply, close: bool) {
-        let out = reply.encode(close);
+        let out = reply.encode(close, self.answering_head);
         self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
         self.phase = Phase::Local(Box::new(Local {
             out,

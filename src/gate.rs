@@ -40,9 +40,11 @@ impl Refusal {
         }
     }
 
-    /// Authentication problems are never waved through by dry-run mode.
+    /// Dry-run mode waves through policy denials only: never missing
+    /// credentials, cross-site requests or foreign hosts.
     pub fn is_policy(&self) -> bool {
-        self.status == 403 || self.status == 413
+        matches!(self.status, 403 | 413)
+            && !matches!(self.rule, "csrf" | "origin" | "cors" | "host")
     }
 }
 

@@ -121,7 +121,8 @@ impl LocalReply {
         self
     }
 
-    pub fn encode(&self, close: bool) -> Vec<u8> {
+    /// A reply to HEAD keeps its headers and drops the body.
+    pub fn encode(&self, close: bool, head_only: bool) -> Vec<u8> {
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}{}Server: dockermand\r\n\r\n",
             self.status,
@@ -132,7 +133,9 @@ impl LocalReply {
             if close { "Connection: close\r\n" } else { "" },
         )
         .into_bytes();
-        out.extend_from_slice(self.body.as_bytes());
+        if !head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
         out
     }
 }
@@ -252,7 +255,8 @@ mod tests {
 
     #[test]
     fn error_reply_is_docker_style() {
-        let out = String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true)).unwrap();
+        let out =
+            String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true, false)).unwrap();
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(out.contains("Connection: close\r\n"));
         assert!(out.ends_with("\r\n\r\n{\"message\":\"bad \\\"thing\\\"\"}"));
