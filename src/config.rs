@@ -314,8 +314,6 @@ impl Config {
                 "--hash-token" => return Ok(Command::HashToken(value()?)),
                 "--hash-password" => return Ok(Command::HashPassword),
                 "--selftest" => return Ok(Command::SelfTest),
-                "--dry-run" => cfg.dry_run = true,
-                "--ws-echo" => cfg.ws_echo = true,
                 "--config" => {
                     value()?;
                 }
@@ -329,8 +327,13 @@ impl Config {
                 "--idle-timeout" => cfg.idle_timeout = seconds(name, &value()?)?,
                 "--shutdown-grace" => cfg.shutdown_grace = seconds(name, &value()?)?,
                 "--unix-mode" => cfg.unix_mode = octal(&value()?)?,
+                "--no-splice" | "--insecure" | "--dry-run" | "--ws-echo" if inline.is_some() => {
+                    return Err(format!("{name} takes no value"))
+                }
                 "--no-splice" => cfg.splice = false,
                 "--insecure" => cfg.insecure = true,
+                "--dry-run" => cfg.dry_run = true,
+                "--ws-echo" => cfg.ws_echo = true,
                 other => return Err(format!("unknown argument {other:?} (see --help)")),
             }
         }
@@ -612,6 +615,7 @@ mod tests {
     fn bad_values() {
         assert!(run(&["--listen"]).is_err());
         assert!(run(&["--bogus"]).is_err());
+        assert!(run(&["--insecure=false"]).is_err());
         assert!(run(&["--max-head-bytes", "10"]).is_err());
         assert!(run(&["--unix-mode", "999"]).is_err());
         assert!(run(&["--log-level", "loud"]).is_err());

@@ -159,7 +159,8 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 pub fn from_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    // from_str_radix alone would take a sign ("+1").
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -244,6 +245,7 @@ mod tests {
         assert!(!ct_eq(b"abc", b"ab"));
         assert_eq!(from_hex("00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(from_hex("0g"), None);
+        assert_eq!(from_hex("+1"), None);
         assert_ne!(random_bytes::<16>().unwrap(), [0; 16]);
     }
 }

@@ -190,7 +190,13 @@ pub fn check_body(
     })?;
     let c = Checker { policy, resolve };
     match kind {
-        BodyCheck::ContainerCreate => c.host_config(&path(&json, &["HostConfig"]), "HostConfig"),
+        BodyCheck::ContainerCreate => {
+            // dockerd before API 1.44 also reads host settings from the top
+            // level of the body (a deprecated embedded HostConfig).
+            let mut hc = path(&json, &["HostConfig"]);
+            hc.push(&json);
+            c.host_config(&hc, "HostConfig")
+        }
         BodyCheck::ContainerUpdate => c.devices(&[&json], ""),
         BodyCheck::ExecCreate => c.flag(
             &path(&json, &["Privileged"]),
@@ -419,40 +425,50 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// Go decodes a repeated array into the elements already there, so
+    /// mount `i` is every occurrence's element `i` taken together.
     fn mounts(&self, values: &[&GoJson], name: &str) -> Result<(), Denial> {
+        let mut by_index: Vec<Vec<&GoJson>> = Vec::new();
         for v in values {
-            let items = match v {
-                GoJson::Null => continue,
-                GoJson::Array(items) => items,
+            match v {
+                GoJson::Null => {}
+                GoJson::Array(items) => {
+                    for (i, m) in items.iter().enumerate() {
+                        if by_index.len() <= i {
+                            by_index.push(Vec::new());
+                        }
+                        by_index[i].push(m);
+                    }
+                }
                 _ => return Err(type_error(name)),
-            };
-            for m in items {
-                let m = [m];
-                let kinds = strings(&field(&m, "Type"), &join(name, "Type"), true)?;
-                for kind in kinds.iter().map(|k| k.to_ascii_lowercase()) {
-                    match kind.as_str() {
-                        "bind" => {
-                            for source in
-                                strings(&field(&m, "Source"), &join(name, "Source"), true)?
-                            {
-                                self.host_path(source, &join(name, "Source"))?;
-                            }
+            }
+        }
+        for m in &by_index {
+            let kinds = strings(&field(m, "Type"), &join(name, "Type"), true)?;
+            for kind in kinds.iter().map(|k| k.to_ascii_lowercase()) {
+                match kind.as_str() {
+                    "bind" => {
+                        for source in strings(&field(m, "Source"), &join(name, "Source"), true)? {
+                            self.host_path(source, &join(name, "Source"))?;
                         }
-                        "volume" => {
-                            let opts = path(m[0], &["VolumeOptions", "DriverConfig", "Options"]);
-                            self.volume_options(
-                                &opts,
-                                &join(name, "VolumeOptions.DriverConfig.Options"),
-                            )?;
-                        }
-                        "tmpfs" | "cluster" => {}
-                        other => {
-                            return Err(Denial::new(
-                                "mount_type",
-                                &join(name, "Type"),
-                                format!("mount type {other:?} is not allowed"),
-                            ))
-                        }
+                    }
+                    "volume" => {
+                        let opts = field(
+                            &field(&field(m, "VolumeOptions"), "DriverConfig"),
+                            "Options",
+                        );
+                        self.volume_options(
+                            &opts,
+                            &join(name, "VolumeOptions.DriverConfig.Options"),
+                        )?;
+                    }
+                    "tmpfs" | "cluster" => {}
+                    other => {
+                        return Err(Denial::new(
+                            "mount_type",
+                            &join(name, "Type"),
+                            format!("mount type {other:?} is not allowed"),
+                        ))
                     }
                 }
             }
@@ -855,6 +871,26 @@ mod tests {
             "allowed"
         );
         assert_eq!(rule(VolumeCreate, r#"{"Name":"v"}"#), "allowed");
+    }
+
+    #[test]
+    fn go_decoding_quirks() {
+        // A repeated array is decoded into the elements already there.
+        assert_eq!(
+            rule(
+                ContainerCreate,
+                r#"{"HostConfig":{"Mounts":[{"Source":"/etc"}],"Mounts":[{"Type":"bind"}]}}"#
+            ),
+            "host_path"
+        );
+        assert_eq!(
+            rule(ContainerCreate, r#"{"Image":"x","Binds":["/:/host"]}"#),
+            "host_path"
+        );
+        assert_eq!(
+            rule(ContainerCreate, r#"{"Image":"x","Privileged":true}"#),
+            "privileged"
+        );
     }
 
     #[test]

@@ -181,7 +181,9 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
                 return Err(HeadError::Bad("repeated Transfer-Encoding"));
             }
             transfer_encoding_seen = true;
-            if !eq_ignore_case_bytes(value, b"chunked") {
+            // Trailing whitespace is legal but a known smuggling lever
+            // (`chunked\t`): accept the one exact spelling only.
+            if !eq_ignore_case_bytes(value, b"chunked") || !ends_line(raw, value) {
                 return Err(HeadError::Bad("unsupported Transfer-Encoding"));
             }
             chunked = true;
@@ -258,6 +260,12 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         upgrade,
         headers,
     }))
+}
+
+/// Whether `value` (a slice of `raw`) is followed directly by CRLF.
+fn ends_line(raw: &[u8], value: &[u8]) -> bool {
+    let end = (value.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize) + value.len();
+    raw.get(end..).is_some_and(|rest| rest.starts_with(b"\r\n"))
 }
 
 fn eq_ignore_case_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -394,6 +402,8 @@ mod tests {
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n",
             b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n continued\r\n\r\n",
             b"GET / HTTP/1.1\nHost: x\n\n",

@@ -17,12 +17,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 import uuid
 from pathlib import Path
 

@@ -3,12 +3,11 @@ dockerd's socket directly where the output is deterministic."""
 
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
-from helpers import LineReader, http_request, sha256, sha256_file, wait_until
+from helpers import LineReader, http_request, sha256, sha256_file
 
 pytestmark = pytest.mark.usefixtures("busybox_image")
 

@@ -1,4 +1,4 @@
-"""A scripted, recording stand-in for dockerd on a unix socket.
+"""A scripted, recording stand-in for dockerd on a unix socket (or TCP).
 
 Every accepted connection is served by its own thread.  All bytes received
 are appended to the connection's :class:`ConnRecord`, so a test can prove
@@ -308,12 +308,15 @@ def _handle(conn: _Conn, req: Request) -> bool:
 class Standin:
     """A recording stand-in upstream listening on a unix socket."""
 
-    def __init__(self, path: str | None = None):
-        if path is None:
+    def __init__(self, path: str | None = None, tcp: bool = False):
+        """Listen on the unix socket ``path`` (a fresh temporary one by
+        default), or on 127.0.0.1 with a kernel-chosen port if ``tcp``."""
+        self._tmpdir = None
+        if tcp:
+            path = None
+        elif path is None:
             self._tmpdir = tempfile.mkdtemp(prefix="dmsi", dir="/tmp")
             path = os.path.join(self._tmpdir, "up.sock")
-        else:
-            self._tmpdir = None
         self.path = path
         self.records: list[ConnRecord] = []
         self.cond = threading.Condition()
@@ -321,8 +324,14 @@ class Standin:
         self._gates: dict[str, threading.Event] = {}
         self._socks: list[socket.socket] = []
         self.errors: list[str] = []
-        self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.lsock.bind(path)
+        if tcp:
+            self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.lsock.bind(("127.0.0.1", 0))
+            self.port = self.lsock.getsockname()[1]
+        else:
+            self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.lsock.bind(path)
+            self.port = None
         self.lsock.listen(128)
         self.lsock.settimeout(0.1)
         self._thread = threading.Thread(target=self._accept_loop, name="standin-accept", daemon=True)
@@ -330,6 +339,8 @@ class Standin:
 
     @property
     def url(self):
+        if self.path is None:
+            return "tcp://127.0.0.1:%d" % self.port
         return "unix://" + self.path
 
     def gate(self, name: str) -> threading.Event:
@@ -419,10 +430,11 @@ class Standin:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        try:
-            os.unlink(self.path)
-        except OSError:
-            pass
+        if self.path is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
         if self._tmpdir:
             try:
                 os.rmdir(self._tmpdir)
@@ -443,12 +455,15 @@ def main(argv=None):
     import signal
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--socket", required=True, help="unix socket path to listen on")
+    ap.add_argument("--socket", help="unix socket path to listen on")
+    ap.add_argument("--tcp", action="store_true", help="listen on 127.0.0.1:0 instead")
     args = ap.parse_args(argv)
+    if not args.socket and not args.tcp:
+        ap.error("give --socket PATH or --tcp")
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: done.set())
     signal.signal(signal.SIGINT, lambda *a: done.set())
-    s = Standin(args.socket)
+    s = Standin(args.socket, tcp=args.tcp)
     print(json.dumps({"listening": s.url}), flush=True)
     done.wait()
     summary = {"connections": s.connection_count(), "bytes": s.total_bytes(),
