@@ -30,6 +30,7 @@ use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgra
 use crate::response::{parse_response_head, ResponseBody};
 use crate::route::{BodyCheck, Class};
 use crate::rpcd::AccessCheck;
+use crate::upstream::UpstreamAddr;
 use crate::websocket::accept_key;
 
 /// How long a closing connection may keep sending before it is cut.
@@ -606,7 +607,10 @@ impl Connection {
         ctx.stats.allowed += 1;
         ctx.stats.consoles_active += 1;
         self.deadline = None;
-        self.phase = Phase::Console(Box::new(Console::exec(exec, handshake, ctx.res)));
+        let local_pids = matches!(ctx.cfg.upstream, UpstreamAddr::Unix(_));
+        self.phase = Phase::Console(Box::new(Console::exec(
+            exec, handshake, local_pids, ctx.res,
+        )));
     }
 
     fn console(&mut self, ctx: &mut Ctx, mut c: Box<Console>) {

@@ -506,6 +506,8 @@ enum Stage {
     Exit {
         lookups: u32,
     },
+    /// The browser left a TTY session: finding the process to send SIGHUP.
+    Hangup,
     Finished,
 }
 
@@ -519,6 +521,8 @@ struct Exec {
     demux: Demux,
     /// The exec's output ended.
     output_done: bool,
+    /// dockerd's process ids are ours too (local unix socket).
+    local_pids: bool,
 }
 
 enum Mode {
@@ -565,7 +569,13 @@ impl Console {
     }
 
     /// `back` must be a fresh upstream connection, registered.
-    pub fn exec(req: ExecRequest, handshake: Vec<u8>, res: &mut Resources) -> Console {
+    /// `local_pids`: dockerd runs on this host, so its pids can be signalled.
+    pub fn exec(
+        req: ExecRequest,
+        handshake: Vec<u8>,
+        local_pids: bool,
+        res: &mut Resources,
+    ) -> Console {
         let body = json!({
             "AttachStdin": true,
             "AttachStdout": true,
@@ -591,6 +601,7 @@ impl Console {
                 resize_wanted: None,
                 demux: Demux::default(),
                 output_done: false,
+                local_pids,
             })),
             handshake,
             upgraded: false,
@@ -613,9 +624,15 @@ impl Console {
             let mut progress = match self.step(io) {
                 Ok(p) => p,
                 Err(e) => {
-                    // A protocol error: close with its code, then stop reading.
+                    // A protocol error: close with its code, drop the rest
+                    // of the input (the decoder's error is sticky) and end.
                     self.link.queue_close(e.close_code(), e.reason());
                     self.link.peer_closed = true;
+                    self.link.pending = None;
+                    self.link.inbuf.start = self.link.inbuf.end;
+                    if let Mode::Exec(x) = &mut self.mode {
+                        x.stop(io);
+                    }
                     true
                 }
             };
@@ -726,7 +743,13 @@ impl Exec {
             back.shutdown_write();
         }
         if matches!(self.stage, Stage::Open) {
-            self.stage = Stage::Finished;
+            // dockerd does not end a TTY exec when its stdin closes: hang
+            // up its terminal as a closed terminal window would.
+            self.stage = if self.req.tty && self.local_pids {
+                Stage::Hangup
+            } else {
+                Stage::Finished
+            };
         }
     }
 
@@ -840,7 +863,7 @@ impl Exec {
                 }
             }
             Stage::Open => progress |= self.output(link, io),
-            Stage::Exit { .. } | Stage::Finished => {}
+            Stage::Exit { .. } | Stage::Hangup | Stage::Finished => {}
         }
         progress |= self.calls(link, io).map_err(gateway)?;
         Ok(progress)
@@ -884,7 +907,7 @@ impl Exec {
     fn calls(&mut self, link: &mut WsLink, io: &mut Io) -> Result<bool, &'static str> {
         if self.aux.is_none() {
             let (call, inspect) = match (&self.stage, self.resize_wanted) {
-                (Stage::Exit { .. }, _) => (
+                (Stage::Exit { .. } | Stage::Hangup, _) => (
                     Call::new("GET", &format!("/exec/{}/json", self.exec_id), "", ""),
                     true,
                 ),
@@ -906,6 +929,11 @@ impl Exec {
             return Ok(false);
         };
         self.aux = None;
+        if let (true, Stage::Hangup) = (inspect, &self.stage) {
+            hang_up(&reply.body);
+            self.stage = Stage::Finished;
+            return Ok(true);
+        }
         if let (true, Stage::Exit { lookups }) = (inspect, &mut self.stage) {
             let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
             let running = v.get("Running").and_then(|r| r.as_bool()).unwrap_or(false);
@@ -921,6 +949,19 @@ impl Exec {
             self.stage = Stage::Finished;
         }
         Ok(true)
+    }
+}
+
+/// Sends SIGHUP to a still running exec process, given its inspect reply.
+fn hang_up(inspect: &[u8]) {
+    let v: serde_json::Value = serde_json::from_slice(inspect).unwrap_or_default();
+    let running = v.get("Running").and_then(|r| r.as_bool()).unwrap_or(false);
+    let pid = v.get("Pid").and_then(|p| p.as_i64()).unwrap_or(0);
+    if running && pid > 1 {
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) with a positive pid and a valid signal number.
+            unsafe { libc::kill(pid, libc::SIGHUP) };
+        }
     }
 }
 

@@ -204,6 +204,18 @@ pub struct Pass {
 
 /// Decides whether `principal` may send this request to dockerd.
 pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Result<Pass, Refusal> {
+    // A page on any site can open a WebSocket here; only ours may.
+    if head.upgrade == Some(Upgrade::WebSocket)
+        && head.header("origin").is_some()
+        && allowed_origin(head, &cfg.cors_origins).is_none()
+    {
+        return Err(Refusal::new(
+            403,
+            "origin",
+            "Origin",
+            "WebSocket from an origin that is not allowed",
+        ));
+    }
     let state_changing = !matches!(head.method.as_str(), "GET" | "HEAD") || head.upgrade.is_some();
     if principal.ambient && state_changing && allowed_origin(head, &cfg.cors_origins).is_none() {
         return Err(Refusal::new(
