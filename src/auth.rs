@@ -301,9 +301,7 @@ impl Sessions {
         ttl: Duration,
         now: Instant,
     ) {
-        if self.by_hash.len() < MAX_SESSIONS
-            || self.by_hash.contains_key(&sha256(secret.as_bytes()))
-        {
+        if self.by_hash.len() < MAX_SESSIONS || self.by_hash.contains_key(&sha256(secret.as_bytes())) {
             self.by_hash.insert(
                 sha256(secret.as_bytes()),
                 Session {
@@ -404,10 +402,7 @@ mod tests {
 
     #[test]
     fn authorization_header() {
-        assert_eq!(
-            parse_authorization(b"Bearer abc.def"),
-            Some("abc.def".into())
-        );
+        assert_eq!(parse_authorization(b"Bearer abc.def"), Some("abc.def".into()));
         assert_eq!(parse_authorization(b"bearer   abc"), Some("abc".into()));
         assert_eq!(parse_authorization(b"Basic dXNlcjpwYXNz"), None);
         assert_eq!(parse_authorization(b"Bearer "), None);
@@ -420,10 +415,7 @@ mod tests {
         let h = b"theme=dark; dockermand_session=abc123; other=1";
         assert_eq!(parse_cookie(h, COOKIE), Some("abc123".into()));
         assert_eq!(parse_cookie(b"dockermand_session=", COOKIE), None);
-        assert_eq!(
-            parse_cookie(b"dockermand_session=a;b", COOKIE),
-            Some("a".into())
-        );
+        assert_eq!(parse_cookie(b"dockermand_session=a;b", COOKIE), Some("a".into()));
         assert_eq!(parse_cookie(b"x_dockermand_session=abc", COOKIE), None);
         assert_eq!(parse_cookie(b"dockermand_session=a%20b", COOKIE), None);
     }
@@ -447,10 +439,7 @@ mod tests {
             }],
             ..AuthConfig::default()
         };
-        assert_eq!(
-            cfg.find_token("s3cret").map(|t| t.name.as_str()),
-            Some("ci")
-        );
+        assert_eq!(cfg.find_token("s3cret").map(|t| t.name.as_str()), Some("ci"));
         assert!(cfg.find_token("s3cre").is_none());
     }
 

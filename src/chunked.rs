@@ -332,10 +332,7 @@ mod tests {
         assert_eq!(run(b"5\nhello"), Err(ChunkError::BadSize));
         assert_eq!(run(b"5\r\nhelloXX"), Err(ChunkError::MissingCrlf));
         assert_eq!(run(b"5\r\nhello\n0"), Err(ChunkError::MissingCrlf));
-        assert_eq!(
-            run(b"ffffffffffffffffff\r\n"),
-            Err(ChunkError::SizeOverflow)
-        );
+        assert_eq!(run(b"ffffffffffffffffff\r\n"), Err(ChunkError::SizeOverflow));
         assert_eq!(run(b"1;a\x01\r\n"), Err(ChunkError::BadExtension));
         assert_eq!(run(b"0\r\n\n"), Err(ChunkError::BadTrailer));
         assert_eq!(run(b"0\r\n x\r\n\r\n"), Err(ChunkError::BadTrailer));

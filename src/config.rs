@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::{
-    builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, User,
-};
+use crate::auth::{builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, User};
 use crate::policy::{clean_absolute, Policy};
 use crate::route::Class;
 use crate::upstream::UpstreamAddr;
@@ -55,10 +53,7 @@ pub enum ListenAddr {
 
 impl ListenAddr {
     pub fn parse(s: &str) -> Result<ListenAddr, String> {
-        if let Some(path) = s
-            .strip_prefix("unix://")
-            .or_else(|| s.strip_prefix("unix:"))
-        {
+        if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
             if path.is_empty() {
                 return Err(format!("listen {s:?}: empty socket path"));
             }
@@ -235,8 +230,7 @@ impl PolicyFile {
             p.bind_dirs = dirs
                 .iter()
                 .map(|d| {
-                    clean_absolute(d)
-                        .ok_or_else(|| format!("bind_dirs: {d:?} is not a clean absolute path"))
+                    clean_absolute(d).ok_or_else(|| format!("bind_dirs: {d:?} is not a clean absolute path"))
                 })
                 .collect::<Result<_, _>>()?;
         }
@@ -256,12 +250,7 @@ impl PolicyFile {
         set(&mut p.allow_volumes_from, self.allow_volumes_from);
         set(&mut p.allow_unconfined, self.allow_unconfined);
         set(&mut p.max_body_bytes, self.max_body_bytes);
-        check_range(
-            "policy.max_body_bytes",
-            p.max_body_bytes,
-            1024,
-            64 * 1024 * 1024,
-        )
+        check_range("policy.max_body_bytes", p.max_body_bytes, 1024, 64 * 1024 * 1024)
     }
 }
 
@@ -284,8 +273,7 @@ impl Config {
     pub fn from_args(args: &[String]) -> Result<Command, String> {
         let file = match flag_value(args, "--config")? {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("config file {path}: {e}"))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("config file {path}: {e}"))?;
                 Some((PathBuf::from(path), parse_file(&text)?))
             }
             None => None,
@@ -396,9 +384,7 @@ impl Config {
             let classes = r
                 .classes
                 .iter()
-                .map(|c| {
-                    Class::parse(c).ok_or_else(|| format!("role {name:?}: unknown class {c:?}"))
-                })
+                .map(|c| Class::parse(c).ok_or_else(|| format!("role {name:?}: unknown class {c:?}")))
                 .collect::<Result<_, _>>()?;
             let policy = if r.check_bodies == Some(false) {
                 None
@@ -503,11 +489,7 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, Str
     let mut it = args.iter();
     while let Some(a) = it.next() {
         if a == flag {
-            found = Some(
-                it.next()
-                    .ok_or_else(|| format!("{flag} needs a value"))?
-                    .as_str(),
-            );
+            found = Some(it.next().ok_or_else(|| format!("{flag} needs a value"))?.as_str());
         } else if let Some(v) = a.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
             found = Some(v);
         }
@@ -528,8 +510,7 @@ fn parse_level(s: &str) -> Result<log::LevelFilter, String> {
 }
 
 fn number(name: &str, s: &str) -> Result<usize, String> {
-    s.parse()
-        .map_err(|_| format!("{name}: {s:?} is not a number"))
+    s.parse().map_err(|_| format!("{name}: {s:?} is not a number"))
 }
 
 fn seconds(name: &str, s: &str) -> Result<Duration, String> {
@@ -570,14 +551,8 @@ mod tests {
     #[test]
     fn safe_defaults() {
         let c = run(&[]).unwrap();
-        assert_eq!(
-            c.listen,
-            [ListenAddr::Tcp("127.0.0.1:2375".parse().unwrap())]
-        );
-        assert_eq!(
-            c.upstream,
-            UpstreamAddr::Unix("/var/run/docker.sock".into())
-        );
+        assert_eq!(c.listen, [ListenAddr::Tcp("127.0.0.1:2375".parse().unwrap())]);
+        assert_eq!(c.upstream, UpstreamAddr::Unix("/var/run/docker.sock".into()));
     }
 
     #[test]
@@ -623,8 +598,7 @@ mod tests {
 
     #[test]
     fn file_keys() {
-        let f = parse_file(r#"{"listen":["127.0.0.1:0"],"log_level":"debug","no_splice":true}"#)
-            .unwrap();
+        let f = parse_file(r#"{"listen":["127.0.0.1:0"],"log_level":"debug","no_splice":true}"#).unwrap();
         let mut c = Config::default();
         c.apply_file(f).unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);

@@ -14,8 +14,7 @@ use mio::{Interest, Registry, Token};
 use serde_json::json;
 
 use crate::auth::{
-    parse_cookie, parse_subprotocol, LoginRequest, Principal, SessionKind, Sessions, COOKIE,
-    RPCD_CACHE,
+    parse_cookie, parse_subprotocol, LoginRequest, Principal, SessionKind, Sessions, COOKIE, RPCD_CACHE,
 };
 use crate::chunked::{self, ChunkedTracker};
 use crate::config::Config;
@@ -268,13 +267,7 @@ impl Connection {
             }
             Phase::Rpcd(mut wait) => {
                 self.stop_rpcd(ctx, &mut wait);
-                let r = Refusal::new(
-                    503,
-                    "rpcd",
-                    "Authorization",
-                    "the router's session service did not answer",
-                );
-                self.refuse(ctx, &wait.req, "-", r);
+                self.rpcd_unavailable(ctx, &wait.req, "the router's session service did not answer");
                 self.drive(ctx);
             }
             phase => {
@@ -358,11 +351,7 @@ impl Connection {
                 self.reply_error(ctx, e.status(), e.message(), true);
             }
             Ok(Some(head)) => {
-                if self
-                    .front
-                    .consume(&mut ctx.res.scratch, head.head_len)
-                    .is_err()
-                {
+                if self.front.consume(&mut ctx.res.scratch, head.head_len).is_err() {
                     self.phase = Phase::Closed;
                     return;
                 }
@@ -413,9 +402,7 @@ impl Connection {
                 let close = !req.head.keep_alive || req.head.body != RequestBody::None;
                 return self.reply(ctx, LocalReply::login_page(), close);
             }
-            Some(Endpoint::Login) => {
-                return self.read_body(ctx, req, Purpose::Login, LOGIN_BODY_LIMIT)
-            }
+            Some(Endpoint::Login) => return self.read_body(ctx, req, Purpose::Login, LOGIN_BODY_LIMIT),
             _ => {}
         }
         match gate::authenticate(&req.head, ctx.cfg, ctx.sessions, ctx.now) {
@@ -424,6 +411,11 @@ impl Connection {
             Authn::Missing => self.unauthorized(ctx, &req, "authentication required"),
             Authn::Invalid => self.unauthorized(ctx, &req, "invalid or expired credentials"),
         }
+    }
+
+    fn rpcd_unavailable(&mut self, ctx: &mut Ctx, req: &Request, why: &str) {
+        let r = Refusal::new(503, "rpcd", "Authorization", why);
+        self.refuse(ctx, req, "-", r);
     }
 
     fn unauthorized(&mut self, ctx: &mut Ctx, req: &Request, why: &str) {
@@ -475,43 +467,30 @@ impl Connection {
             return self.refuse(ctx, &req, &principal.name, r);
         }
         let reply = match ep {
-            Endpoint::Status => {
-                local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.len(), ctx.now)
+            Endpoint::Status => local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.len(), ctx.now),
+            Endpoint::WhoAmI => {
+                LocalReply::json(200, json!({ "name": principal.name, "role": principal.role }))
             }
-            Endpoint::WhoAmI => LocalReply::json(
-                200,
-                json!({ "name": principal.name, "role": principal.role }),
-            ),
             Endpoint::Ticket => {
-                let ticket = ctx.sessions.create(
-                    SessionKind::Ticket,
-                    principal.clone(),
-                    TICKET_TTL,
-                    ctx.now,
-                );
+                let ticket = ctx
+                    .sessions
+                    .create(SessionKind::Ticket, principal.clone(), TICKET_TTL, ctx.now);
                 match ticket {
-                    Ok(t) => LocalReply::json(
-                        200,
-                        json!({ "ticket": t, "expires_in": TICKET_TTL.as_secs() }),
-                    ),
+                    Ok(t) => {
+                        LocalReply::json(200, json!({ "ticket": t, "expires_in": TICKET_TTL.as_secs() }))
+                    }
                     Err(_) => LocalReply::error(503, "no randomness available"),
                 }
             }
             Endpoint::Logout => {
-                if let Some(id) = req
-                    .head
-                    .header("cookie")
-                    .and_then(|c| parse_cookie(c, COOKIE))
-                {
+                if let Some(id) = req.head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
                     ctx.sessions.remove(&id);
                 }
                 LocalReply::json(200, json!({ "message": "logged out" })).with_headers(&format!(
                     "Set-Cookie: {COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
                 ))
             }
-            Endpoint::Echo if ctx.cfg.ws_echo => {
-                return self.open_console(ctx, req, principal, None)
-            }
+            Endpoint::Echo if ctx.cfg.ws_echo => return self.open_console(ctx, req, principal, None),
             Endpoint::Console(id) => return self.open_console(ctx, req, principal, Some(id)),
             _ => LocalReply::error(404, "no such dockermand endpoint"),
         };
@@ -526,13 +505,7 @@ impl Connection {
 
     /// Checks the WebSocket handshake and opens an exec console (or, with
     /// no container, the test echo).
-    fn open_console(
-        &mut self,
-        ctx: &mut Ctx,
-        req: Request,
-        principal: Principal,
-        container: Option<String>,
-    ) {
+    fn open_console(&mut self, ctx: &mut Ctx, req: Request, principal: Principal, container: Option<String>) {
         let head = &req.head;
         if head.upgrade != Some(Upgrade::WebSocket) {
             return self.reply_error(ctx, 400, "this endpoint needs a WebSocket upgrade", true);
@@ -608,9 +581,7 @@ impl Connection {
         ctx.stats.consoles_active += 1;
         self.deadline = None;
         let local_pids = matches!(ctx.cfg.upstream, UpstreamAddr::Unix(_));
-        self.phase = Phase::Console(Box::new(Console::exec(
-            exec, handshake, local_pids, ctx.res,
-        )));
+        self.phase = Phase::Console(Box::new(Console::exec(exec, handshake, local_pids, ctx.res)));
     }
 
     fn console(&mut self, ctx: &mut Ctx, mut c: Box<Console>) {
@@ -654,11 +625,8 @@ impl Connection {
     fn connect_upstream(&mut self, ctx: &mut Ctx) -> std::io::Result<Side> {
         let mut side = Side::new(ctx.cfg.upstream.connect()?);
         let token = Token(self.base_token.0 + 1);
-        ctx.registry.register(
-            &mut side.stream,
-            token,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
+        ctx.registry
+            .register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
         Ok(side)
     }
 
@@ -670,13 +638,7 @@ impl Connection {
             Ok(c) => c,
             Err(e) => {
                 log::error!("cannot run {}: {e}", rpcd.ubus);
-                let r = Refusal::new(
-                    503,
-                    "rpcd",
-                    "Authorization",
-                    "the router's session service is unavailable",
-                );
-                return self.refuse(ctx, &req, "-", r);
+                return self.rpcd_unavailable(ctx, &req, "the router's session service is unavailable");
             }
         };
         if let Some(fd) = check.fd() {
@@ -686,21 +648,11 @@ impl Connection {
                 .register(&mut SourceFd(&fd), token, Interest::READABLE)
                 .is_err()
             {
-                let r = Refusal::new(
-                    503,
-                    "rpcd",
-                    "Authorization",
-                    "the router's session service is unavailable",
-                );
-                return self.refuse(ctx, &req, "-", r);
+                return self.rpcd_unavailable(ctx, &req, "the router's session service is unavailable");
             }
         }
         self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
-        self.phase = Phase::Rpcd(Box::new(RpcdWait {
-            req,
-            session,
-            check,
-        }));
+        self.phase = Phase::Rpcd(Box::new(RpcdWait { req, session, check }));
     }
 
     fn rpcd(&mut self, ctx: &mut Ctx, mut wait: Box<RpcdWait>) {
@@ -709,11 +661,7 @@ impl Connection {
             return;
         };
         self.stop_rpcd(ctx, &mut wait);
-        let RpcdWait {
-            req,
-            session,
-            check,
-        } = *wait;
+        let RpcdWait { req, session, check } = *wait;
         let role = match (access, check.function) {
             (true, "write") => "operator",
             (true, _) => "read",
@@ -866,13 +814,7 @@ impl Connection {
                 route,
             } => {
                 let content_type = req.head.header("content-type").map(<[u8]>::to_vec);
-                let verdict = check_body(
-                    kind,
-                    content_type.as_deref(),
-                    &body,
-                    &policy,
-                    &resolve_on_host,
-                );
+                let verdict = check_body(kind, content_type.as_deref(), &body, &policy, &resolve_on_host);
                 if let Err(d) = verdict {
                     let status = if d.rule == "body_size" { 413 } else { 403 };
                     let r = Refusal {
@@ -941,11 +883,12 @@ impl Connection {
             .sessions
             .create(SessionKind::Login, principal.clone(), ttl, ctx.now)
         {
-            Ok(id) => LocalReply::json(200, json!({ "name": user.name, "role": user.role }))
-                .with_headers(&format!(
+            Ok(id) => {
+                LocalReply::json(200, json!({ "name": user.name, "role": user.role })).with_headers(&format!(
                     "Set-Cookie: {COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}\r\n",
                     ttl.as_secs()
-                )),
+                ))
+            }
             Err(_) => LocalReply::error(503, "no randomness available"),
         };
         log::info!("{} login as {} ({})", self.peer, user.name, user.role);
@@ -1011,11 +954,7 @@ impl Connection {
                     let mut side = Side::new(stream);
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     let token = Token(self.base_token.0 + 1);
-                    if ctx
-                        .registry
-                        .register(&mut side.stream, token, interest)
-                        .is_err()
-                    {
+                    if ctx.registry.register(&mut side.stream, token, interest).is_err() {
                         self.upstream_unavailable(ctx, &head, "cannot register upstream socket");
                         return;
                     }
@@ -1063,12 +1002,7 @@ impl Connection {
 
     fn upstream_unavailable(&mut self, ctx: &mut Ctx, head: &RequestHead, why: &'static str) {
         ctx.stats.upstream_errors += 1;
-        log::info!(
-            "{} \"{} {}\" 502 {why}",
-            self.peer,
-            head.method,
-            head.target
-        );
+        log::info!("{} \"{} {}\" 502 {why}", self.peer, head.method, head.target);
         let close = !head.keep_alive || head.body != RequestBody::None;
         self.reply_error(ctx, 502, why, close);
     }
@@ -1086,12 +1020,7 @@ impl Connection {
                 Ok(None) => ex.connecting = false,
                 _ => {
                     ctx.stats.upstream_errors += 1;
-                    return self.fail_before_reply(
-                        ctx,
-                        ex,
-                        502,
-                        "cannot connect to the Docker daemon",
-                    );
+                    return self.fail_before_reply(ctx, ex, 502, "cannot connect to the Docker daemon");
                 }
             }
         }
@@ -1113,9 +1042,7 @@ impl Connection {
                             "the Docker daemon closed the connection",
                         );
                     }
-                    Err(e) => {
-                        return self.end_exchange(ctx, ex, End::Aborted(flow_error("request", &e)))
-                    }
+                    Err(e) => return self.end_exchange(ctx, ex, End::Aborted(flow_error("request", &e))),
                 }
             }
             if ex.reply.is_none() && back.readable {
@@ -1129,15 +1056,12 @@ impl Connection {
             }
             match ex.down.pump(back, &mut self.front, ctx.res) {
                 Ok(p) => progress |= p,
-                Err(e) => {
-                    return self.end_exchange(ctx, ex, End::Aborted(flow_error("response", &e)))
-                }
+                Err(e) => return self.end_exchange(ctx, ex, End::Aborted(flow_error("response", &e))),
             }
             // A client that hangs up while waiting cancels the request in
             // dockerd too (as Go's server does), which ends endless streams.
             let tunnel_pending = ex.req.upgrade.is_some() || ex.req.hijackable;
-            if self.front.read_closed && ex.up.is_finished() && !ex.eof_forwarded && !tunnel_pending
-            {
+            if self.front.read_closed && ex.up.is_finished() && !ex.eof_forwarded && !tunnel_pending {
                 back.shutdown_write();
                 ex.eof_forwarded = true;
                 progress = true;
@@ -1157,13 +1081,7 @@ impl Connection {
 
     /// Something went wrong before any byte of a reply reached the client:
     /// the client gets a clear error instead of a torn connection.
-    fn fail_before_reply(
-        &mut self,
-        ctx: &mut Ctx,
-        mut ex: Box<Exchange>,
-        status: u16,
-        why: &'static str,
-    ) {
+    fn fail_before_reply(&mut self, ctx: &mut Ctx, mut ex: Box<Exchange>, status: u16, why: &'static str) {
         ex.up.release(ctx.res);
         ex.down.release(ctx.res);
         self.drop_upstream(ctx);
@@ -1319,11 +1237,7 @@ impl Connection {
 
 /// Reads the response head if it is complete; interim replies are queued
 /// for the client and reading goes on.
-fn read_response_head(
-    back: &mut Side,
-    ctx: &mut Ctx,
-    ex: &mut Exchange,
-) -> Result<bool, &'static str> {
+fn read_response_head(back: &mut Side, ctx: &mut Ctx, ex: &mut Exchange) -> Result<bool, &'static str> {
     let limit = ctx.cfg.max_head_bytes.min(ctx.res.scratch.len());
     let n = match back.peek(&mut ctx.res.scratch[..limit]) {
         Ok(Some(0)) => return Err("the Docker daemon closed the connection without a reply"),
@@ -1331,12 +1245,7 @@ fn read_response_head(
         Ok(None) => return Ok(false),
         Err(_) => return Err("error reading from the Docker daemon"),
     };
-    let head = match parse_response_head(
-        &ctx.res.scratch[..n],
-        limit,
-        ctx.cfg.max_headers,
-        ex.req.is_head,
-    ) {
+    let head = match parse_response_head(&ctx.res.scratch[..n], limit, ctx.cfg.max_headers, ex.req.is_head) {
         Ok(Some(h)) => h,
         Ok(None) => {
             back.readable = false;
@@ -1364,12 +1273,7 @@ fn read_response_head(
         && (!ex.req.keep_alive
             || !head.keep_alive && head.body == ResponseBody::UntilClose
             || ctx.shutting_down);
-    let cors = ex
-        .req
-        .cors
-        .as_deref()
-        .map(gate::cors_headers)
-        .unwrap_or_default();
+    let cors = ex.req.cors.as_deref().map(gate::cors_headers).unwrap_or_default();
     ex.down.queue(&head.encode_for_client(close_client, &cors));
     ex.down.set_framing(match head.body {
         ResponseBody::None => Framing::Length(0),
@@ -1389,10 +1293,7 @@ fn read_response_head(
 
 fn log_exchange(peer: &str, ex: &Exchange, end: End) {
     let status = ex.reply.as_ref().map_or(0, |r| r.status);
-    let (spliced, copied) = (
-        ex.up.spliced + ex.down.spliced,
-        ex.up.copied + ex.down.copied,
-    );
+    let (spliced, copied) = (ex.up.spliced + ex.down.spliced, ex.up.copied + ex.down.copied);
     let path = match (spliced, copied) {
         (0, 0) => "none",
         (_, 0) => "splice",

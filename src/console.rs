@@ -14,9 +14,7 @@ use crate::chunked;
 use crate::pool::{Buffer, Resources};
 use crate::relay::Side;
 use crate::response::{parse_response_head, ResponseBody};
-use crate::websocket::{
-    close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError,
-};
+use crate::websocket::{close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError};
 
 /// Largest message from the browser; text (control) messages are smaller.
 pub const MAX_MESSAGE: u64 = 16 * 1024 * 1024;
@@ -180,10 +178,7 @@ impl WsLink {
 
     /// Decodes the next event from buffered input.
     fn next(&mut self) -> Result<Option<Msg>, WsError> {
-        while self.pending.is_none()
-            && self.inbuf.start < self.inbuf.end
-            && !self.decoder.is_closed()
-        {
+        while self.pending.is_none() && self.inbuf.start < self.inbuf.end && !self.decoder.is_closed() {
             let base = self.inbuf.start;
             let window = &mut self.inbuf.data[base..self.inbuf.end];
             let origin = window.as_ptr() as usize;
@@ -235,8 +230,7 @@ impl WsLink {
         if self.echo_out.is_some() {
             return false;
         }
-        self.message
-            .extend_from_slice(&self.inbuf.data[p.start..p.end]);
+        self.message.extend_from_slice(&self.inbuf.data[p.start..p.end]);
         if p.last {
             self.echo_out = Some((std::mem::take(&mut self.message), 0, p.text));
             self.at_message_start = true;
@@ -357,8 +351,7 @@ impl Call {
                 match t.advance(rest) {
                     Ok(k) if t.is_done() => (
                         k,
-                        chunked::decode(&rest[..k])
-                            .map_err(|_| "malformed reply from the Docker daemon")?,
+                        chunked::decode(&rest[..k]).map_err(|_| "malformed reply from the Docker daemon")?,
                     ),
                     Ok(_) => (usize::MAX, Vec::new()),
                     Err(_) => return Err("malformed reply from the Docker daemon"),
@@ -387,11 +380,7 @@ impl Call {
 fn message_of(reply: &Reply) -> String {
     serde_json::from_slice::<serde_json::Value>(&reply.body)
         .ok()
-        .and_then(|v| {
-            v.get("message")
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
         .unwrap_or_else(|| format!("the Docker daemon answered {}", reply.status))
 }
 
@@ -484,12 +473,9 @@ impl Demux {
             i += 1;
             if self.have == 8 {
                 self.have = 0;
-                self.remaining = u32::from_be_bytes([
-                    self.header[4],
-                    self.header[5],
-                    self.header[6],
-                    self.header[7],
-                ]) as usize;
+                self.remaining =
+                    u32::from_be_bytes([self.header[4], self.header[5], self.header[6], self.header[7]])
+                        as usize;
             }
         }
         let take = self.remaining.min(input.len() - i);
@@ -570,12 +556,7 @@ impl Console {
 
     /// `back` must be a fresh upstream connection, registered.
     /// `local_pids`: dockerd runs on this host, so its pids can be signalled.
-    pub fn exec(
-        req: ExecRequest,
-        handshake: Vec<u8>,
-        local_pids: bool,
-        res: &mut Resources,
-    ) -> Console {
+    pub fn exec(req: ExecRequest, handshake: Vec<u8>, local_pids: bool, res: &mut Resources) -> Console {
         let body = json!({
             "AttachStdin": true,
             "AttachStdout": true,
@@ -718,11 +699,7 @@ impl Console {
             }
         }
         // The close reply goes after any echo still being sent.
-        if let Some(code) = self
-            .link
-            .close_owed
-            .filter(|_| self.link.echo_out.is_none())
-        {
+        if let Some(code) = self.link.close_owed.filter(|_| self.link.echo_out.is_none()) {
             self.link.queue_close(code, "");
             self.link.close_owed = None;
             progress = true;
@@ -770,11 +747,7 @@ impl Exec {
                         }
                     }
                     Ok(c) if c.kind == "stdin" => {
-                        if let Some(back) = io
-                            .back
-                            .as_mut()
-                            .filter(|_| matches!(self.stage, Stage::Open))
-                        {
+                        if let Some(back) = io.back.as_mut().filter(|_| matches!(self.stage, Stage::Open)) {
                             // Small by construction; a full socket here is the exec's problem.
                             let _ = back.write(c.data.unwrap_or_default().as_bytes());
                         }
@@ -788,11 +761,7 @@ impl Exec {
         if self.resize_wanted.is_some() || self.aux.is_some() {
             return Ok(false);
         }
-        let Some(back) = io
-            .back
-            .as_mut()
-            .filter(|_| matches!(self.stage, Stage::Open))
-        else {
+        let Some(back) = io.back.as_mut().filter(|_| matches!(self.stage, Stage::Open)) else {
             return Ok(true);
         };
         let Some(p) = link.pending.as_mut() else {
@@ -856,9 +825,7 @@ impl Exec {
                     handshake.clear();
                     *upgraded = true;
                     self.stage = Stage::Open;
-                    self.resize_wanted = self
-                        .resize_wanted
-                        .or(self.req.size.filter(|_| self.req.tty));
+                    self.resize_wanted = self.resize_wanted.or(self.req.size.filter(|_| self.req.tty));
                     progress = true;
                 }
             }
@@ -989,11 +956,7 @@ mod tests {
 
     #[test]
     fn console_query() {
-        let r = ExecRequest::parse(
-            "web",
-            "/x?cmd=sh&cmd=-c&cmd=echo+hi%21&tty=0&cols=100&rows=40",
-        )
-        .unwrap();
+        let r = ExecRequest::parse("web", "/x?cmd=sh&cmd=-c&cmd=echo+hi%21&tty=0&cols=100&rows=40").unwrap();
         assert_eq!(r.cmd, ["sh", "-c", "echo hi!"]);
         assert!(!r.tty);
         assert_eq!(r.size, Some((100, 40)));
@@ -1021,9 +984,6 @@ mod tests {
                 data = &data[used..];
             }
         }
-        assert_eq!(
-            got,
-            [(1, b"ab".to_vec()), (1, b"c".to_vec()), (2, b"e".to_vec())]
-        );
+        assert_eq!(got, [(1, b"ab".to_vec()), (1, b"c".to_vec()), (2, b"e".to_vec())]);
     }
 }

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::auth::{
-    looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, Principal,
-    SessionKind, Sessions, COOKIE,
+    looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, Principal, SessionKind,
+    Sessions, COOKIE,
 };
 use crate::config::Config;
 use crate::policy::Policy;
@@ -25,12 +25,7 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    pub fn new(
-        status: u16,
-        rule: &'static str,
-        field: &str,
-        message: impl Into<String>,
-    ) -> Refusal {
+    pub fn new(status: u16, rule: &'static str, field: &str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             route: "-",
@@ -43,8 +38,7 @@ impl Refusal {
     /// Dry-run mode waves through policy denials only: never missing
     /// credentials, cross-site requests or foreign hosts.
     pub fn is_policy(&self) -> bool {
-        matches!(self.status, 403 | 413)
-            && !matches!(self.rule, "csrf" | "origin" | "cors" | "host")
+        matches!(self.status, 403 | 413) && !matches!(self.rule, "csrf" | "origin" | "cors" | "host")
     }
 }
 
@@ -125,12 +119,7 @@ pub enum Authn {
 }
 
 /// Finds the credential of a request and the principal it stands for.
-pub fn authenticate(
-    head: &RequestHead,
-    cfg: &Config,
-    sessions: &mut Sessions,
-    now: Instant,
-) -> Authn {
+pub fn authenticate(head: &RequestHead, cfg: &Config, sessions: &mut Sessions, now: Instant) -> Authn {
     if cfg.auth.is_open() {
         return Authn::Principal(Principal {
             name: "anonymous".into(),
@@ -145,10 +134,7 @@ pub fn authenticate(
         return bearer_principal(&bearer, cfg, sessions, now);
     }
     if head.upgrade == Some(Upgrade::WebSocket) {
-        if let Some((token, _)) = head
-            .header("sec-websocket-protocol")
-            .and_then(parse_subprotocol)
-        {
+        if let Some((token, _)) = head.header("sec-websocket-protocol").and_then(parse_subprotocol) {
             return bearer_principal(&token, cfg, sessions, now);
         }
         if let Some(ticket) = query_param(&head.target, "ticket") {
@@ -294,9 +280,7 @@ mod tests {
             max_head_bytes: 16384,
             max_headers: 100,
         };
-        parse_request_head(raw.as_bytes(), &limits)
-            .unwrap()
-            .unwrap()
+        parse_request_head(raw.as_bytes(), &limits).unwrap().unwrap()
     }
 
     #[test]
@@ -323,15 +307,10 @@ mod tests {
     fn origins() {
         let cors = vec!["https://router.lan".to_string()];
         let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: https://router.lan\r\n\r\n");
-        assert_eq!(
-            allowed_origin(&h, &cors).as_deref(),
-            Some("https://router.lan")
-        );
-        let h =
-            head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://10.0.0.1:2375\r\n\r\n");
+        assert_eq!(allowed_origin(&h, &cors).as_deref(), Some("https://router.lan"));
+        let h = head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://10.0.0.1:2375\r\n\r\n");
         assert!(allowed_origin(&h, &cors).is_some());
-        let h =
-            head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://evil.example\r\n\r\n");
+        let h = head("GET / HTTP/1.1\r\nHost: 10.0.0.1:2375\r\nOrigin: http://evil.example\r\n\r\n");
         assert!(allowed_origin(&h, &cors).is_none());
         let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: https://router.lan.evil\r\n\r\n");
         assert!(allowed_origin(&h, &cors).is_none());
@@ -415,8 +394,7 @@ mod tests {
             &c,
         );
         assert_eq!(r.map_err(|r| r.rule), Err("csrf"));
-        let ok =
-            head("POST /containers/a/stop HTTP/1.1\r\nHost: x:1\r\nOrigin: http://x:1\r\n\r\n");
+        let ok = head("POST /containers/a/stop HTTP/1.1\r\nHost: x:1\r\nOrigin: http://x:1\r\n\r\n");
         assert!(authorize(&ok, &p, &c).is_ok());
         assert!(authorize(&head("GET /info HTTP/1.1\r\nHost: x\r\n\r\n"), &p, &c).is_ok());
     }

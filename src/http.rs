@@ -32,10 +32,7 @@ impl HeadError {
 /// Length of the head (through the empty line) if it ends within `max` bytes.
 pub fn find_head_end(buf: &[u8], max: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(max)];
-    window
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| i + 4)
+    window.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
 }
 
 /// Rejects the line-ending and folding tricks that parsers disagree on:
@@ -47,9 +44,7 @@ pub fn validate_line_endings(head: &[u8]) -> Result<(), HeadError> {
     for (i, &b) in head.iter().enumerate() {
         match b {
             0 => return Err(HeadError::Bad("NUL byte in head")),
-            b'\n' if i == 0 || head[i - 1] != b'\r' => {
-                return Err(HeadError::Bad("bare LF in head"))
-            }
+            b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(HeadError::Bad("bare LF in head")),
             b'\r' if head.get(i + 1).is_some_and(|&n| n != b'\n') => {
                 return Err(HeadError::Bad("bare CR in head"))
             }
@@ -89,6 +84,36 @@ pub fn is_hop_by_hop(name: &str) -> bool {
     HOP.iter().any(|h| eq_ignore_case(h, name))
 }
 
+/// A header list as `(name, value)` pairs, in order.
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+/// The end-to-end headers of a parsed head: hop-by-hop ones, and those the
+/// `Connection` header nominates, left out.
+pub fn end_to_end(headers: &[httparse::Header], nominated: &[String]) -> Headers {
+    headers
+        .iter()
+        .filter(|h| !is_hop_by_hop(h.name) && !nominated.iter().any(|n| eq_ignore_case(h.name, n)))
+        .map(|h| (h.name.to_string(), h.value.to_vec()))
+        .collect()
+}
+
+pub fn write_headers(out: &mut Vec<u8>, headers: &[(String, Vec<u8>)]) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// `1*DIGIT`, nothing else: no sign, no spaces inside, no list, no overflow.
+pub fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +122,18 @@ mod tests {
     fn head_end_respects_limit() {
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nbody", 100), Some(18));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\n", 17), None);
+    }
+
+    #[test]
+    fn content_length() {
+        assert_eq!(parse_content_length(b"0042"), Some(42));
+        assert_eq!(
+            parse_content_length(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        for bad in [&b""[..], b"+1", b"-1", b"1 2", b"1,1", b"99999999999999999999"] {
+            assert_eq!(parse_content_length(bad), None);
+        }
     }
 
     #[test]

@@ -38,10 +38,7 @@ impl Listener {
                 remove_stale_socket(path)?;
                 let l = UnixListener::bind(path)?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(unix_mode))?;
-                (
-                    Socket::Unix(l, path.clone()),
-                    format!("unix:{}", path.display()),
-                )
+                (Socket::Unix(l, path.clone()), format!("unix:{}", path.display()))
             }
         };
         Ok(Listener {

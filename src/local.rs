@@ -140,13 +140,7 @@ impl LocalReply {
     }
 }
 
-pub fn status(
-    stats: &Stats,
-    res: &Resources,
-    cfg: &Config,
-    sessions: usize,
-    now: Instant,
-) -> LocalReply {
+pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now: Instant) -> LocalReply {
     LocalReply::json(
         200,
         json!({
@@ -230,14 +224,8 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(
-            endpoint("GET", "/_dockermand/status"),
-            Some(Endpoint::Status)
-        );
-        assert_eq!(
-            endpoint("POST", "/_dockermand/login"),
-            Some(Endpoint::Login)
-        );
+        assert_eq!(endpoint("GET", "/_dockermand/status"), Some(Endpoint::Status));
+        assert_eq!(endpoint("POST", "/_dockermand/login"), Some(Endpoint::Login));
         assert_eq!(
             endpoint("GET", "/_dockermand/containers/abc/console"),
             Some(Endpoint::Console("abc".into()))
@@ -246,17 +234,13 @@ mod tests {
             endpoint("GET", "/_dockermand/containers/a/b/console"),
             Some(Endpoint::Unknown)
         );
-        assert_eq!(
-            endpoint("DELETE", "/_dockermand/status"),
-            Some(Endpoint::Unknown)
-        );
+        assert_eq!(endpoint("DELETE", "/_dockermand/status"), Some(Endpoint::Unknown));
         assert_eq!(endpoint("GET", "/containers/json"), None);
     }
 
     #[test]
     fn error_reply_is_docker_style() {
-        let out =
-            String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true, false)).unwrap();
+        let out = String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true, false)).unwrap();
         assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
         assert!(out.contains("Connection: close\r\n"));
         assert!(out.ends_with("\r\n\r\n{\"message\":\"bad \\\"thing\\\"\"}"));

@@ -90,12 +90,7 @@ fn field<'a>(values: &[&'a GoJson], name: &str) -> Vec<&'a GoJson> {
     let mut out = Vec::new();
     for v in values {
         if let GoJson::Object(entries) = v {
-            out.extend(
-                entries
-                    .iter()
-                    .filter(|(k, _)| fold_eq(k, name))
-                    .map(|(_, v)| v),
-            );
+            out.extend(entries.iter().filter(|(k, _)| fold_eq(k, name)).map(|(_, v)| v));
         }
     }
     out
@@ -172,22 +167,13 @@ pub fn check_body(
 ) -> Result<(), Denial> {
     check_content_type(content_type)?;
     if body.is_empty() {
-        return Err(Denial::new(
-            "empty_body",
-            "",
-            "this request needs a JSON body",
-        ));
+        return Err(Denial::new("empty_body", "", "this request needs a JSON body"));
     }
     if body.len() > policy.max_body_bytes {
         return Err(Denial::new("body_size", "", "request body too large"));
     }
-    let json: GoJson = serde_json::from_slice(body).map_err(|e| {
-        Denial::new(
-            "invalid_json",
-            "",
-            format!("request body is not valid JSON: {e}"),
-        )
-    })?;
+    let json: GoJson = serde_json::from_slice(body)
+        .map_err(|e| Denial::new("invalid_json", "", format!("request body is not valid JSON: {e}")))?;
     let c = Checker { policy, resolve };
     match kind {
         BodyCheck::ContainerCreate => {
@@ -246,19 +232,11 @@ fn join(prefix: &str, name: &str) -> String {
 }
 
 fn type_error(field: &str) -> Denial {
-    Denial::new(
-        "invalid_type",
-        field,
-        format!("{field} has an unexpected type"),
-    )
+    Denial::new("invalid_type", field, format!("{field} has an unexpected type"))
 }
 
 /// Strings of a Go `[]string` or `strslice.StrSlice` (a string or a list).
-fn strings<'a>(
-    values: &[&'a GoJson],
-    field_name: &str,
-    allow_single: bool,
-) -> Result<Vec<&'a str>, Denial> {
+fn strings<'a>(values: &[&'a GoJson], field_name: &str, allow_single: bool) -> Result<Vec<&'a str>, Denial> {
     let mut out = Vec::new();
     for v in values {
         match v {
@@ -291,13 +269,7 @@ fn non_empty(values: &[&GoJson], field_name: &str) -> Result<bool, Denial> {
 }
 
 impl Checker<'_> {
-    fn flag(
-        &self,
-        values: &[&GoJson],
-        name: &str,
-        rule: &'static str,
-        allowed: bool,
-    ) -> Result<(), Denial> {
+    fn flag(&self, values: &[&GoJson], name: &str, rule: &'static str, allowed: bool) -> Result<(), Denial> {
         for v in values {
             match v {
                 GoJson::Bool(true) if !allowed => {
@@ -324,13 +296,7 @@ impl Checker<'_> {
             &join(prefix, "CapAdd"),
         )?;
         self.devices(hc, prefix)?;
-        for mode in [
-            "PidMode",
-            "IpcMode",
-            "UTSMode",
-            "UsernsMode",
-            "CgroupnsMode",
-        ] {
+        for mode in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] {
             if !p.allow_host_namespaces && self.is_host(&f(mode), &join(prefix, mode))? {
                 return Err(Denial::new(
                     "host_namespace",
@@ -388,11 +354,7 @@ impl Checker<'_> {
         for name in ["Devices", "DeviceRequests", "DeviceCgroupRules"] {
             let full = join(prefix, name);
             if non_empty(&field(hc, name), &full)? {
-                return Err(Denial::new(
-                    "devices",
-                    &full,
-                    format!("{name} is not allowed"),
-                ));
+                return Err(Denial::new("devices", &full, format!("{name} is not allowed")));
             }
         }
         Ok(())
@@ -453,14 +415,8 @@ impl Checker<'_> {
                         }
                     }
                     "volume" => {
-                        let opts = field(
-                            &field(&field(m, "VolumeOptions"), "DriverConfig"),
-                            "Options",
-                        );
-                        self.volume_options(
-                            &opts,
-                            &join(name, "VolumeOptions.DriverConfig.Options"),
-                        )?;
+                        let opts = field(&field(&field(m, "VolumeOptions"), "DriverConfig"), "Options");
+                        self.volume_options(&opts, &join(name, "VolumeOptions.DriverConfig.Options"))?;
                     }
                     "tmpfs" | "cluster" => {}
                     other => {
@@ -633,10 +589,7 @@ pub fn resolve_on_host(path: &Path) -> PathBuf {
             out.extend(tail.iter().rev());
             return out;
         }
-        match (
-            existing.file_name().map(|n| n.to_os_string()),
-            existing.parent(),
-        ) {
+        match (existing.file_name().map(|n| n.to_os_string()), existing.parent()) {
             (Some(name), Some(parent)) => {
                 tail.push(name);
                 existing = parent.to_path_buf();
@@ -663,13 +616,7 @@ mod tests {
     }
 
     fn check(kind: BodyCheck, body: &str) -> Result<(), Denial> {
-        check_body(
-            kind,
-            Some(b"application/json"),
-            body.as_bytes(),
-            &policy(),
-            &same,
-        )
+        check_body(kind, Some(b"application/json"), body.as_bytes(), &policy(), &same)
     }
 
     fn rule(kind: BodyCheck, body: &str) -> &'static str {
@@ -718,17 +665,11 @@ mod tests {
     #[test]
     fn capabilities() {
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"CapAdd":["SYS_ADMIN"]}}"#),
             "cap_add"
         );
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"CapAdd":"CAP_SYS_ADMIN"}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"CapAdd":"CAP_SYS_ADMIN"}}"#),
             "cap_add"
         );
         assert_eq!(
@@ -736,10 +677,7 @@ mod tests {
             "cap_add"
         );
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"CapAdd":["cap_net_admin"]}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"CapAdd":["cap_net_admin"]}}"#),
             "allowed"
         );
     }
@@ -765,27 +703,15 @@ mod tests {
             "allowed"
         );
         assert_eq!(
-            rule(
-                ContainerUpdate,
-                r#"{"Devices":[{"PathOnHost":"/dev/mem"}]}"#
-            ),
+            rule(ContainerUpdate, r#"{"Devices":[{"PathOnHost":"/dev/mem"}]}"#),
             "devices"
         );
-        for mode in [
-            "PidMode",
-            "IpcMode",
-            "UTSMode",
-            "UsernsMode",
-            "CgroupnsMode",
-        ] {
+        for mode in ["PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"] {
             let body = format!(r#"{{"HostConfig":{{"{mode}":"host"}}}}"#);
             assert_eq!(rule(ContainerCreate, &body), "host_namespace");
         }
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"PidMode":"container:x"}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"PidMode":"container:x"}}"#),
             "allowed"
         );
         assert_eq!(
@@ -808,10 +734,7 @@ mod tests {
             "host_path"
         );
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"Binds":["/opt/dockerx:/x"]}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"Binds":["/opt/dockerx:/x"]}}"#),
             "host_path"
         );
         assert_eq!(
@@ -850,10 +773,7 @@ mod tests {
             "mount_type"
         );
         assert_eq!(
-            rule(
-                ContainerCreate,
-                r#"{"HostConfig":{"VolumesFrom":["other"]}}"#
-            ),
+            rule(ContainerCreate, r#"{"HostConfig":{"VolumesFrom":["other"]}}"#),
             "volumes_from"
         );
         assert_eq!(
@@ -922,10 +842,7 @@ mod tests {
             "host_path"
         );
         assert_eq!(
-            rule(
-                Service,
-                r#"{"TaskTemplate":{"Networks":[{"Target":"host"}]}}"#
-            ),
+            rule(Service, r#"{"TaskTemplate":{"Networks":[{"Target":"host"}]}}"#),
             "host_network"
         );
         assert_eq!(
@@ -940,17 +857,11 @@ mod tests {
             "host_network"
         );
         assert_eq!(
-            rule(
-                PluginPrivileges,
-                r#"[{"Name":"mount","Value":["/var/lib"]}]"#
-            ),
+            rule(PluginPrivileges, r#"[{"Name":"mount","Value":["/var/lib"]}]"#),
             "host_path"
         );
         assert_eq!(
-            rule(
-                PluginPrivileges,
-                r#"[{"Name":"network","Value":["bridge"]}]"#
-            ),
+            rule(PluginPrivileges, r#"[{"Name":"network","Value":["bridge"]}]"#),
             "allowed"
         );
         assert_eq!(rule(PluginPrivileges, r#"{}"#), "invalid_type");

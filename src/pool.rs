@@ -29,11 +29,7 @@ impl Pipe {
         // A smaller pipe is fine (the default is 64 KiB); failure only costs memory.
         // SAFETY: F_SETPIPE_SZ on an open pipe descriptor.
         unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, CHUNK as libc::c_int) };
-        Ok(Pipe {
-            read,
-            write,
-            len: 0,
-        })
+        Ok(Pipe { read, write, len: 0 })
     }
 }
 

@@ -170,16 +170,7 @@ fn send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
 fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
     let flags = libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE;
     // SAFETY: plain descriptors and null offsets; no memory is shared.
-    cvt(unsafe {
-        libc::splice(
-            from,
-            std::ptr::null_mut(),
-            to,
-            std::ptr::null_mut(),
-            len,
-            flags,
-        )
-    })
+    cvt(unsafe { libc::splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags) })
 }
 
 /// Where a message ends.
@@ -256,8 +247,7 @@ impl Flow {
     }
 
     fn buffered(&self) -> usize {
-        self.pipe.as_ref().map_or(0, |p| p.len)
-            + self.buffer.as_ref().map_or(0, |b| b.end - b.start)
+        self.pipe.as_ref().map_or(0, |p| p.len) + self.buffer.as_ref().map_or(0, |b| b.end - b.start)
     }
 
     fn head_pending(&self) -> bool {
@@ -274,12 +264,7 @@ impl Flow {
     }
 
     /// Moves as much as readiness allows. Returns whether anything moved.
-    pub fn pump(
-        &mut self,
-        src: &mut Side,
-        dst: &mut Side,
-        res: &mut Resources,
-    ) -> Result<bool, FlowError> {
+    pub fn pump(&mut self, src: &mut Side, dst: &mut Side, res: &mut Resources) -> Result<bool, FlowError> {
         let mut any = false;
         loop {
             let mut progress = self.flush_head(dst)?;

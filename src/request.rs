@@ -5,8 +5,8 @@
 //! way (RFC 9112), so that what we check is exactly what dockerd executes.
 
 use crate::http::{
-    connection_tokens, eq_ignore_case, find_head_end, is_hop_by_hop, validate_line_endings,
-    HeadError,
+    connection_tokens, end_to_end, eq_ignore_case, find_head_end, parse_content_length,
+    validate_line_endings, write_headers, HeadError, Headers,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -55,7 +55,7 @@ pub struct RequestHead {
     pub keep_alive: bool,
     pub upgrade: Option<Upgrade>,
     /// End-to-end headers, in order, as received.
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
 }
 
 impl RequestHead {
@@ -85,12 +85,7 @@ impl RequestHead {
         } else {
             b" HTTP/1.1\r\n"
         });
-        for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
+        write_headers(&mut out, &self.headers);
         if let Some(upgrade) = self.upgrade {
             out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
             out.extend_from_slice(upgrade.token().as_bytes());
@@ -108,12 +103,7 @@ impl RequestHead {
 /// Headers whose meaning a `Connection` header must never be allowed to
 /// strip on the way, because that would change how dockerd frames or routes
 /// the request.
-const PROTECTED: [&str; 4] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "authorization",
-];
+const PROTECTED: [&str; 4] = ["host", "content-length", "transfer-encoding", "authorization"];
 
 /// `Ok(None)` means the head is not complete yet and may still fit.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HeadError> {
@@ -175,7 +165,8 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
             if content_length.is_some() {
                 return Err(HeadError::Bad("repeated Content-Length"));
             }
-            content_length = Some(parse_content_length(value)?);
+            content_length =
+                Some(parse_content_length(value).ok_or(HeadError::Bad("invalid Content-Length"))?);
         } else if eq_ignore_case(name, "transfer-encoding") {
             if transfer_encoding_seen {
                 return Err(HeadError::Bad("repeated Transfer-Encoding"));
@@ -224,9 +215,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         ));
     }
     if chunked && minor_version == 0 {
-        return Err(HeadError::Bad(
-            "Transfer-Encoding is not allowed in HTTP/1.0",
-        ));
+        return Err(HeadError::Bad("Transfer-Encoding is not allowed in HTTP/1.0"));
     }
 
     let upgrade = if wants_upgrade {
@@ -243,12 +232,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         }
     };
 
-    let headers = req
-        .headers
-        .iter()
-        .filter(|h| !is_hop_by_hop(h.name) && !nominated.iter().any(|n| eq_ignore_case(h.name, n)))
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect();
+    let headers = end_to_end(req.headers, &nominated);
 
     Ok(Some(RequestHead {
         method: method.to_string(),
@@ -270,14 +254,6 @@ fn ends_line(raw: &[u8], value: &[u8]) -> bool {
 
 fn eq_ignore_case_bytes(a: &[u8], b: &[u8]) -> bool {
     a.eq_ignore_ascii_case(b)
-}
-
-/// `1*DIGIT`, nothing else: no sign, no spaces inside, no list, no overflow.
-fn parse_content_length(value: &[u8]) -> Result<u64, HeadError> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(HeadError::Bad("invalid Content-Length"));
-    }
-    Ok(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// The first protocol named in `Upgrade`, if it is one we pass on.
@@ -324,10 +300,7 @@ mod tests {
         assert_eq!(r.head_len, raw.len() - 9);
         assert_eq!(r.body, RequestBody::None);
         assert!(r.keep_alive);
-        assert_eq!(
-            r.header("user-agent"),
-            Some(&b"Docker-Client/28.2.2 (linux)"[..])
-        );
+        assert_eq!(r.header("user-agent"), Some(&b"Docker-Client/28.2.2 (linux)"[..]));
     }
 
     #[test]
@@ -422,11 +395,7 @@ mod tests {
             b"GET /#frag HTTP/1.1\r\nHost: x\r\n\r\n",
         ];
         for raw in cases {
-            assert!(
-                matches!(bad(raw), Bad(_)),
-                "{:?}",
-                String::from_utf8_lossy(raw)
-            );
+            assert!(matches!(bad(raw), Bad(_)), "{:?}", String::from_utf8_lossy(raw));
         }
         assert_eq!(
             bad(b"GET / HTTP/1.1\r\nHost: x\r\nExpect: something\r\n\r\n"),

@@ -4,8 +4,8 @@
 //! upstream error (502), never a guess.
 
 use crate::http::{
-    connection_tokens, eq_ignore_case, find_head_end, is_hop_by_hop, validate_line_endings,
-    HeadError,
+    connection_tokens, end_to_end, eq_ignore_case, find_head_end, parse_content_length,
+    validate_line_endings, write_headers, HeadError, Headers,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     /// Value of `Upgrade` on a 101.
     pub upgrade: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
 }
 
 impl ResponseHead {
@@ -49,12 +49,7 @@ impl ResponseHead {
     pub fn encode_for_client(&self, close: bool, extra: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());
-        for (name, value) in &self.headers {
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
-            out.extend_from_slice(b"\r\n");
-        }
+        write_headers(&mut out, &self.headers);
         out.extend_from_slice(extra.as_bytes());
         if let Some(upgrade) = &self.upgrade {
             out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
@@ -101,7 +96,8 @@ pub fn parse_response_head(
     let mut upgrade = None;
     for h in resp.headers.iter() {
         if eq_ignore_case(h.name, "content-length") {
-            let n = parse_length(h.value)?;
+            let n =
+                parse_content_length(h.value).ok_or(HeadError::Bad("invalid Content-Length in response"))?;
             if content_length.is_some_and(|c| c != n) {
                 return Err(HeadError::Bad("conflicting Content-Length in response"));
             }
@@ -130,8 +126,7 @@ pub fn parse_response_head(
         ));
     }
 
-    let body = if request_was_head || (100..200).contains(&status) || status == 204 || status == 304
-    {
+    let body = if request_was_head || (100..200).contains(&status) || status == 204 || status == 304 {
         ResponseBody::None
     } else if chunked {
         ResponseBody::Chunked
@@ -142,12 +137,7 @@ pub fn parse_response_head(
             None => ResponseBody::UntilClose,
         }
     };
-    let headers = resp
-        .headers
-        .iter()
-        .filter(|h| !is_hop_by_hop(h.name) && !nominated.iter().any(|n| eq_ignore_case(h.name, n)))
-        .map(|h| (h.name.to_string(), h.value.to_vec()))
-        .collect();
+    let headers = end_to_end(resp.headers, &nominated);
     Ok(Some(ResponseHead {
         status,
         reason: resp.reason.unwrap_or("").to_string(),
@@ -157,13 +147,6 @@ pub fn parse_response_head(
         upgrade: if status == 101 { upgrade } else { None },
         headers,
     }))
-}
-
-fn parse_length(value: &[u8]) -> Result<u64, HeadError> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return Err(HeadError::Bad("invalid Content-Length in response"));
-    }
-    Ok(value.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 #[cfg(test)]
@@ -186,20 +169,15 @@ mod tests {
 
     #[test]
     fn framing_rules() {
-        let r = parse(
-            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-            false,
-        )
-        .unwrap()
-        .unwrap();
+        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false)
+            .unwrap()
+            .unwrap();
         assert_eq!(r.body, ResponseBody::Chunked);
         let r = parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true)
             .unwrap()
             .unwrap();
         assert_eq!(r.body, ResponseBody::None);
-        let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", false)
-            .unwrap()
-            .unwrap();
+        let r = parse(b"HTTP/1.1 204 No Content\r\n\r\n", false).unwrap().unwrap();
         assert_eq!(r.body, ResponseBody::None);
         let r = parse(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.raw-stream\r\n\r\n",

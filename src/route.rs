@@ -370,10 +370,7 @@ mod tests {
         for (i, a) in ROUTES.iter().enumerate() {
             assert!(a.pattern.starts_with('/'));
             for b in &ROUTES[i + 1..] {
-                assert!(
-                    !(a.method == b.method && a.pattern == b.pattern),
-                    "{a:?} twice"
-                );
+                assert!(!(a.method == b.method && a.pattern == b.pattern), "{a:?} twice");
             }
         }
     }
@@ -381,10 +378,7 @@ mod tests {
     #[test]
     fn common_requests() {
         assert_eq!(class_of("GET", "/_ping"), Some(Class::Read));
-        assert_eq!(
-            class_of("GET", "/v1.47/containers/json?all=1"),
-            Some(Class::Read)
-        );
+        assert_eq!(class_of("GET", "/v1.47/containers/json?all=1"), Some(Class::Read));
         assert_eq!(
             class_of("POST", "/v1.41/containers/create?name=x"),
             Some(Class::Write)
@@ -393,10 +387,7 @@ mod tests {
             class_of("GET", "/containers/abc/logs?follow=1"),
             Some(Class::Logs)
         );
-        assert_eq!(
-            class_of("GET", "/containers/abc/export"),
-            Some(Class::Files)
-        );
+        assert_eq!(class_of("GET", "/containers/abc/export"), Some(Class::Files));
         assert_eq!(
             class_of("HEAD", "/containers/abc/archive?path=/etc"),
             Some(Class::Files)
@@ -412,22 +403,13 @@ mod tests {
         );
         assert_eq!(class_of("DELETE", "/images/a/b"), Some(Class::Write));
         assert_eq!(class_of("POST", "/session"), Some(Class::Build));
-        assert_eq!(
-            class_of("POST", "/plugins/pull?remote=x"),
-            Some(Class::System)
-        );
+        assert_eq!(class_of("POST", "/plugins/pull?remote=x"), Some(Class::System));
     }
 
     #[test]
     fn greedy_names_match_like_dockerd() {
-        assert_eq!(
-            class_of("GET", "/containers/a/archive/json"),
-            Some(Class::Read)
-        );
-        assert_eq!(
-            class_of("GET", "/containers/create/export"),
-            Some(Class::Files)
-        );
+        assert_eq!(class_of("GET", "/containers/a/archive/json"), Some(Class::Read));
+        assert_eq!(class_of("GET", "/containers/create/export"), Some(Class::Files));
         let r = match_route("POST", "/containers/create").unwrap();
         assert!(matches!(r, Matched::Route(r) if r.body == Some(BodyCheck::ContainerCreate)));
     }
@@ -435,10 +417,7 @@ mod tests {
     #[test]
     fn unknown_routes_are_not_routes() {
         assert_eq!(match_route("GET", "/Containers/json"), Ok(Matched::NoRoute));
-        assert_eq!(
-            match_route("PATCH", "/containers/json"),
-            Ok(Matched::NoRoute)
-        );
+        assert_eq!(match_route("PATCH", "/containers/json"), Ok(Matched::NoRoute));
         assert_eq!(match_route("GET", "/v1.47"), Ok(Matched::NoRoute));
         assert_eq!(match_route("GET", "/vx/info"), Ok(Matched::NoRoute));
     }
@@ -446,10 +425,7 @@ mod tests {
     #[test]
     fn odd_version_prefixes_route_like_dockerd() {
         assert_eq!(class_of("GET", "/v./info"), Some(Class::Read));
-        assert_eq!(
-            class_of("GET", "/v1/containers/a/export"),
-            Some(Class::Files)
-        );
+        assert_eq!(class_of("GET", "/v1/containers/a/export"), Some(Class::Files));
     }
 
     #[test]

@@ -57,9 +57,7 @@ impl AccessCheck {
         loop {
             match stdout.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) if self.output.len() + n <= MAX_OUTPUT => {
-                    self.output.extend_from_slice(&buf[..n])
-                }
+                Ok(n) if self.output.len() + n <= MAX_OUTPUT => self.output.extend_from_slice(&buf[..n]),
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

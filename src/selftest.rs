@@ -83,15 +83,10 @@ fn request_heads() -> Result<(), String> {
     let head = parse_request_head(raw, &limits)
         .map_err(|e| e.message().to_string())?
         .ok_or("incomplete")?;
-    ensure(
-        head.body == RequestBody::Length(1 << 32),
-        "64-bit Content-Length",
-    )?;
-    let smuggle = b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-    ensure(
-        parse_request_head(smuggle, &limits).is_err(),
-        "CL.TE accepted",
-    )
+    ensure(head.body == RequestBody::Length(1 << 32), "64-bit Content-Length")?;
+    let smuggle =
+        b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ensure(parse_request_head(smuggle, &limits).is_err(), "CL.TE accepted")
 }
 
 fn chunked_framing() -> Result<(), String> {
@@ -133,10 +128,7 @@ fn routes() -> Result<(), String> {
         class("GET", "/v1.41/images/a/b:c/json") == Some(Class::Read),
         "image inspect",
     )?;
-    ensure(
-        class("POST", "/exec/x/start") == Some(Class::Exec),
-        "exec start",
-    )?;
+    ensure(class("POST", "/exec/x/start") == Some(Class::Exec), "exec start")?;
     ensure(
         match_route("GET", "/containers/x%2Fexport").is_err(),
         "encoded slash",
@@ -146,13 +138,7 @@ fn routes() -> Result<(), String> {
 fn policy() -> Result<(), String> {
     let same = |p: &std::path::Path| p.to_path_buf();
     let body = br#"{"hostconfig":{"\u0050rivileged":true}}"#;
-    let denied = check_body(
-        BodyCheck::ContainerCreate,
-        None,
-        body,
-        &Policy::default(),
-        &same,
-    );
+    let denied = check_body(BodyCheck::ContainerCreate, None, body, &Policy::default(), &same);
     ensure(
         denied.map_err(|d| d.rule) == Err("privileged"),
         "privileged not denied",
@@ -268,10 +254,7 @@ fn read_reply(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
         let head = String::from_utf8_lossy(&all[..end]).to_string();
         let body_start = end + 4;
         let lower = head.to_ascii_lowercase();
-        let complete = if let Some(cl) = lower
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-        {
+        let complete = if let Some(cl) = lower.lines().find_map(|l| l.strip_prefix("content-length:")) {
             let cl: usize = cl.trim().parse().map_err(|_| "bad length")?;
             all.len() >= body_start + cl
         } else if lower.contains("transfer-encoding: chunked") {
@@ -289,8 +272,7 @@ fn read_reply(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
 }
 
 fn round_trip() -> Result<(), String> {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("dockermand-selftest-{}", std::process::id()));
+    let dir: PathBuf = std::env::temp_dir().join(format!("dockermand-selftest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let sock = dir.join("docker.sock");
     let _ = std::fs::remove_file(&sock);
@@ -330,8 +312,13 @@ fn round_trip() -> Result<(), String> {
         "chunked stream",
     )?;
 
-    s.write_all(format!("PUT /containers/x/archive?path=/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {BODY}\r\n\r\n").as_bytes())
-        .map_err(|e| e.to_string())?;
+    s.write_all(
+        format!(
+            "PUT /containers/x/archive?path=/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: {BODY}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
     s.write_all(&vec![b'u'; BODY]).map_err(|e| e.to_string())?;
     let (_, body) = read_reply(&mut s)?;
     ensure(body == BODY.to_string().as_bytes(), "upload")?;
@@ -339,10 +326,7 @@ fn round_trip() -> Result<(), String> {
     s.write_all(b"GET /containers/x/export HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .map_err(|e| e.to_string())?;
     let (_, body) = read_reply(&mut s)?;
-    ensure(
-        body.len() == BODY && body.iter().all(|&b| b == b'd'),
-        "download",
-    )?;
+    ensure(body.len() == BODY && body.iter().all(|&b| b == b'd'), "download")?;
 
     let mut t = connect()?;
     t.write_all(b"POST /exec/x/start HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 2\r\n\r\n{}")

@@ -54,11 +54,8 @@ impl Server {
     pub fn new(cfg: Config, args: Vec<String>) -> io::Result<Server> {
         let poll = Poll::new()?;
         let signals = Signals::new()?;
-        poll.registry().register(
-            &mut SourceFd(&signals.raw_fd()),
-            SIGNAL_TOKEN,
-            Interest::READABLE,
-        )?;
+        poll.registry()
+            .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice),
             stats: Stats::new(Instant::now()),
@@ -130,10 +127,7 @@ impl Server {
             self.fire_timers();
             if let Some(stop_at) = self.stop_at {
                 if self.stats.connections_active == 0 || Instant::now() >= stop_at {
-                    log::info!(
-                        "stopped; {} connection(s) cut",
-                        self.stats.connections_active
-                    );
+                    log::info!("stopped; {} connection(s) cut", self.stats.connections_active);
                     return Ok(());
                 }
             }
@@ -252,9 +246,7 @@ impl Server {
             }
             slot.armed = None;
             match slot.conn.deadline {
-                Some(deadline) if deadline <= now => {
-                    self.with_conn(index, |conn, ctx| conn.on_timeout(ctx))
-                }
+                Some(deadline) if deadline <= now => self.with_conn(index, |conn, ctx| conn.on_timeout(ctx)),
                 // Moved later since it was armed: arm the new one.
                 Some(_) => self.with_conn(index, |_, _| {}),
                 None => {}

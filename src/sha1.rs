@@ -29,13 +29,7 @@ impl Default for Sha1 {
 impl Sha1 {
     pub fn new() -> Sha1 {
         Sha1 {
-            state: [
-                0x6745_2301,
-                0xEFCD_AB89,
-                0x98BA_DCFE,
-                0x1032_5476,
-                0xC3D2_E1F0,
-            ],
+            state: [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0],
             block: [0; BLOCK],
             filled: 0,
             total: 0,
@@ -155,10 +149,7 @@ mod tests {
 
     #[test]
     fn fips_abc() {
-        assert_eq!(
-            hex(&sha1(b"abc")),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
+        assert_eq!(hex(&sha1(b"abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
     }
 
     #[test]

@@ -18,10 +18,7 @@ pub enum UpstreamAddr {
 impl UpstreamAddr {
     /// `unix:///var/run/docker.sock`, `unix:/path`, `/path` or `tcp://host:port`.
     pub fn parse(s: &str) -> Result<UpstreamAddr, String> {
-        if let Some(path) = s
-            .strip_prefix("unix://")
-            .or_else(|| s.strip_prefix("unix:"))
-        {
+        if let Some(path) = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")) {
             if path.is_empty() {
                 return Err(format!("upstream {s:?}: empty socket path"));
             }
@@ -77,10 +74,7 @@ mod tests {
             UpstreamAddr::parse("unix:///var/run/docker.sock"),
             Ok(sock.clone())
         );
-        assert_eq!(
-            UpstreamAddr::parse("unix:/var/run/docker.sock"),
-            Ok(sock.clone())
-        );
+        assert_eq!(UpstreamAddr::parse("unix:/var/run/docker.sock"), Ok(sock.clone()));
         assert_eq!(UpstreamAddr::parse("/var/run/docker.sock"), Ok(sock));
         assert_eq!(
             UpstreamAddr::parse("tcp://127.0.0.1:2375"),

@@ -491,10 +491,7 @@ impl Decoder {
             }
         }
         let size = 2 + ext + 4;
-        let Some(mask) = buf
-            .get(2 + ext..size)
-            .and_then(|s| <[u8; 4]>::try_from(s).ok())
-        else {
+        let Some(mask) = buf.get(2 + ext..size).and_then(|s| <[u8; 4]>::try_from(s).ok()) else {
             return Ok(None);
         };
         Ok(Some(Header {
@@ -830,11 +827,7 @@ mod tests {
         assert_eq!(proto("x").reason(), "x");
         assert_eq!(WsError::InvalidUtf8.close_code(), 1007);
         assert_eq!(WsError::TooBig.close_code(), 1009);
-        for e in [
-            proto("reserved bits set"),
-            WsError::InvalidUtf8,
-            WsError::TooBig,
-        ] {
+        for e in [proto("reserved bits set"), WsError::InvalidUtf8, WsError::TooBig] {
             assert!(e.reason().len() <= 123);
             assert!(!e.to_string().is_empty());
         }
@@ -844,18 +837,14 @@ mod tests {
 
     #[test]
     fn rfc_masked_hello() {
-        let bytes = [
-            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let bytes = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         assert_eq!(decode_all(&bytes), (vec![text(b"Hello")], None));
         assert_eq!(frame(true, Opcode::Text, b"Hello"), bytes);
     }
 
     #[test]
     fn rfc_masked_pong() {
-        let bytes = [
-            0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-        ];
+        let bytes = [0x8a, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
         assert_eq!(
             decode_all(&bytes),
             (vec![Ev::Ctl(Opcode::Pong, b"Hello".to_vec())], None)
@@ -972,8 +961,7 @@ mod tests {
     #[test]
     fn every_length_encoding_roundtrips() {
         for len in [
-            0usize, 1, 2, 3, 4, 5, 124, 125, 126, 127, 128, 1000, 65534, 65535, 65536, 65537,
-            100_000,
+            0usize, 1, 2, 3, 4, 5, 124, 125, 126, 127, 128, 1000, 65534, 65535, 65536, 65537, 100_000,
         ] {
             let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             for op in [Opcode::Binary, Opcode::Text] {
@@ -1008,21 +996,12 @@ mod tests {
         assert_eq!(&out[..2], &[0x02, 125]);
         assert_eq!(encode_header(true, Opcode::Binary, 126, &mut out), 4);
         assert_eq!(&out[..4], &[0x82, 126, 0, 126]);
-        assert_eq!(
-            encode_header(true, Opcode::Continuation, 65535, &mut out),
-            4
-        );
+        assert_eq!(encode_header(true, Opcode::Continuation, 65535, &mut out), 4);
         assert_eq!(&out[..4], &[0x80, 126, 0xFF, 0xFF]);
         assert_eq!(encode_header(true, Opcode::Close, 65536, &mut out), 10);
         assert_eq!(out, [0x88, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-        assert_eq!(
-            encode_header(false, Opcode::Text, (1 << 63) - 1, &mut out),
-            10
-        );
-        assert_eq!(
-            out,
-            [0x01, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
-        );
+        assert_eq!(encode_header(false, Opcode::Text, (1 << 63) - 1, &mut out), 10);
+        assert_eq!(out, [0x01, 127, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
     }
 
     #[test]
@@ -1030,10 +1009,7 @@ mod tests {
         let mut f = raw_header(0x82, &[126, 0, 125]);
         f.extend_from_slice(&[0; 125]);
         expect_err(&f, proto("non-minimal frame length"));
-        expect_err(
-            &raw_header(0x82, &[126, 0, 0]),
-            proto("non-minimal frame length"),
-        );
+        expect_err(&raw_header(0x82, &[126, 0, 0]), proto("non-minimal frame length"));
         // 126 itself is the smallest legal 16-bit length.
         let mut ok = raw_header(0x82, &[126, 0, 126]);
         ok.extend_from_slice(&[0; 126]);
@@ -1083,11 +1059,7 @@ mod tests {
                     Ok((0, Decoded::NeedMore)),
                     "len {len} cut {cut}"
                 );
-                assert_eq!(
-                    buf,
-                    &f[..cut],
-                    "bytes changed before the header was complete"
-                );
+                assert_eq!(buf, &f[..cut], "bytes changed before the header was complete");
             }
             // With the header complete but no payload, the header is consumed.
             let mut buf = f[..hdr].to_vec();
@@ -1169,10 +1141,7 @@ mod tests {
         for op in [Opcode::Ping, Opcode::Pong] {
             for len in [0, 1, 124, 125] {
                 let p = vec![0x5A; len];
-                assert_eq!(
-                    decode_all(&frame(true, op, &p)),
-                    (vec![Ev::Ctl(op, p)], None)
-                );
+                assert_eq!(decode_all(&frame(true, op, &p)), (vec![Ev::Ctl(op, p)], None));
             }
         }
     }
@@ -1197,10 +1166,7 @@ mod tests {
         for op in [Opcode::Ping, Opcode::Pong, Opcode::Close] {
             expect_err(&frame(false, op, b"x"), proto("fragmented control frame"));
         }
-        let bytes = cat(&[
-            frame(false, Opcode::Text, b"a"),
-            frame(false, Opcode::Ping, b""),
-        ]);
+        let bytes = cat(&[frame(false, Opcode::Text, b"a"), frame(false, Opcode::Ping, b"")]);
         expect_err(&bytes, proto("fragmented control frame"));
     }
 
@@ -1223,10 +1189,7 @@ mod tests {
             bin(b"\x00\x01"),
         ];
         assert_eq!(decode_all(&bytes), (expected.clone(), None));
-        assert_eq!(
-            run_bytewise(&mut Decoder::new(BIG), &bytes),
-            (expected, None)
-        );
+        assert_eq!(run_bytewise(&mut Decoder::new(BIG), &bytes), (expected, None));
     }
 
     #[test]
@@ -1334,10 +1297,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_in_one_frame() {
-        expect_err(
-            &frame(true, Opcode::Text, b"abc\xFFdef"),
-            WsError::InvalidUtf8,
-        );
+        expect_err(&frame(true, Opcode::Text, b"abc\xFFdef"), WsError::InvalidUtf8);
         expect_err(&frame(true, Opcode::Text, b"\x80"), WsError::InvalidUtf8);
         expect_err(
             &frame(
@@ -1352,10 +1312,7 @@ mod tests {
     #[test]
     fn invalid_utf8_split_across_frames() {
         // A valid lead byte in one frame, a bad continuation in the next.
-        expect_err(
-            &text_in_frames(&[b"ab\xE2", b"\x28\xA1"]),
-            WsError::InvalidUtf8,
-        );
+        expect_err(&text_in_frames(&[b"ab\xE2", b"\x28\xA1"]), WsError::InvalidUtf8);
         expect_err(
             &text_in_frames(&[b"\xF0\x9F", b"\x98", b"A"]),
             WsError::InvalidUtf8,
@@ -1403,10 +1360,7 @@ mod tests {
         ] {
             expect_err(&frame(true, Opcode::Text, bad), WsError::InvalidUtf8);
             for cut in 1..bad.len() {
-                expect_err(
-                    &text_in_frames(&[&bad[..cut], &bad[cut..]]),
-                    WsError::InvalidUtf8,
-                );
+                expect_err(&text_in_frames(&[&bad[..cut], &bad[cut..]]), WsError::InvalidUtf8);
             }
         }
         // Just below and above the surrogate block are fine.
@@ -1474,10 +1428,7 @@ mod tests {
                 }
             }
             let one_per_frame: Vec<&[u8]> = s.chunks(1).collect();
-            assert_eq!(
-                decode_all(&text_in_frames(&one_per_frame)),
-                (vec![text(s)], None)
-            );
+            assert_eq!(decode_all(&text_in_frames(&one_per_frame)), (vec![text(s)], None));
         }
     }
 
@@ -1486,8 +1437,8 @@ mod tests {
         // Every 1- and 2-byte sequence, plus 3- and 4-byte sequences over the
         // interesting byte values, fed whole and split everywhere.
         let interesting: Vec<u8> = vec![
-            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
-            0xE1, 0xEC, 0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
+            0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC,
+            0xED, 0xEE, 0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF,
         ];
         let check = |s: &[u8]| {
             let expect = std::str::from_utf8(s).is_ok();
@@ -1523,8 +1474,7 @@ mod tests {
     #[test]
     fn valid_close_codes_accepted() {
         for code in [
-            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
-            4000, 4999,
+            1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999,
         ] {
             let p = close_payload(code, "bye");
             assert_eq!(
@@ -1644,10 +1594,7 @@ mod tests {
             frame(false, Opcode::Text, &[b'a'; 60]),
             frame(true, Opcode::Continuation, &[b'a'; 40]),
         ]);
-        assert_eq!(
-            run(&mut Decoder::new(100), &ok),
-            (vec![text(&[b'a'; 100])], None)
-        );
+        assert_eq!(run(&mut Decoder::new(100), &ok), (vec![text(&[b'a'; 100])], None));
         let bad = cat(&[
             frame(false, Opcode::Text, &[b'a'; 60]),
             frame(false, Opcode::Continuation, &[b'a'; 40]),
@@ -1689,11 +1636,7 @@ mod tests {
             frame(true, Opcode::Ping, b"ping"),
             frame(false, Opcode::Continuation, &big[300..]),
             frame(true, Opcode::Continuation, b""),
-            text_in_frames(&[
-                &s.as_bytes()[..5],
-                &s.as_bytes()[5..333],
-                &s.as_bytes()[333..],
-            ]),
+            text_in_frames(&[&s.as_bytes()[..5], &s.as_bytes()[5..333], &s.as_bytes()[333..]]),
             frame(true, Opcode::Pong, b""),
             frame(true, Opcode::Binary, b""),
             frame(true, Opcode::Close, &close_payload(1000, "done")),
@@ -1792,10 +1735,7 @@ mod tests {
             if !more && src.is_empty() {
                 break;
             }
-            assert!(
-                more || used > 0 || filled < buf.len(),
-                "stuck with a full buffer"
-            );
+            assert!(more || used > 0 || filled < buf.len(), "stuck with a full buffer");
         }
         assert_eq!(filled, 0);
         assert_eq!(got, events);
