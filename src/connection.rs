@@ -36,6 +36,8 @@ use crate::websocket::accept_key;
 const LINGER: Duration = Duration::from_secs(2);
 /// How much a closing connection may send before it is cut.
 const LINGER_BYTES: usize = 1024 * 1024;
+/// Reply bodies up to this size that arrive with their head are sent with it.
+const INLINE_BODY: u64 = 16 * 1024;
 /// Largest login request body.
 const LOGIN_BODY_LIMIT: usize = 4096;
 /// How long a WebSocket ticket stays valid.
@@ -948,18 +950,10 @@ impl Connection {
                 !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
             });
         }
-        if self.back.is_none() {
-            match ctx.cfg.upstream.connect() {
-                Ok(stream) => {
-                    let mut side = Side::new(stream);
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    let token = Token(self.base_token.0 + 1);
-                    if ctx.registry.register(&mut side.stream, token, interest).is_err() {
-                        self.upstream_unavailable(ctx, &head, "cannot register upstream socket");
-                        return;
-                    }
-                    self.back = Some(side);
-                }
+        let connecting = self.back.is_none();
+        if connecting {
+            match self.connect_upstream(ctx) {
+                Ok(side) => self.back = Some(side),
                 Err(e) => {
                     log::warn!("cannot connect to {}: {e}", ctx.cfg.upstream);
                     self.upstream_unavailable(ctx, &head, "cannot connect to the Docker daemon");
@@ -992,7 +986,7 @@ impl Connection {
         self.deadline = None;
         self.phase = Phase::Exchange(Box::new(Exchange {
             req: summary,
-            connecting: true,
+            connecting,
             up,
             down: Flow::new(Framing::Length(0), copy_only),
             reply: None,
@@ -1254,7 +1248,17 @@ fn read_response_head(back: &mut Side, ctx: &mut Ctx, ex: &mut Exchange) -> Resu
         Err(HeadError::TooLarge) => return Err("reply head from the Docker daemon is too large"),
         Err(_) => return Err("malformed reply from the Docker daemon"),
     };
-    if back.consume(&mut ctx.res.scratch, head.head_len).is_err() {
+    // A small body that came with the head goes out with it: one read and
+    // one write instead of two splices.
+    let inline = match head.body {
+        ResponseBody::Length(len) if len <= INLINE_BODY && head.head_len + len as usize <= n => len as usize,
+        _ => 0,
+    };
+    let body = ctx.res.scratch[head.head_len..head.head_len + inline].to_vec();
+    if back
+        .consume(&mut ctx.res.scratch, head.head_len + inline)
+        .is_err()
+    {
         return Err("error reading from the Docker daemon");
     }
     if head.is_interim() {
@@ -1275,9 +1279,11 @@ fn read_response_head(back: &mut Side, ctx: &mut Ctx, ex: &mut Exchange) -> Resu
             || ctx.shutting_down);
     let cors = ex.req.cors.as_deref().map(gate::cors_headers).unwrap_or_default();
     ex.down.queue(&head.encode_for_client(close_client, &cors));
+    ex.down.queue(&body);
+    ctx.res.bytes.copied += body.len() as u64;
     ex.down.set_framing(match head.body {
         ResponseBody::None => Framing::Length(0),
-        ResponseBody::Length(n) => Framing::Length(n),
+        ResponseBody::Length(n) => Framing::Length(n - inline as u64),
         ResponseBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
         ResponseBody::UntilClose if tunnel => Framing::Length(0),
         ResponseBody::UntilClose => Framing::UntilEof,

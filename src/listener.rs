@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 
@@ -11,6 +12,9 @@ use mio::{event, Interest, Registry, Token};
 
 use crate::config::ListenAddr;
 use crate::relay::Stream;
+
+/// Pending connections the kernel may queue (capped by somaxconn).
+const BACKLOG: libc::c_int = 1024;
 
 pub enum Socket {
     Tcp(TcpListener),
@@ -41,6 +45,14 @@ impl Listener {
                 (Socket::Unix(l, path.clone()), format!("unix:{}", path.display()))
             }
         };
+        // A burst of clients (a dashboard opening many streams) should wait
+        // in the queue, not in SYN retries: std's backlog is 128.
+        let fd = match &socket {
+            Socket::Tcp(l) => l.as_raw_fd(),
+            Socket::Unix(l, _) => l.as_raw_fd(),
+        };
+        // SAFETY: listen(2) again on our listening socket only raises the backlog.
+        unsafe { libc::listen(fd, BACKLOG) };
         Ok(Listener {
             spec: spec.clone(),
             bound,
