@@ -1,0 +1,1320 @@
+#!/usr/bin/env python3
+"""Benchmarks dockermand side by side with direct access, socat, nginx and
+HAProxy, and prints one table: a row per figure, a column per system.
+
+Run it through tests/bench/run.sh, which installs the peers and builds the
+tools. See tests/bench/README.md for what every figure means and how it is
+measured.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+BUILD = ROOT / "target" / "bench" / "build" / "release"
+STANDIN = BUILD / "standin"
+LOAD = BUILD / "benchload"
+# DMBENCH_DOCKERMAND benchmarks another build (to compare two versions).
+DOCKERMAND = Path(os.environ.get("DMBENCH_DOCKERMAND") or ROOT / "target" / "release" / "dockermand")
+CONF = HERE / "conf"
+
+KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+FOLLOW = "/containers/bench/logs?follow=1&stdout=1"
+ALL_SYSTEMS = ["direct", "dockermand", "dockermand-copy", "socat", "nginx", "haproxy"]
+BASE = "dockermand"
+
+
+def cpu_env(name, default):
+    v = os.environ.get(name)
+    if v is not None:
+        return v or None
+    return default
+
+
+NCPU = os.cpu_count() or 1
+# The proxy gets a core of its own; the load tool and the upstream share the
+# other one. Override with DMBENCH_CPU_PROXY / _LOAD / _UPSTREAM (empty: no pin).
+CPU_PROXY = cpu_env("DMBENCH_CPU_PROXY", "1" if NCPU >= 2 else None)
+CPU_LOAD = cpu_env("DMBENCH_CPU_LOAD", "0" if NCPU >= 2 else None)
+CPU_UPSTREAM = cpu_env("DMBENCH_CPU_UPSTREAM", "0" if NCPU >= 2 else None)
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def affinity(cpu):
+    if cpu is None:
+        return None
+    cpus = {int(c) for c in str(cpu).split(",")}
+
+    def pre():
+        os.sched_setaffinity(0, cpus)
+
+    return pre
+
+
+# ------------------------------------------------------------------ processes
+
+PROCS = []
+
+
+class Proc:
+    """A process we started, in its own session so its children (nginx
+    workers, socat's forks) can be ended with it by process group id."""
+
+    def __init__(self, name, argv, cpu, logdir, env=None, stdout=None):
+        self.name = name
+        self.log_path = Path(logdir) / f"{name}.log"
+        self.logf = open(self.log_path, "ab")
+        self.p = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else self.logf,
+            stderr=self.logf,
+            start_new_session=True,
+            preexec_fn=affinity(cpu),
+            env=env,
+        )
+        self.pid = self.p.pid
+        PROCS.append(self)
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def log_tail(self, n=15):
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+            return "\n".join(lines[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, grace=10.0):
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.p.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the group (socat forks, nginx workers).
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.logf.close()
+        if self in PROCS:
+            PROCS.remove(self)
+
+
+def stop_all():
+    for p in list(reversed(PROCS)):
+        p.stop(grace=5)
+
+
+# ------------------------------------------------------------ /proc accounting
+
+
+def _children_map():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        kids.setdefault(int(rest[1]), []).append(int(d))
+    return kids
+
+
+def proc_tree(root):
+    kids = _children_map()
+    out = [root]
+    i = 0
+    while i < len(out):
+        out.extend(kids.get(out[i], []))
+        i += 1
+    return out
+
+
+def tree_cpu(root):
+    """CPU seconds (user+sys) of a process tree: each live process's tasks
+    (schedstat, ns precision), plus what its reaped children used
+    (cutime+cstime), so socat's finished forks are counted too."""
+    total = 0.0
+    for pid in proc_tree(root):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        utime, stime, cutime, cstime = (int(x) for x in rest[11:15])
+        ticks = (utime + stime) / CLK_TCK
+        precise = 0.0
+        try:
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    precise += int(f.read().split()[0]) / 1e9
+        except OSError:
+            precise = 0.0
+        total += max(ticks, precise) + (cutime + cstime) / CLK_TCK
+    return total
+
+
+def tree_mem(root):
+    """(sum of VmRSS, sum of Pss) in KiB over a process tree."""
+    rss = pss = 0
+    for pid in proc_tree(root):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+        except OSError:
+            continue
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss, pss
+
+
+# ------------------------------------------------------------------ systems
+
+
+def render(template_name, **values):
+    """Fills the {{NAME}} placeholders of a template under conf/."""
+    text = (CONF / template_name).read_text()
+    # Comment lines may mention the placeholder syntax itself.
+    text = "\n".join(l for l in text.splitlines() if not l.lstrip().startswith("#")) + "\n"
+
+    def sub(m):
+        if m.group(1) not in values:
+            raise BenchError(f"{template_name}: no value for {m.group(0)}")
+        return str(values[m.group(1)])
+
+    return re.sub(r"\{\{([A-Z_]+)\}\}", sub, text)
+
+
+def arg_lines(text):
+    return [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
+
+
+def http_ping(port, timeout=0.5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return data.startswith(b"HTTP/1.1 200") or data.startswith(b"HTTP/1.0 200")
+
+
+class System:
+    def __init__(self, name, upstream_sock, rundir):
+        self.name = name
+        self.upstream_sock = upstream_sock
+        self.rundir = Path(rundir)
+        self.proc = None
+        self.port = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    @property
+    def target(self):
+        if self.name == "direct":
+            return f"unix:{self.upstream_sock}"
+        return f"tcp:127.0.0.1:{self.port}"
+
+    def start(self):
+        if self.name == "direct":
+            return
+        self.port = free_port()
+        subs = dict(PORT=self.port, UPSTREAM_SOCK=self.upstream_sock, RUN=self.rundir)
+        tag = f"{self.name}-{self.port}"
+        if self.name.startswith("dockermand"):
+            extra = "--no-splice" if self.name == "dockermand-copy" else ""
+            argv = [DOCKERMAND] + arg_lines(render("dockermand.args.in", EXTRA=extra, **subs))
+        elif self.name == "socat":
+            argv = ["socat"] + arg_lines(render("socat.args.in", **subs))
+        elif self.name == "nginx":
+            user = _username()
+            conf = self.rundir / f"{tag}.conf"
+            conf.write_text(render("nginx.conf.in", USER=user, **subs))
+            argv = ["nginx", "-p", f"{self.rundir}/", "-e", self.rundir / f"{tag}-error.log", "-c", conf]
+        elif self.name == "haproxy":
+            conf = self.rundir / f"{tag}.cfg"
+            conf.write_text(render("haproxy.cfg.in", **subs))
+            argv = ["haproxy", "-db", "-f", conf]
+        else:
+            raise BenchError(f"unknown system {self.name}")
+        self.proc = Proc(tag, argv, CPU_PROXY, self.rundir)
+        deadline = time.time() + 15
+        while True:
+            if not self.proc.alive():
+                raise BenchError(f"{self.name} exited at start:\n{self.proc.log_tail()}")
+            try:
+                if http_ping(self.port):
+                    break
+            except OSError:
+                pass
+            if time.time() > deadline:
+                raise BenchError(f"{self.name} did not answer GET /_ping:\n{self.proc.log_tail()}")
+            time.sleep(0.05)
+
+    def check_alive(self):
+        if self.proc and not self.proc.alive():
+            raise BenchError(f"{self.name} died:\n{self.proc.log_tail()}")
+
+    def quiesce(self, timeout=10.0):
+        """Waits until per-connection children (socat's forks) are gone, so
+        their CPU time has been reaped into the parent's."""
+        if self.name != "socat" or not self.proc:
+            return
+        deadline = time.time() + timeout
+        while len(proc_tree(self.pid)) > 1 and time.time() < deadline:
+            time.sleep(0.02)
+
+    def cpu(self):
+        return tree_cpu(self.pid) if self.proc else None
+
+    def pin(self, cpu):
+        """Moves every thread of the running process tree onto `cpu`; forks
+        made later (socat's) inherit it."""
+        if not self.proc or cpu is None:
+            return
+        cpus = {int(c) for c in str(cpu).split(",")}
+        for pid in proc_tree(self.pid):
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    os.sched_setaffinity(int(tid), cpus)
+            except OSError:
+                pass
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+            self.proc = None
+
+
+def _username():
+    import pwd
+
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+# ------------------------------------------------------------------ load tool
+
+
+def benchload(*args, timeout=900):
+    cmd = [str(LOAD)] + [str(a) for a in args]
+    try:
+        r = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=affinity(CPU_LOAD),
+        )
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"timed out: {' '.join(cmd)}")
+    if r.returncode != 0:
+        raise BenchError(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.strip()[-500:]}")
+    lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+    if not lines:
+        raise BenchError(f"{' '.join(cmd)}: no result: {r.stdout[-300:]} {r.stderr[-300:]}")
+    return json.loads(lines[-1])
+
+
+class Holder:
+    """benchload hold: keeps N connections open until released."""
+
+    def __init__(self, target, path, conns, stream):
+        args = [LOAD, "hold", "--target", target, "--path", path, "--conns", conns]
+        if stream:
+            args.append("--stream")
+        self.p = subprocess.Popen(
+            [str(a) for a in args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=affinity(CPU_LOAD),
+        )
+        line = self.p.stdout.readline().strip()
+        if not line.startswith("ready"):
+            self.p.kill()
+            err = self.p.stderr.read()
+            raise BenchError(f"hold {conns} x {path} on {target}: {line} {err.strip()[-300:]}")
+
+    def release(self):
+        try:
+            out, err = self.p.communicate(input="x\n", timeout=30)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise BenchError("hold did not finish")
+        m = re.search(r"done lost=(\d+)", out)
+        if self.p.returncode != 0 or not m:
+            raise BenchError(f"hold failed: {out.strip()} {err.strip()[-300:]}")
+        return int(m.group(1))
+
+
+# ------------------------------------------------------------------ figures
+
+
+class Figure:
+    def __init__(self, fid, label, unit, better, note="", kind="num"):
+        self.id = fid
+        self.label = label
+        self.unit = unit
+        self.better = better  # "higher" | "lower" | None
+        self.note = note
+        self.kind = kind
+        self.values = {}  # system -> [samples]
+
+    def add(self, system, value):
+        if value is not None:
+            self.values.setdefault(system, []).append(value)
+
+    def stats(self, system):
+        v = self.values.get(system)
+        if not v:
+            return None
+        return {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+
+    def ratio(self, system):
+        a, b = self.stats(system), self.stats(BASE)
+        if not a or not b or b["median"] == 0:
+            return None
+        return a["median"] / b["median"]
+
+
+FIGS = {}
+ORDER = []
+
+
+def fig(fid, *args, **kw):
+    if fid not in FIGS:
+        FIGS[fid] = Figure(fid, *args, **kw)
+        ORDER.append(fid)
+    return FIGS[fid]
+
+
+ERRORS = []
+
+
+def record_error(what, e):
+    msg = f"{what}: {e}"
+    log("ERROR " + msg)
+    ERRORS.append(msg)
+
+
+# ------------------------------------------------------------------ phases
+
+
+def rotate(items, k):
+    if not items:
+        return []
+    k %= len(items)
+    return items[k:] + items[:k]
+
+
+def phase_rate(systems, cfg, path, conns, close, tag, label, runs, one_core=False):
+    """Closed-loop small requests. With one_core the proxy is moved onto the
+    load tool's CPU for the duration, so no request crosses CPUs."""
+    where = ", one core" if one_core else ""
+    dur, warm = cfg.duration, cfg.warmup
+    mode = "no keep-alive" if close else "keep-alive"
+    base = f"{label} c={conns} {mode}{where}"
+    f_rps = fig(f"{tag}_rps", f"{base}: req/s", "req/s", "higher")
+    f_p50 = fig(f"{tag}_p50", f"{base}: p50", "µs", "lower")
+    f_p99 = fig(f"{tag}_p99", f"{base}: p99", "µs", "lower")
+    f_cpu = fig(f"{tag}_cpu", f"{base}: proxy CPU/req", "µs", "lower",
+                note="CPU of the proxy's process tree over the whole run / requests completed")
+    for r in range(runs):
+        for s in rotate(systems, r):
+            try:
+                if one_core:
+                    s.pin(CPU_LOAD)
+                s.quiesce()
+                c0 = s.cpu()
+                args = ["rate", "--target", s.target, "--path", path, "--conns", conns,
+                        "--duration", dur, "--warmup", warm]
+                if close:
+                    args.append("--close")
+                res = benchload(*args)
+                s.quiesce()
+                c1 = s.cpu()
+                s.check_alive()
+                if res["requests"] == 0:
+                    raise BenchError(f"no request completed ({res.get('last_error')})")
+                if res["errors"] > max(0, res["requests"] // 1000):
+                    raise BenchError(
+                        f"{res['errors']} errors in {res['requests']} requests: {res['last_error']}")
+                f_rps.add(s.name, res["rps"])
+                f_p50.add(s.name, res["p50_us"])
+                f_p99.add(s.name, res["p99_us"])
+                if c0 is not None:
+                    f_cpu.add(s.name, (c1 - c0) / max(1, res["total_requests"]) * 1e6)
+            except BenchError as e:
+                record_error(f"{s.name} {tag} run {r + 1}", e)
+            finally:
+                if one_core:
+                    s.pin(CPU_PROXY)
+
+
+def phase_wrk(systems, cfg, conns, runs):
+    f = fig(f"wrk_c{conns}_rps", f"wrk /_ping c={conns} keep-alive: req/s", "req/s", "higher",
+            note="wrk -t1 (cross-check of the load tool; TCP only, so no direct)")
+    f50 = fig(f"wrk_c{conns}_p50", f"wrk /_ping c={conns} keep-alive: p50", "µs", "lower")
+    for r in range(runs):
+        for s in rotate([s for s in systems if s.name != "direct" and
+                         (cfg.wrk_systems is None or s.name in cfg.wrk_systems)], r):
+            cmd = ["wrk", "-t1", f"-c{conns}", f"-d{cfg.wrk_secs}s", "--latency",
+                   f"http://127.0.0.1:{s.port}/_ping"]
+            try:
+                res = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
+                                     preexec_fn=affinity(CPU_LOAD))
+                out = res.stdout
+                m = re.search(r"Requests/sec:\s+([\d.]+)", out)
+                if res.returncode != 0 or not m:
+                    raise BenchError(f"wrk failed: {out[-300:]} {res.stderr[-300:]}")
+                if re.search(r"Non-2xx or 3xx responses", out):
+                    raise BenchError(f"wrk saw errors: {out[-400:]}")
+                se = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+                if se and sum(int(x) for x in se.groups()) > 0:
+                    raise BenchError(f"wrk socket errors: {se.group(0)}")
+                f.add(s.name, float(m.group(1)))
+                lm = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+                if lm:
+                    scale = {"us": 1, "ms": 1e3, "s": 1e6}[lm.group(2)]
+                    f50.add(s.name, float(lm.group(1)) * scale)
+                s.check_alive()
+            except (BenchError, subprocess.TimeoutExpired) as e:
+                record_error(f"{s.name} wrk c={conns} run {r + 1}", e)
+
+
+def phase_transfer(systems, cfg, runs):
+    n = cfg.transfer_bytes
+    size = human_bytes(n)
+    kinds = [
+        ("dl", f"download {size} (Content-Length)",
+         ["get", "--path", f"/containers/bench/archive?path=/big&bytes={n}", "--expect", n]),
+        ("dlc", f"download {size} (chunked)",
+         ["get", "--path", f"/containers/bench/export?bytes={n}", "--expect", n]),
+        ("ul", f"upload {size} (Content-Length)", ["post", "--path", "/images/load?quiet=1", "--bytes", n]),
+        ("ulc", f"upload {size} (chunked)", ["post", "--path", "/images/load?quiet=1", "--bytes", n, "--chunked"]),
+    ]
+    for kid, label, args in kinds:
+        f_tp = fig(f"{kid}_mibs", f"{label}", "MiB/s", "higher")
+        f_cpu = fig(f"{kid}_cpu", f"{label}: proxy CPU", "s/GiB", "lower")
+        for r in range(runs):
+            for s in rotate(systems, r):
+                try:
+                    s.quiesce()
+                    c0 = s.cpu()
+                    res = benchload(args[0], "--target", s.target, *args[1:])
+                    s.quiesce()
+                    c1 = s.cpu()
+                    s.check_alive()
+                    if res["bytes"] != n:
+                        raise BenchError(f"moved {res['bytes']} bytes, expected {n}")
+                    if args[0] == "post":
+                        reply = json.loads(res["reply"])
+                        if reply.get("bytes") != n:
+                            raise BenchError(f"upstream counted {reply.get('bytes')} bytes, expected {n}")
+                    f_tp.add(s.name, res["mib_s"])
+                    if c0 is not None:
+                        f_cpu.add(s.name, (c1 - c0) / (n / GiB))
+                except (BenchError, ValueError) as e:
+                    record_error(f"{s.name} {kid} run {r + 1}", e)
+
+
+def sample_mem(pid, n):
+    out = []
+    for i in range(n):
+        if i:
+            time.sleep(0.1)
+        out.append(tree_mem(pid))
+    return out
+
+
+def strace_calls(path):
+    """(total calls, {syscall: calls}) from a `strace -c` summary."""
+    calls = {}
+    total = None
+    for line in Path(path).read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0].replace(".", "").isdigit():
+            name = parts[-1]
+            try:
+                n = int(parts[3])
+            except ValueError:
+                continue
+            if name == "total":
+                total = n
+            else:
+                calls[name] = n
+    if total is None:
+        raise BenchError(f"no strace summary in {path}")
+    return total, calls
+
+
+def phase_syscalls(systems, cfg, rundir):
+    """Syscalls the proxy makes per request and per MiB, counted with
+    `strace -c -f` attached to its process tree (timings under strace are
+    meaningless, the counts are not)."""
+    n = cfg.strace_bytes
+    items = [
+        ("sys_req", "syscalls/request, /_ping c=16 keep-alive", "calls",
+         ["rate", "--path", "/_ping", "--conns", 16, "--duration", cfg.strace_secs, "--warmup", 0],
+         lambda res: res["total_requests"]),
+        ("sys_dl", f"syscalls/MiB, download {human_bytes(n)} CL", "calls",
+         ["get", "--path", f"/containers/bench/archive?path=/big&bytes={n}", "--expect", n],
+         lambda res: res["bytes"] / MiB),
+        ("sys_ul", f"syscalls/MiB, upload {human_bytes(n)} CL", "calls",
+         ["post", "--path", "/images/load?quiet=1", "--bytes", n],
+         lambda res: res["bytes"] / MiB),
+    ]
+    for fid, label, unit, args, per in items:
+        f = fig(fid, label, unit, "lower", note="counted with strace -c -f on the proxy's process tree")
+        for s in systems:
+            if s.proc is None or (cfg.strace_systems and s.name not in cfg.strace_systems):
+                continue
+            out = rundir / f"strace-{fid}-{s.name}.txt"
+            try:
+                s.quiesce()
+                pids = proc_tree(s.pid)
+                cmd = ["strace", "-c", "-f", "-o", out]
+                for p in pids:
+                    cmd += ["-p", p]
+                st = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.PIPE, text=True)
+                # strace prints one "attached" line per task once it is in.
+                attached = 0
+                deadline = time.time() + 5
+                while attached < len(pids) and time.time() < deadline:
+                    line = st.stderr.readline()
+                    if not line:
+                        break
+                    if "attached" in line:
+                        attached += 1
+                res = benchload(args[0], "--target", s.target, *args[1:])
+                s.quiesce()
+                st.send_signal(signal.SIGINT)
+                st.communicate(timeout=10)
+                total, calls = strace_calls(out)
+                f.add(s.name, total / max(1e-9, per(res)))
+                f.details = getattr(f, "details", {})
+                f.details[s.name] = dict(sorted(calls.items(), key=lambda kv: -kv[1])[:8])
+            except (BenchError, OSError, subprocess.SubprocessError) as e:
+                record_error(f"{s.name} strace {fid}", e)
+
+
+def phase_rss(systems, cfg, runs):
+    idle_n, streams_n = cfg.idle_clients, cfg.streams
+    f_idle = fig("rss_idle", "RSS idle", "KiB", "lower", kind="kib")
+    f_pidle = fig("pss_idle", "PSS idle", "KiB", "lower", kind="kib",
+                  note="proportional set size: shared pages split among the processes sharing them")
+    f_held = fig("rss_idle_clients", f"RSS, {idle_n} idle keep-alive clients", "KiB", "lower", kind="kib")
+    f_pss = fig("pss_idle_clients", f"PSS, {idle_n} idle keep-alive clients", "KiB", "lower", kind="kib",
+                note="proportional set size: shared pages split among the processes sharing them")
+    f_str = fig("rss_streams", f"RSS, {streams_n} log-follow streams", "KiB", "lower", kind="kib")
+    f_per = fig("rss_per_stream", "RSS per active stream", "KiB", "lower", kind="kib")
+    for r in range(runs):
+        for s in rotate([s for s in systems if s.name != "direct"], r):
+            t0 = time.time()
+            try:
+                s.start()
+                time.sleep(cfg.settle)
+                idle, pidle = tree_mem(s.pid)
+                h = Holder(s.target, "/_ping", idle_n, stream=False)
+                time.sleep(cfg.settle)
+                samples = sample_mem(s.pid, cfg.mem_samples)
+                lost = h.release()
+                if lost:
+                    raise BenchError(f"{lost} idle clients were disconnected")
+                s.stop()
+                s.start()
+                time.sleep(cfg.settle)
+                idle2, _ = tree_mem(s.pid)
+                h = Holder(s.target, FOLLOW, streams_n, stream=True)
+                time.sleep(cfg.stream_wait)  # full mode: at least one more chunk on every stream
+                ssamples = [x[0] for x in sample_mem(s.pid, cfg.mem_samples)]
+                lost = h.release()
+                if lost:
+                    raise BenchError(f"{lost} streams were cut")
+                s.stop()
+                f_idle.add(s.name, min(idle, idle2))
+                f_pidle.add(s.name, pidle)
+                f_held.add(s.name, max(x[0] for x in samples))
+                f_pss.add(s.name, max(x[1] for x in samples))
+                f_str.add(s.name, max(ssamples))
+                f_per.add(s.name, (max(ssamples) - idle2) / streams_n)
+                log(f"memory: {s.name} run {r + 1} took {time.time() - t0:.1f} s")
+            except BenchError as e:
+                record_error(f"{s.name} rss run {r + 1}", e)
+                s.stop()
+
+
+def phase_sizes(names):
+    f_bin = fig("size_exe", "executable size", "KiB", "lower", kind="kib",
+                note="the file that runs (dockermand: release binary)")
+    f_pkg = fig("size_installed", "installed size", "KiB", "lower", kind="kib",
+                note="dpkg Installed-Size of the package(s); dockermand: the binary")
+    exes = {"socat": "socat", "nginx": "nginx", "haproxy": "haproxy"}
+    pkgs = {"socat": ["socat"], "nginx": ["nginx", "nginx-common"], "haproxy": ["haproxy"]}
+    for name in names:
+        if name.startswith("dockermand"):
+            size = DOCKERMAND.stat().st_size / KiB
+            f_bin.add(name, size)
+            f_pkg.add(name, size)
+        elif name in exes:
+            path = shutil.which(exes[name]) or shutil.which(exes[name], path="/usr/sbin:/usr/bin")
+            if path:
+                f_bin.add(name, os.path.getsize(os.path.realpath(path)) / KiB)
+            total = 0
+            for p in pkgs[name]:
+                r = subprocess.run(["dpkg-query", "-Wf", "${Installed-Size}", p],
+                                   capture_output=True, text=True)
+                if r.returncode == 0 and r.stdout.strip().isdigit():
+                    total += int(r.stdout.strip())
+            if total:
+                f_pkg.add(name, total)
+
+
+# ------------------------------------------------------------------ dockerd
+
+
+class Dockerd:
+    def __init__(self, logdir):
+        self.dir = Path(tempfile.mkdtemp(prefix="dmb.", dir="/tmp"))
+        self.sock = self.dir / "docker.sock"
+        if len(str(self.sock)) >= 100:
+            raise BenchError(f"socket path too long: {self.sock}")
+        argv = [
+            "dockerd", "--storage-driver=vfs", "--iptables=false", "--ip6tables=false",
+            "--bridge=none", "--data-root", self.dir / "data", "--exec-root", self.dir / "exec",
+            "--pidfile", self.dir / "d.pid", "-H", f"unix://{self.sock}",
+        ]
+        self.proc = Proc("dockerd", argv, CPU_UPSTREAM, logdir)
+        deadline = time.time() + 60
+        while True:
+            if not self.proc.alive():
+                raise BenchError(f"dockerd exited:\n{self.proc.log_tail()}")
+            if self.sock.exists():
+                try:
+                    res = benchload("get", "--target", f"unix:{self.sock}", "--path", "/_ping", timeout=10)
+                    if res["status"] == 200:
+                        break
+                except BenchError:
+                    pass
+            if time.time() > deadline:
+                raise BenchError(f"dockerd did not come up:\n{self.proc.log_tail()}")
+            time.sleep(0.2)
+        self.env = dict(os.environ, DOCKER_HOST=f"unix://{self.sock}")
+
+    def docker(self, *args, timeout=600):
+        cmd = ["docker"] + [str(a) for a in args]
+        r = subprocess.run(cmd, capture_output=True, text=True, env=self.env, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(cmd)}: {r.stderr.strip()[-500:]}")
+        return r.stdout.strip()
+
+    def stop(self):
+        self.proc.stop(grace=30)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def busybox_rootfs(path, extra=None):
+    """A rootfs tar: /bin/busybox, its applet links, and optionally one big
+    file of `extra` bytes at /big."""
+    bb = shutil.which("busybox") or "/bin/busybox"
+    applets = subprocess.run([bb, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    with tarfile.open(path, "w") as t:
+        for d in ["bin", "tmp", "etc"]:
+            ti = tarfile.TarInfo(d)
+            ti.type = tarfile.DIRTYPE
+            ti.mode = 0o755 if d != "tmp" else 0o1777
+            t.addfile(ti)
+        t.add(bb, arcname="bin/busybox")
+        for a in applets:
+            if a == "busybox":
+                continue
+            ti = tarfile.TarInfo(f"bin/{a}")
+            ti.type = tarfile.SYMTYPE
+            ti.linkname = "busybox"
+            t.addfile(ti)
+        if extra:
+            ti = tarfile.TarInfo("big")
+            ti.size = extra
+            ti.mode = 0o644
+            t.addfile(ti, _Pattern(extra))
+
+
+class _Pattern:
+    """A file-like object of n pattern bytes (not all zeros, nothing random)."""
+
+    def __init__(self, n):
+        self.left = n
+        self.block = bytes(range(256)) * 4096
+
+    def read(self, size=-1):
+        if size < 0 or size > self.left:
+            size = self.left
+        size = min(size, len(self.block))
+        self.left -= size
+        return self.block[:size]
+
+
+def phase_dockerd(cfg, names, runs, rundir):
+    log("dockerd: starting a private daemon")
+    d = Dockerd(rundir)
+    systems = []
+    try:
+        work = d.dir
+        busybox_rootfs(work / "rootfs.tar")
+        d.docker("import", "-c", "ENV PATH=/bin", work / "rootfs.tar", "dmbench/busybox")
+        # A container that holds a big file, for docker export.
+        big = work / "big"
+        with open(big, "wb") as f:
+            src = _Pattern(cfg.export_bytes)
+            while True:
+                b = src.read(1 << 20)
+                if not b:
+                    break
+                f.write(b)
+        cid = d.docker("create", "--name", "dmbench-export", "--network", "none",
+                       "dmbench/busybox", "true")
+        d.docker("cp", big, "dmbench-export:/big")
+        big.unlink()
+        # An image tar for docker load.
+        busybox_rootfs(work / "load-rootfs.tar", extra=cfg.load_bytes)
+        d.docker("import", "-c", "ENV PATH=/bin", work / "load-rootfs.tar", "dmbench/load")
+        (work / "load-rootfs.tar").unlink()
+        d.docker("save", "-o", work / "load.tar", "dmbench/load")
+        load_tar = work / "load.tar"
+        tar_size = load_tar.stat().st_size
+        log(f"dockerd: export container {cid[:12]}, image tar {human_bytes(tar_size)}")
+
+        for name in names:
+            s = System(name, d.sock, rundir)
+            try:
+                s.start()
+                systems.append(s)
+            except BenchError as e:
+                record_error(f"start {name} in front of dockerd", e)
+                s.stop()
+
+        direct = f"unix:{d.sock}"
+        # The export's exact size, learnt once directly; every system must match it.
+        first = benchload("get", "--target", direct, "--path", f"/containers/{cid}/export")
+        export_size = first["bytes"]
+        # One untimed load so every timed one finds the layer already there.
+        benchload("post", "--target", direct, "--path", "/images/load?quiet=1",
+                  "--file", load_tar, "--content-type", "application/x-tar")
+
+        f_rps = fig("d_ps_rps", "dockerd /containers/json c=1 keep-alive: req/s", "req/s", "higher")
+        f_p50 = fig("d_ps_p50", "dockerd /containers/json c=1 keep-alive: p50", "µs", "lower")
+        f_exp = fig("d_export", f"dockerd export {human_bytes(export_size)}", "MiB/s", "higher")
+        f_expc = fig("d_export_cpu", "dockerd export: proxy CPU", "s/GiB", "lower")
+        f_load = fig("d_load", f"dockerd load {human_bytes(tar_size)}", "MiB/s", "higher")
+        f_loadc = fig("d_load_cpu", "dockerd load: proxy CPU", "s/GiB", "lower")
+        for r in range(runs):
+            for s in rotate(systems, r):
+                try:
+                    res = benchload("rate", "--target", s.target, "--path", "/containers/json",
+                                    "--conns", 1, "--duration", cfg.duration, "--warmup", cfg.warmup)
+                    if res["requests"] == 0 or res["errors"]:
+                        raise BenchError(f"containers/json: {res}")
+                    f_rps.add(s.name, res["rps"])
+                    f_p50.add(s.name, res["p50_us"])
+
+                    s.quiesce()
+                    c0 = s.cpu()
+                    res = benchload("get", "--target", s.target, "--path", f"/containers/{cid}/export",
+                                    "--expect", export_size)
+                    s.quiesce()
+                    c1 = s.cpu()
+                    f_exp.add(s.name, res["mib_s"])
+                    if c0 is not None:
+                        f_expc.add(s.name, (c1 - c0) / (export_size / GiB))
+
+                    c0 = s.cpu()
+                    res = benchload("post", "--target", s.target, "--path", "/images/load?quiet=1",
+                                    "--file", load_tar, "--content-type", "application/x-tar")
+                    s.quiesce()
+                    c1 = s.cpu()
+                    if res["bytes"] != tar_size or "Loaded image" not in res["reply"]:
+                        raise BenchError(f"docker load: sent {res['bytes']} of {tar_size}: {res['reply'][-300:]}")
+                    f_load.add(s.name, res["mib_s"])
+                    if c0 is not None:
+                        f_loadc.add(s.name, (c1 - c0) / (tar_size / GiB))
+                    s.check_alive()
+                except BenchError as e:
+                    record_error(f"{s.name} dockerd run {r + 1}", e)
+    finally:
+        for s in systems:
+            s.stop()
+        log("dockerd: stopping")
+        d.stop()
+
+
+# ------------------------------------------------------------------ report
+
+
+def human_bytes(n):
+    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+def fmt(f, v):
+    if v is None:
+        return "—"
+    if f.kind == "kib":
+        if v >= 10 * 1024 * 1024:
+            return f"{v / 1024 / 1024:.1f}G"
+        if v >= 10 * 1024:
+            return f"{v / 1024:.1f}M"
+        return f"{v:.0f}K" if v >= 100 else f"{v:.1f}K"
+    if f.unit == "req/s":
+        return f"{v / 1000:.1f}k" if v >= 10000 else f"{v:.0f}"
+    if f.unit == "s/GiB":
+        return f"{v:.3f}"
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def fmt_ratio(r):
+    if r >= 100:
+        return f"{r:.0f}"
+    if r >= 10:
+        return f"{r:.1f}"
+    if r >= 0.01:
+        return f"{r:.2f}"
+    return f"{r:.3f}"
+
+
+def table(names, runs):
+    def row_label(f):
+        return f.label if f.kind == "kib" else f"{f.label} ({f.unit})"
+
+    label_w = max(len(row_label(FIGS[i])) for i in ORDER) + 1
+    col_w = max(16, max(len(n) for n in names) + 1)
+    lines = []
+    header = "figure".ljust(label_w) + "".join(n.rjust(col_w) for n in names)
+    lines.append(header)
+    lines.append("-" * len(header))
+    for fid in ORDER:
+        f = FIGS[fid]
+        if not f.values:
+            continue
+        l1 = row_label(f).ljust(label_w)
+        l2 = "".ljust(label_w)
+        for n in names:
+            st = f.stats(n)
+            if not st:
+                l1 += "—".rjust(col_w)
+                l2 += "".rjust(col_w)
+                continue
+            ratio = f.ratio(n)
+            rs = f" ×{fmt_ratio(ratio)}" if ratio is not None else ""
+            l1 += (fmt(f, st["median"]) + rs).rjust(col_w)
+            if len(st["runs"]) > 1:
+                l2 += f"{fmt(f, st['min'])}–{fmt(f, st['max'])}".rjust(col_w)
+            else:
+                l2 += "".rjust(col_w)
+        lines.append(l1)
+        if l2.strip():
+            lines.append(l2)
+    return "\n".join(lines)
+
+
+def med(fid, system):
+    f = FIGS.get(fid)
+    st = f.stats(system) if f else None
+    return st["median"] if st else None
+
+
+def goals(cfg):
+    out = []
+
+    def goal(text, value, op, target, fmt_s="{:.3f}"):
+        if value is None:
+            out.append({"goal": text, "value": None, "target": f"{op} {target}", "met": None})
+            return
+        met = value >= target if op == ">=" else value <= target
+        out.append({"goal": text, "value": value, "target": f"{op} {target}", "met": met,
+                    "shown": fmt_s.format(value)})
+
+    def ratio(a_fid, a_sys, b_fid, b_sys):
+        a, b = med(a_fid, a_sys), med(b_fid, b_sys)
+        if a is None or not b:
+            return None
+        return a / b
+
+    for kid, what in (("dl", "download CL"), ("dlc", "download chunked"),
+                      ("ul", "upload CL"), ("ulc", "upload chunked")):
+        goal(f"throughput dockermand/direct, {what}", ratio(f"{kid}_mibs", BASE, f"{kid}_mibs", "direct"),
+             ">=", 0.95)
+    for kid, what in (("dl", "download CL"), ("dlc", "download chunked"),
+                      ("ul", "upload CL"), ("ulc", "upload chunked")):
+        goal(f"CPU per GiB dockermand/nginx, {what}", ratio(f"{kid}_cpu", BASE, f"{kid}_cpu", "nginx"),
+             "<=", 0.5)
+    for c in cfg.concurrency:
+        for close, mode in ((False, "keep-alive"), (True, "no keep-alive")):
+            tag = f"ping_c{c}_{'close' if close else 'ka'}"
+            goal(f"req/s dockermand/haproxy, c={c} {mode}", ratio(f"{tag}_rps", BASE, f"{tag}_rps", "haproxy"),
+                 ">=", 1.0)
+    for tag, where in (("ping_c1_ka_1core", "all on one core"),
+                       ("ping_c1_ka", "proxy on its own core")):
+        a, b = med(f"{tag}_p50", BASE), med(f"{tag}_p50", "direct")
+        goal(f"added p50 latency [µs] (dockermand − direct, c=1 keep-alive, {where})",
+             None if a is None or b is None else a - b, "<=", 30, "{:.1f}")
+    for fid, what in (("d_export", "docker export"), ("d_load", "docker load")):
+        goal(f"throughput dockermand/direct, real dockerd, {what}", ratio(fid, BASE, fid, "direct"),
+             ">=", 0.95)
+    goal("RSS idle [KiB]", med("rss_idle", BASE), "<=", 1024, "{:.0f}")
+    goal("RSS per active stream [KiB]", med("rss_per_stream", BASE), "<=", 70, "{:.1f}")
+    goal(f"RSS with {cfg.idle_clients} idle clients [KiB]", med("rss_idle_clients", BASE), "<=",
+         8 * 1024, "{:.0f}")
+    return out
+
+
+def legend():
+    return f"""\
+direct           the load tool on the upstream's unix socket, no proxy. No value in the
+                 wrk rows (wrk has no unix sockets) nor in the CPU, memory, syscall and
+                 size rows (there is no proxy process).
+dockermand-copy  dockermand --no-splice (copies through user-space buffers).
+layout           proxy pinned to CPU {CPU_PROXY}, load tool to CPU {CPU_LOAD}, upstream to CPU {CPU_UPSTREAM};
+                 "one core" rows move the proxy onto CPU {CPU_LOAD} too, so no request crosses CPUs.
+req/s, p50, p99  closed loop: each connection sends its next request when the reply is
+                 complete. "no keep-alive": Connection: close, a new connection per
+                 request, and the latency includes the connect.
+proxy CPU        user+sys of the proxy's process tree during the measurement (live tasks'
+                 schedstat + reaped children's cutime/cstime: nginx workers, socat forks).
+RSS, PSS         summed over the process tree (nginx master+worker, socat and all its
+                 forks) while the clients are held.
+ratio            ×N = this system's median / dockermand's median."""
+
+
+def goals_text(gs):
+    lines = ["goals (dockermand; medians):"]
+    for g in gs:
+        state = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
+        shown = g.get("shown", "—")
+        lines.append(f"  [{state:>12}] {g['goal']}: {shown} (goal {g['target']})")
+    return "\n".join(lines)
+
+
+def versions():
+    def first_line(cmd):
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return None
+
+    return {
+        "dockermand": first_line([str(DOCKERMAND), "--version"]),
+        "socat": first_line(["socat", "-V"]) and next(
+            (l for l in subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()
+             if "socat version" in l), None),
+        "nginx": first_line(["nginx", "-v"]),
+        "haproxy": first_line(["haproxy", "-v"]),
+        "wrk": first_line(["wrk", "--version"]),
+        "dockerd": first_line(["dockerd", "--version"]),
+    }
+
+
+def git_rev():
+    try:
+        rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        return rev + ("+dirty-src" if dirty else "")
+    except OSError:
+        return None
+
+
+# ------------------------------------------------------------------ main
+
+
+class Cfg:
+    pass
+
+
+def main():
+    global DOCKERMAND
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI)")
+    ap.add_argument("--runs", type=int, help="repetitions of every measurement (full: 5)")
+    ap.add_argument("--systems", help=f"comma-separated subset of {','.join(ALL_SYSTEMS)}")
+    ap.add_argument("--no-dockerd", action="store_true", help="skip the real-dockerd figures")
+    ap.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
+    ap.add_argument("--no-strace", action="store_true", help="skip the syscall counts")
+    ap.add_argument("--out-dir", default=str(ROOT / "target" / "bench"))
+    a = ap.parse_args()
+
+    cfg = Cfg()
+    cfg.quick = a.quick
+    cfg.runs = a.runs or (1 if a.quick else 5)
+    cfg.concurrency = [1, 16, 128]
+    if a.quick:
+        cfg.duration, cfg.warmup = 0.15, 0.05
+        cfg.transfer_bytes = 64 * MiB
+        cfg.idle_clients, cfg.streams = 1000, 100
+        cfg.export_bytes, cfg.load_bytes = 16 * MiB, 16 * MiB
+        # wrk only on dockermand, to keep the wrk path from rotting.
+        cfg.wrk_secs, cfg.wrk_conns, cfg.wrk_systems = 1, [16], [BASE]
+        cfg.settle, cfg.stream_wait, cfg.mem_samples = 0.1, 0.2, 1
+        cfg.strace_secs, cfg.strace_bytes, cfg.strace_systems = 0.3, 16 * MiB, [BASE]
+    else:
+        cfg.duration, cfg.warmup = 1.2, 0.2
+        cfg.transfer_bytes = 1 * GiB
+        cfg.idle_clients, cfg.streams = 1000, 100
+        cfg.export_bytes, cfg.load_bytes = 512 * MiB, 256 * MiB
+        cfg.wrk_secs, cfg.wrk_conns, cfg.wrk_systems = 1, [16, 128], None
+        cfg.settle, cfg.stream_wait, cfg.mem_samples = 0.3, 1.2, 3
+        cfg.strace_secs, cfg.strace_bytes, cfg.strace_systems = 1.0, 256 * MiB, None
+    names = a.systems.split(",") if a.systems else list(ALL_SYSTEMS)
+    for n in names:
+        if n not in ALL_SYSTEMS:
+            ap.error(f"unknown system {n}")
+    if BASE not in names:
+        ap.error("the dockermand column is needed for the ratios")
+    for tool in [DOCKERMAND, STANDIN, LOAD]:
+        if not tool.exists():
+            sys.exit(f"bench: {tool} is missing; run tests/bench/run.sh")
+    need = {"socat": "socat", "nginx": "nginx", "haproxy": "haproxy"}
+    for n in names:
+        if n in need and not shutil.which(need[n]):
+            sys.exit(f"bench: {need[n]} is not installed; run tests/bench/run.sh")
+    use_wrk = not a.no_wrk and shutil.which("wrk") is not None
+    use_dockerd = not a.no_dockerd
+    if use_dockerd and not (shutil.which("dockerd") and shutil.which("docker") and os.geteuid() == 0):
+        log("dockerd, docker or root missing: skipping the dockerd figures")
+        use_dockerd = False
+
+    out_dir = Path(a.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rundir = Path(tempfile.mkdtemp(prefix="dmbench."))
+    os.chmod(rundir, 0o755)
+    # Run a private copy: the shared target dir may be rebuilt meanwhile.
+    binary_size = DOCKERMAND.stat().st_size
+    copy = rundir / "dockermand"
+    shutil.copy2(DOCKERMAND, copy)
+    DOCKERMAND = copy
+    binary_sha = hashlib.sha256(copy.read_bytes()).hexdigest()[:16]
+    started = time.time()
+    load_before = open("/proc/loadavg").read().split()[:3]
+
+    def on_signal(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    interrupted = False
+    dm_status = {}
+    try:
+        # The stand-in upstream, on the load tool's core.
+        sock = rundir / "standin.sock"
+        standin = Proc("standin", [STANDIN, "--socket", sock], CPU_UPSTREAM, rundir,
+                       stdout=subprocess.PIPE)
+        line = standin.p.stdout.readline().decode().strip()
+        if line != "ready":
+            raise BenchError(f"standin did not start: {line} {standin.log_tail()}")
+
+        log(f"mode {'quick' if a.quick else 'full'}, {cfg.runs} run(s), systems: {', '.join(names)}; "
+            f"proxy on CPU {CPU_PROXY}, load tool on CPU {CPU_LOAD}, upstream on CPU {CPU_UPSTREAM}")
+
+        # Memory first, each on a fresh process.
+        log("phase: memory")
+        phase_rss([System(n, sock, rundir) for n in names], cfg, cfg.runs)
+
+        systems = []
+        for n in names:
+            s = System(n, sock, rundir)
+            try:
+                s.start()
+                systems.append(s)
+            except BenchError as e:
+                record_error(f"start {n}", e)
+                s.stop()
+
+        log("phase: small requests")
+        for c in cfg.concurrency:
+            for close in (False, True):
+                tag = f"ping_c{c}_{'close' if close else 'ka'}"
+                phase_rate(systems, cfg, "/_ping", c, close, tag, "/_ping", cfg.runs)
+        phase_rate(systems, cfg, "/_ping", 1, False, "ping_c1_ka_1core", "/_ping", cfg.runs,
+                   one_core=True)
+        phase_rate(systems, cfg, "/containers/json", 16, False, "json_c16_ka",
+                   "/containers/json (1 KiB)", cfg.runs)
+        if use_wrk:
+            log("phase: wrk cross-check")
+            for c in cfg.wrk_conns:
+                phase_wrk(systems, cfg, c, cfg.runs)
+
+        log("phase: transfers")
+        phase_transfer(systems, cfg, cfg.runs)
+
+        if shutil.which("strace") and not a.no_strace:
+            log("phase: syscall counts")
+            phase_syscalls(systems, cfg, rundir)
+
+        for s in systems:
+            if s.name.startswith("dockermand"):
+                try:
+                    with socket.create_connection(("127.0.0.1", s.port), timeout=2) as c:
+                        c.sendall(b"GET /_dockermand/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                        data = b""
+                        while chunk := c.recv(65536):
+                            data += chunk
+                    dm_status[s.name] = json.loads(data.split(b"\r\n\r\n", 1)[1])
+                except (OSError, ValueError) as e:
+                    record_error(f"{s.name} status", e)
+        for s in systems:
+            s.stop()
+
+        phase_sizes(names)
+
+        if use_dockerd:
+            try:
+                phase_dockerd(cfg, names, cfg.runs, rundir)
+            except (BenchError, subprocess.SubprocessError, OSError) as e:
+                record_error("dockerd", e)
+        standin.stop()
+    except KeyboardInterrupt as e:
+        record_error("interrupted", e)
+        interrupted = True
+    except BenchError as e:
+        record_error("setup", e)
+    except Exception as e:  # a bug in the harness: report it like a failure
+        import traceback
+
+        record_error("harness", f"{e!r}\n{traceback.format_exc()}")
+    finally:
+        stop_all()
+
+    gs = goals(cfg)
+    elapsed = time.time() - started
+    meta = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "mode": "quick" if a.quick else "full",
+        "runs": cfg.runs,
+        "elapsed_s": round(elapsed, 1),
+        "git": git_rev(),
+        "host": {
+            "kernel": platform.release(),
+            "cpus": NCPU,
+            "loadavg_before": load_before,
+            "loadavg_after": open("/proc/loadavg").read().split()[:3],
+        },
+        "pinning": {"proxy": CPU_PROXY, "load": CPU_LOAD, "upstream": CPU_UPSTREAM},
+        "sizes": {
+            "transfer_bytes": cfg.transfer_bytes,
+            "idle_clients": cfg.idle_clients,
+            "streams": cfg.streams,
+            "export_bytes": cfg.export_bytes if use_dockerd else None,
+            "load_bytes": cfg.load_bytes if use_dockerd else None,
+            "rate_duration_s": cfg.duration,
+        },
+        "versions": versions(),
+        "dockermand_binary": {"size": binary_size, "sha256_16": binary_sha},
+    }
+    result = {
+        "meta": meta,
+        "systems": names,
+        "baseline": BASE,
+        "figures": [
+            {
+                "id": f.id,
+                "label": f.label,
+                "unit": f.unit,
+                "better": f.better,
+                "note": f.note,
+                "details": getattr(f, "details", None),
+                "values": {
+                    n: dict(f.stats(n), ratio_to_dockermand=f.ratio(n))
+                    for n in names if f.stats(n)
+                },
+            }
+            for f in (FIGS[i] for i in ORDER)
+        ],
+        "goals": gs,
+        "dockermand_status": dm_status,
+        "errors": ERRORS,
+    }
+    text = (
+        f"dockermand benchmarks ({meta['mode']}, {cfg.runs} run(s), median ×ratio to dockermand, "
+        f"min–max below; {meta['elapsed_s']} s; load average {' '.join(load_before)} before)\n\n"
+        + table(names, cfg.runs) + "\n\n" + legend() + "\n\n" + goals_text(gs) + "\n"
+    )
+    if ERRORS:
+        text += "\nerrors:\n" + "\n".join("  " + e for e in ERRORS) + "\n"
+    print(text)
+    (out_dir / "results.json").write_text(json.dumps(result, indent=1) + "\n")
+    (out_dir / "results.txt").write_text(text)
+    log(f"wrote {out_dir / 'results.json'} and results.txt")
+    shutil.rmtree(rundir, ignore_errors=True)
+    if ERRORS or interrupted:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

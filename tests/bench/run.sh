@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Benchmarks dockermand side by side with direct access, socat, nginx and
+# HAProxy. Installs the peers from Debian, builds the tools, runs bench.py.
+#
+#   tests/bench/run.sh            full run (5 repetitions, 1 GiB transfers, 15-20 min)
+#   tests/bench/run.sh --quick    smoke run for CI (tiny sizes, one repetition)
+#
+# Further options are passed to bench.py (--runs N, --systems a,b,
+# --no-dockerd, --no-wrk, --out-dir DIR). Results: target/bench/results.{txt,json}.
+# Exit status: 0 when everything ran (goals not met included), non-zero when
+# something broke (a system did not start, a transfer moved the wrong bytes).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+# Peers and tools from Debian, installed once.
+need=()
+command -v socat >/dev/null || need+=(socat)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+command -v wrk >/dev/null || need+=(wrk)
+command -v taskset >/dev/null || need+=(util-linux)
+command -v strace >/dev/null || need+=(strace)
+[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "bench: missing ${need[*]}; install them (apt-get install ${need[*]}) or run as root" >&2
+        exit 1
+    fi
+    echo "bench: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    # Keep the packages' own services from starting (there may be no init).
+    policy=/usr/sbin/policy-rc.d
+    made_policy=
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && made_policy=1
+    fi
+    apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    [ -n "$made_policy" ] && rm -f "$policy"
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# dockermand's release build, and the bench tools (own Cargo projects, not
+# part of the dockermand crate) into target/bench/build.
+# DMBENCH_DOCKERMAND=path/to/binary benchmarks that build instead.
+if [ -z "${DMBENCH_DOCKERMAND:-}" ]; then
+    cargo build --release --quiet
+fi
+for tool in standin load; do
+    cargo build --release --quiet \
+        --manifest-path "$here/$tool/Cargo.toml" \
+        --target-dir "$root/target/bench/build"
+done
+
+# 1000 idle clients need descriptors on both ends.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+exec python3 "$here/bench.py" "$@"
