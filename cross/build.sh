@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Builds size-optimised static dockermand binaries for the routers.
+#
+#   cross/build.sh [TARGET...]     (default: all five targets)
+#
+# Installs what it needs when missing (a venv with ziglang and cargo-zigbuild
+# from PyPI, the rust-src component), builds each target with the settings
+# in cross/config.toml into cross/target, drops what the kernel does not
+# load (sstrip.py: section headers, MIPS .pdr) into
+# cross/out/<target>/dockermand, prints a size table and writes it to
+# cross/out/sizes.txt. Fails if the mipsel binary is over the budget set in
+# cross/budget.env.
+#
+# Environment: JOBS (cargo -j, default 2), NICE (niceness, default 10).
+set -euo pipefail
+
+# shellcheck source=common.sh
+. "$(dirname "$0")/common.sh"
+
+usage() {
+	echo "usage: $0 [TARGET...]"
+	echo "targets: ${ALL_TARGETS[*]}"
+}
+
+targets=()
+for arg in "$@"; do
+	case $arg in
+	-h | --help)
+		usage
+		exit 0
+		;;
+	*)
+		is_known_target "$arg" || {
+			usage >&2
+			die "unknown target $arg"
+		}
+		targets+=("$arg")
+		;;
+	esac
+done
+[ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+
+JOBS=${JOBS:-2}
+NICE=${NICE:-10}
+
+# --- prerequisites ----------------------------------------------------------
+
+ensure_rust() {
+	if ! command -v cargo >/dev/null || ! command -v rustc >/dev/null; then
+		die "cargo and rustc are needed (install Rust with rustup)"
+	fi
+	local sysroot
+	sysroot=$(cd "$REPO_DIR" && rustc --print sysroot)
+	if [ ! -f "$sysroot/lib/rustlib/src/rust/library/std/Cargo.toml" ]; then
+		command -v rustup >/dev/null || die "rust-src is missing and rustup is not there to add it"
+		log "rustup component add rust-src"
+		(cd "$REPO_DIR" && rustup component add rust-src) >&2
+	fi
+}
+
+ensure_venv() {
+	local stamp=$VENV_DIR/.requirements
+	if [ -x "$VENV_DIR/bin/python3" ] && cmp -s "$CROSS_DIR/requirements.txt" "$stamp"; then
+		return 0
+	fi
+	if ! command -v python3 >/dev/null; then
+		apt_install python3 python3-venv
+	fi
+	if [ ! -x "$VENV_DIR/bin/python3" ]; then
+		log "creating $VENV_DIR"
+		if ! python3 -m venv "$VENV_DIR" >&2; then
+			rm -rf "$VENV_DIR"
+			apt_install python3-venv
+			python3 -m venv "$VENV_DIR" >&2
+		fi
+	fi
+	log "installing ziglang and cargo-zigbuild into the venv"
+	"$VENV_DIR/bin/python3" -m pip install -q --disable-pip-version-check \
+		-r "$CROSS_DIR/requirements.txt" >&2
+	cp "$CROSS_DIR/requirements.txt" "$stamp"
+}
+
+ensure_rust
+ensure_venv
+need_cmd readelf binutils
+
+# cargo-zigbuild finds zig through `python3 -m ziglang`: the venv's python.
+export PATH="$VENV_DIR/bin:$PATH"
+# build-std and -Z flags on a stable toolchain.
+export RUSTC_BOOTSTRAP=1
+# Keep zig's cache (a few hundred MB) beside the target dir, out of git.
+export ZIG_GLOBAL_CACHE_DIR=$CROSS_DIR/.cache/zig
+export ZIG_LOCAL_CACHE_DIR=$CROSS_DIR/.cache/zig
+# Rustflags from the environment would replace cross/config.toml's.
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS
+for t in "${ALL_TARGETS[@]}"; do
+	t=${t^^}
+	unset "CARGO_TARGET_${t//-/_}_RUSTFLAGS"
+done
+
+# --- build ------------------------------------------------------------------
+
+mkdir -p "$OUT_DIR"
+built=()
+for target in "${targets[@]}"; do
+	log "building $target"
+	start=$SECONDS
+	(cd "$REPO_DIR" && nice -n "$NICE" cargo zigbuild \
+		--config "$CROSS_DIR/config.toml" \
+		--release --bin dockermand --target "$target" -j "$JOBS")
+	src=$CARGO_TARGET_DIR/$target/release/dockermand
+	[ -f "$src" ] || die "$target: cargo finished but $src is missing"
+	if readelf -S "$src" | grep -q '\.symtab'; then
+		die "$target: the binary still has a symbol table (is strip = true in the release profile?)"
+	fi
+	read -r -a want <<<"$(elf_expect "$target")"
+	read -r -a got <<<"$(elf_ident "$src")"
+	[ "${got[*]}" = "${want[*]}" ] ||
+		die "$target: ELF header says class/data/machine ${got[*]}, expected ${want[*]}"
+	mkdir -p "$OUT_DIR/$target"
+	"$VENV_DIR/bin/python3" "$CROSS_DIR/sstrip.py" "$src" "$OUT_DIR/$target/dockermand.tmp"
+	chmod 0755 "$OUT_DIR/$target/dockermand.tmp"
+	mv "$OUT_DIR/$target/dockermand.tmp" "$OUT_DIR/$target/dockermand"
+	log "$target built in $((SECONDS - start)) s"
+	built+=("$target")
+done
+
+# --- size table -------------------------------------------------------------
+
+over=0
+{
+	printf '%-32s %10s %9s\n' target bytes KiB
+	for target in "${built[@]}"; do
+		size=$(stat -c %s "$(built_binary "$target")")
+		note=
+		if [ "$target" = mipsel-unknown-linux-musl ]; then
+			note=" (budget $MIPSEL_BUDGET_BYTES)"
+			if [ "$size" -gt "$MIPSEL_BUDGET_BYTES" ]; then
+				note=" OVER BUDGET ($MIPSEL_BUDGET_BYTES)"
+				over=1
+			fi
+		fi
+		printf '%-32s %10d %9s%s\n' "$target" "$size" \
+			"$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1024 }')" "$note"
+	done
+} >"$OUT_DIR/sizes.txt"
+echo "Binary sizes, stripped and sstripped (cross/out/sizes.txt):"
+cat "$OUT_DIR/sizes.txt"
+
+if [ "$over" = 1 ]; then
+	die "the mipsel binary is over its budget of $MIPSEL_BUDGET_BYTES bytes (cross/budget.env)"
+fi

@@ -1,0 +1,124 @@
+# shellcheck shell=bash
+# Shared by the cross/ scripts: paths, the target list and per-target facts.
+# Source it; it only defines variables and functions.
+
+CROSS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$CROSS_DIR/.." && pwd)
+OUT_DIR=$CROSS_DIR/out
+# shellcheck disable=SC2034  # used by the scripts that source this file
+VENV_DIR=$CROSS_DIR/.venv
+export CARGO_TARGET_DIR=$CROSS_DIR/target
+
+# shellcheck source=budget.env
+. "$CROSS_DIR/budget.env"
+
+ALL_TARGETS=(
+	mips-unknown-linux-musl
+	mipsel-unknown-linux-musl
+	armv7-unknown-linux-musleabihf
+	aarch64-unknown-linux-musl
+	x86_64-unknown-linux-musl
+)
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_known_target() {
+	local t
+	for t in "${ALL_TARGETS[@]}"; do
+		[ "$t" = "$1" ] && return 0
+	done
+	return 1
+}
+
+# OpenWrt package architecture of the most common device family per target.
+openwrt_arch() {
+	case $1 in
+	mips-unknown-linux-musl) echo mips_24kc ;;
+	mipsel-unknown-linux-musl) echo mipsel_24kc ;;
+	armv7-unknown-linux-musleabihf) echo arm_cortex-a7_neon-vfpv4 ;;
+	aarch64-unknown-linux-musl) echo aarch64_cortex-a53 ;;
+	x86_64-unknown-linux-musl) echo x86_64 ;;
+	*) return 1 ;;
+	esac
+}
+
+# qemu-user binary name suffix and a CPU like the routers'.
+qemu_arch() {
+	case $1 in
+	mips-*) echo mips ;;
+	mipsel-*) echo mipsel ;;
+	armv7-*) echo arm ;;
+	aarch64-*) echo aarch64 ;;
+	x86_64-*) echo x86_64 ;;
+	*) return 1 ;;
+	esac
+}
+
+qemu_cpu() {
+	case $1 in
+	mips-* | mipsel-*) echo 24Kc ;;
+	armv7-*) echo cortex-a7 ;;
+	aarch64-*) echo cortex-a53 ;;
+	x86_64-*) echo max ;;
+	*) return 1 ;;
+	esac
+}
+
+# What the ELF header of the target's binary must say: EI_CLASS EI_DATA e_machine
+# (class 1=32-bit 2=64-bit; data 1=little 2=big endian; machine MIPS=8 ARM=40
+# AArch64=183 x86-64=62).
+elf_expect() {
+	case $1 in
+	mips-*) echo "1 2 8" ;;
+	mipsel-*) echo "1 1 8" ;;
+	armv7-*) echo "1 1 40" ;;
+	aarch64-*) echo "2 1 183" ;;
+	x86_64-*) echo "2 1 62" ;;
+	*) return 1 ;;
+	esac
+}
+
+# Prints "CLASS DATA MACHINE" read from an ELF header. e_machine is the
+# 16-bit field at offset 18, in the file's own byte order.
+elf_ident() {
+	local f=$1 class data lo hi
+	[ "$(od -An -tx1 -N4 "$f" | tr -d ' \n')" = 7f454c46 ] || return 1
+	class=$(od -An -tu1 -j4 -N1 "$f" | tr -d ' \n')
+	data=$(od -An -tu1 -j5 -N1 "$f" | tr -d ' \n')
+	read -r lo hi < <(od -An -tu1 -j18 -N2 "$f")
+	if [ "$data" = 2 ]; then
+		echo "$class $data $((lo * 256 + hi))"
+	else
+		echo "$class $data $((hi * 256 + lo))"
+	fi
+}
+
+# Version of the package, from Cargo.toml's [package] table.
+cargo_version() {
+	sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$REPO_DIR/Cargo.toml" | head -n1
+}
+
+built_binary() { echo "$OUT_DIR/$1/dockermand"; }
+
+# apt-get install, running `apt-get update` once per script run.
+APT_UPDATED=
+apt_install() {
+	command -v apt-get >/dev/null || die "apt-get not found: install $* by hand"
+	local sudo=
+	[ "$(id -u)" = 0 ] || sudo=sudo
+	if [ -z "$APT_UPDATED" ]; then
+		log "apt-get update"
+		$sudo apt-get update -qq >&2 || die "apt-get update failed"
+		APT_UPDATED=1
+	fi
+	log "apt-get install $*"
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >&2 ||
+		die "apt-get install $* failed"
+}
+
+# need_cmd COMMAND DEBIAN-PACKAGE: installs the package if COMMAND is missing.
+need_cmd() {
+	command -v "$1" >/dev/null 2>&1 || apt_install "$2"
+	command -v "$1" >/dev/null 2>&1 || die "$1 still missing after installing $2"
+}
