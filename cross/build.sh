@@ -89,7 +89,7 @@ export PATH="$VENV_DIR/bin:$PATH"
 # build-std and -Z flags on a stable toolchain.
 export RUSTC_BOOTSTRAP=1
 # Keep zig's cache (a few hundred MB) beside the target dir, out of git.
-export ZIG_GLOBAL_CACHE_DIR=$CROSS_DIR/.cache/zig
+export ZIG_GLOBAL_CACHE_DIR=$CACHE_DIR/zig
 export ZIG_LOCAL_CACHE_DIR=$CROSS_DIR/.cache/zig
 # Rustflags from the environment would replace cross/config.toml's.
 unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS

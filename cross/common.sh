@@ -5,9 +5,12 @@
 CROSS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$CROSS_DIR/.." && pwd)
 OUT_DIR=$CROSS_DIR/out
+# The toolchain venv, zig cache and target dir (about 2 GB) live outside the
+# checkout, so a fresh clone on the same machine (CI) reuses them.
+CACHE_DIR=${DOCKERMAND_CROSS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/dockermand-cross}
 # shellcheck disable=SC2034  # used by the scripts that source this file
-VENV_DIR=$CROSS_DIR/.venv
-export CARGO_TARGET_DIR=$CROSS_DIR/target
+VENV_DIR=$CACHE_DIR/venv
+export CARGO_TARGET_DIR=$CACHE_DIR/target
 
 # shellcheck source=budget.env
 . "$CROSS_DIR/budget.env"
