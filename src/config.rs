@@ -297,6 +297,12 @@ impl Config {
                     .ok_or_else(|| format!("{name} needs a value"))
             };
             match name {
+                "--help" | "--version" | "--hash-password" | "--selftest" | "--no-splice" | "--insecure"
+                | "--dry-run" | "--ws-echo"
+                    if inline.is_some() =>
+                {
+                    return Err(format!("{name} takes no value"))
+                }
                 "--help" | "-h" => return Ok(Command::Help),
                 "--version" | "-V" => return Ok(Command::Version),
                 "--hash-token" => return Ok(Command::HashToken(value()?)),
@@ -315,9 +321,6 @@ impl Config {
                 "--idle-timeout" => cfg.idle_timeout = seconds(name, &value()?)?,
                 "--shutdown-grace" => cfg.shutdown_grace = seconds(name, &value()?)?,
                 "--unix-mode" => cfg.unix_mode = octal(&value()?)?,
-                "--no-splice" | "--insecure" | "--dry-run" | "--ws-echo" if inline.is_some() => {
-                    return Err(format!("{name} takes no value"))
-                }
                 "--no-splice" => cfg.splice = false,
                 "--insecure" => cfg.insecure = true,
                 "--dry-run" => cfg.dry_run = true,
@@ -591,6 +594,7 @@ mod tests {
         assert!(run(&["--listen"]).is_err());
         assert!(run(&["--bogus"]).is_err());
         assert!(run(&["--insecure=false"]).is_err());
+        assert!(Config::from_args(&args(&["--selftest=false"])).is_err());
         assert!(run(&["--max-head-bytes", "10"]).is_err());
         assert!(run(&["--unix-mode", "999"]).is_err());
         assert!(run(&["--log-level", "loud"]).is_err());
