@@ -26,6 +26,16 @@ ALL_TARGETS=(
 log() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# Sets `targets` to the arguments, checked, or to all targets when none.
+select_targets() {
+	targets=("$@")
+	local t
+	for t in "${targets[@]}"; do
+		is_known_target "$t" || die "unknown target $t (known: ${ALL_TARGETS[*]})"
+	done
+	[ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+}
+
 is_known_target() {
 	local t
 	for t in "${ALL_TARGETS[@]}"; do

@@ -16,11 +16,7 @@ set -uo pipefail
 # shellcheck source=common.sh
 . "$(dirname "$0")/common.sh"
 
-targets=("$@")
-for t in "${targets[@]}"; do
-	is_known_target "$t" || die "unknown target $t (known: ${ALL_TARGETS[*]})"
-done
-[ ${#targets[@]} -gt 0 ] || targets=("${ALL_TARGETS[@]}")
+select_targets "$@"
 
 read -r -a check_args <<<"${QEMU_CHECK_ARGS:---selftest}"
 timeout_secs=${QEMU_CHECK_TIMEOUT:-300}
