@@ -1167,7 +1167,10 @@ pub fn config_args(data: &[u8]) -> Check {
             for a in &args {
                 ensure!(
                     !(a.contains('=')
-                        && matches!(flag_name(a), "--insecure" | "--no-splice" | "--dry-run" | "--ws-echo")),
+                        && matches!(
+                            flag_name(a),
+                            "--insecure" | "--no-splice" | "--dry-run" | "--ws-echo"
+                        )),
                     "switch with a value accepted: {a:?}"
                 );
             }
