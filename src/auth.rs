@@ -189,19 +189,6 @@ impl AuthConfig {
     }
 }
 
-/// A credential found in a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credential {
-    /// `Authorization: Bearer ...`: a configured token or an rpcd session id.
-    Bearer(String),
-    /// Our session cookie.
-    Cookie(String),
-    /// `Sec-WebSocket-Protocol: dockermand.token.<token>`
-    Subprotocol(String),
-    /// `?ticket=` on a WebSocket upgrade.
-    Ticket(String),
-}
-
 /// `Bearer <token>`; other schemes are not ours.
 pub fn parse_authorization(value: &[u8]) -> Option<String> {
     let value = std::str::from_utf8(value).ok()?.trim();
@@ -331,12 +318,9 @@ impl Sessions {
         self.by_hash.remove(&sha256(secret.as_bytes()));
     }
 
-    pub fn len(&self) -> usize {
+    /// Live sessions, tickets and cached rpcd answers.
+    pub fn count(&self) -> usize {
         self.by_hash.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
     }
 
     fn expire(&mut self, now: Instant) {

@@ -216,10 +216,6 @@ impl Connection {
         matches!(self.phase, Phase::Head { started: false })
     }
 
-    pub fn holds_upstream(&self) -> bool {
-        self.back.is_some()
-    }
-
     /// Records readiness from an event on socket `which` (0 client, 1 upstream).
     pub fn note_event(&mut self, which: usize, ev: &mio::event::Event) {
         let side = match (which, &mut self.phase) {
@@ -469,7 +465,7 @@ impl Connection {
             return self.refuse(ctx, &req, &principal.name, r);
         }
         let reply = match ep {
-            Endpoint::Status => local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.len(), ctx.now),
+            Endpoint::Status => local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.count(), ctx.now),
             Endpoint::WhoAmI => {
                 LocalReply::json(200, json!({ "name": principal.name, "role": principal.role }))
             }

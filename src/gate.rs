@@ -68,7 +68,7 @@ pub fn host_allowed(head: &RequestHead, allowed: &[String]) -> bool {
     bare.parse::<std::net::IpAddr>().is_ok()
         || host == "localhost"
         || host.ends_with(".localhost")
-        || allowed.iter().any(|a| *a == host)
+        || allowed.contains(&host)
 }
 
 /// The request's `Origin` if it is allowed: listed in the config, or the

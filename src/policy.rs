@@ -502,7 +502,7 @@ impl Checker<'_> {
             for name in names {
                 match name {
                     "network" => {
-                        if !self.policy.allow_host_network && values.iter().any(|v| *v == "host") {
+                        if !self.policy.allow_host_network && values.contains(&"host") {
                             return Err(Denial::new(
                                 "host_network",
                                 "network",
