@@ -134,6 +134,13 @@ impl PasswordHash {
     }
 }
 
+/// A local user (a unix-socket client's uid) who needs no credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnixPeer {
+    pub uid: u32,
+    pub role: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rpcd {
     /// The `ubus` program to run.
@@ -148,15 +155,27 @@ pub struct AuthConfig {
     pub tokens: Vec<Token>,
     pub users: Vec<User>,
     pub rpcd: Option<Rpcd>,
+    pub unix_peers: Vec<UnixPeer>,
     pub roles: Vec<Role>,
     pub session_ttl: Duration,
 }
 
 impl AuthConfig {
-    /// No credentials configured: every request is anonymous admin, which
-    /// the config only allows on loopback and unix listeners.
+    /// No credentials (nor local users) configured: every request is
+    /// anonymous admin, which the config only allows on loopback and unix
+    /// listeners.
     pub fn is_open(&self) -> bool {
-        self.tokens.is_empty() && self.users.is_empty() && self.rpcd.is_none()
+        self.tokens.is_empty() && self.users.is_empty() && self.rpcd.is_none() && self.unix_peers.is_empty()
+    }
+
+    /// The principal a unix-socket client with this uid is without a credential.
+    pub fn unix_peer(&self, uid: u32) -> Option<Principal> {
+        let peer = self.unix_peers.iter().find(|p| p.uid == uid)?;
+        Some(Principal {
+            name: PeerId::Uid(uid).to_string(),
+            role: peer.role.clone(),
+            ambient: false,
+        })
     }
 
     pub fn role(&self, name: &str) -> Option<&Role> {
@@ -215,13 +234,47 @@ pub fn parse_cookie(header: &[u8], name: &str) -> Option<String> {
     })
 }
 
+/// Prefix of the WebSocket subprotocols that carry a token.
+const TOKEN_SUBPROTOCOL: &str = "dockermand.token.";
+
 /// A token offered as a WebSocket subprotocol, and the protocol to echo.
 pub fn parse_subprotocol(header: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(header).ok()?;
     text.split(',').map(str::trim).find_map(|p| {
-        let token = p.strip_prefix("dockermand.token.")?;
+        let token = p.strip_prefix(TOKEN_SUBPROTOCOL)?;
         (!token.is_empty()).then(|| (token.to_string(), p.to_string()))
     })
+}
+
+/// A `Sec-WebSocket-Protocol` value without our token protocols, which are
+/// credentials and must not reach dockerd; `None` when nothing is left.
+pub fn without_token_subprotocols(header: &[u8]) -> Option<Vec<u8>> {
+    let kept: Vec<&[u8]> = header
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|p| !p.is_empty() && !p.starts_with(TOKEN_SUBPROTOCOL.as_bytes()))
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(&b", "[..]))
+}
+
+/// Who is at the other end of a client socket, as the kernel tells it: the
+/// address of a TCP client, the uid of a unix-socket client. Rate limits key
+/// by this, and a uid is its own variant rather than an address made up for
+/// it, so a local user and a network client can never share (or exhaust)
+/// each other's allowance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerId {
+    Ip(IpAddr),
+    Uid(u32),
+}
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerId::Ip(ip) => write!(f, "{ip}"),
+            PeerId::Uid(uid) => write!(f, "uid:{uid}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +305,7 @@ struct Session {
 #[derive(Default)]
 pub struct Sessions {
     by_hash: HashMap<[u8; 32], Session>,
-    failures: HashMap<IpAddr, (u32, Instant)>,
+    failures: HashMap<PeerId, (u32, Instant)>,
 }
 
 impl Sessions {
@@ -327,15 +380,15 @@ impl Sessions {
         self.by_hash.retain(|_, s| s.expires > now);
     }
 
-    /// Whether `ip` may try to log in now.
-    pub fn login_allowed(&mut self, ip: IpAddr, now: Instant) -> bool {
-        match self.failures.get(&ip) {
+    /// Whether `peer` may try to log in now.
+    pub fn login_allowed(&mut self, peer: PeerId, now: Instant) -> bool {
+        match self.failures.get(&peer) {
             Some((n, since)) if now.duration_since(*since) < LOGIN_WINDOW => *n < LOGIN_FAILURES,
             _ => true,
         }
     }
 
-    pub fn login_failed(&mut self, ip: IpAddr, now: Instant) {
+    pub fn login_failed(&mut self, peer: PeerId, now: Instant) {
         if self.failures.len() >= MAX_TRACKED {
             self.failures
                 .retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
@@ -343,15 +396,15 @@ impl Sessions {
                 return;
             }
         }
-        let entry = self.failures.entry(ip).or_insert((0, now));
+        let entry = self.failures.entry(peer).or_insert((0, now));
         if now.duration_since(entry.1) >= LOGIN_WINDOW {
             *entry = (0, now);
         }
         entry.0 += 1;
     }
 
-    pub fn login_succeeded(&mut self, ip: IpAddr) {
-        self.failures.remove(&ip);
+    pub fn login_succeeded(&mut self, peer: PeerId) {
+        self.failures.remove(&peer);
     }
 }
 
@@ -414,6 +467,38 @@ mod tests {
     }
 
     #[test]
+    fn token_subprotocols_are_stripped() {
+        assert_eq!(
+            without_token_subprotocols(b"binary, dockermand.token.s3cret ,base64"),
+            Some(b"binary, base64".to_vec())
+        );
+        assert_eq!(without_token_subprotocols(b" dockermand.token.s3cret"), None);
+        assert_eq!(
+            without_token_subprotocols(b"dockermand.token.a,dockermand.token.b"),
+            None
+        );
+        assert_eq!(without_token_subprotocols(b"chat"), Some(b"chat".to_vec()));
+    }
+
+    #[test]
+    fn unix_peers() {
+        let cfg = AuthConfig {
+            unix_peers: vec![UnixPeer {
+                uid: 1000,
+                role: "operator".into(),
+            }],
+            ..AuthConfig::default()
+        };
+        assert!(!cfg.is_open());
+        let p = cfg.unix_peer(1000).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.role.as_str(), p.ambient),
+            ("uid:1000", "operator", false)
+        );
+        assert_eq!(cfg.unix_peer(0), None);
+    }
+
+    #[test]
     fn tokens_are_hashed() {
         let cfg = AuthConfig {
             tokens: vec![Token {
@@ -466,13 +551,17 @@ mod tests {
     fn login_rate_limit() {
         let now = Instant::now();
         let mut s = Sessions::default();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let ip = PeerId::Ip("192.0.2.1".parse().unwrap());
         for _ in 0..LOGIN_FAILURES {
             assert!(s.login_allowed(ip, now));
             s.login_failed(ip, now);
         }
         assert!(!s.login_allowed(ip, now));
         assert!(s.login_allowed(ip, now + LOGIN_WINDOW));
+        // Each local user has an allowance of its own.
+        assert!(s.login_allowed(PeerId::Uid(0), now));
+        s.login_failed(PeerId::Uid(0), now);
+        assert!(s.login_allowed(PeerId::Uid(1000), now));
     }
 
     #[test]

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::{builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, User};
+use crate::auth::{
+    builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, UnixPeer, User,
+};
 use crate::policy::{clean_absolute, Policy};
 use crate::route::Class;
 use crate::upstream::UpstreamAddr;
@@ -170,7 +172,15 @@ pub struct AuthFile {
     pub tokens: Option<Vec<TokenFile>>,
     pub users: Option<Vec<UserFile>>,
     pub rpcd: Option<RpcdFile>,
+    pub unix_peers: Option<Vec<UnixPeerFile>>,
     pub session_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixPeerFile {
+    pub uid: u32,
+    pub role: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -440,6 +450,18 @@ impl Config {
                 role: u.role,
             });
         }
+        for p in a.unix_peers.unwrap_or_default() {
+            if !has_role(&p.role) {
+                return Err(format!("unix peer uid {}: unknown role {:?}", p.uid, p.role));
+            }
+            if self.auth.unix_peers.iter().any(|q| q.uid == p.uid) {
+                return Err(format!("unix peer uid {} is listed twice", p.uid));
+            }
+            self.auth.unix_peers.push(UnixPeer {
+                uid: p.uid,
+                role: p.role,
+            });
+        }
         if let Some(r) = a.rpcd.filter(|r| r.enabled != Some(false)) {
             self.auth.rpcd = Some(Rpcd {
                 ubus: r.ubus.unwrap_or_else(|| "ubus".into()),
@@ -609,5 +631,21 @@ mod tests {
         assert!(!c.splice);
         assert!(parse_file(r#"{"lisen":[]}"#).is_err());
         assert!(parse_file("not json").is_err());
+    }
+
+    #[test]
+    fn unix_peers() {
+        let apply = |text: &str| Config::default().apply_file(parse_file(text)?);
+        let f = parse_file(r#"{"auth":{"unix_peers":[{"uid":1000,"role":"operator"}]}}"#).unwrap();
+        let mut c = Config::default();
+        c.apply_file(f).unwrap();
+        assert_eq!(c.auth.unix_peer(1000).map(|p| p.role), Some("operator".into()));
+        assert!(!c.auth.is_open());
+        assert!(apply(r#"{"auth":{"unix_peers":[{"uid":1,"role":"nobody"}]}}"#)
+            .unwrap_err()
+            .contains("unknown role"));
+        let twice = r#"{"auth":{"unix_peers":[{"uid":1,"role":"read"},{"uid":1,"role":"admin"}]}}"#;
+        assert!(apply(twice).unwrap_err().contains("twice"));
+        assert!(apply(r#"{"auth":{"unix_peers":[{"uid":-1,"role":"read"}]}}"#).is_err());
     }
 }

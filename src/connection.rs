@@ -6,7 +6,6 @@
 //! for replies made here. Closing goes through `Linger`, so an error reply is
 //! not destroyed by a reset when unread input is left behind.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -14,7 +13,8 @@ use mio::{Interest, Registry, Token};
 use serde_json::json;
 
 use crate::auth::{
-    parse_cookie, parse_subprotocol, LoginRequest, Principal, SessionKind, Sessions, COOKIE, RPCD_CACHE,
+    parse_cookie, parse_subprotocol, without_token_subprotocols, LoginRequest, PeerId, Principal,
+    SessionKind, Sessions, COOKIE, RPCD_CACHE,
 };
 use crate::chunked::{self, ChunkedTracker};
 use crate::config::Config;
@@ -60,7 +60,7 @@ pub struct Connection {
     /// Client socket; `+1` is the upstream socket, `+2` a helper process.
     base_token: Token,
     pub peer: String,
-    peer_ip: IpAddr,
+    peer_id: PeerId,
     /// The request being answered here is a HEAD: replies carry no body.
     answering_head: bool,
     pub phase: Phase,
@@ -141,6 +141,9 @@ pub struct BodyRead {
 /// What the log line and the tunnel decision need to know of the request.
 struct Summary {
     cors: Option<String>,
+    /// The `dockermand.token.*` subprotocol the client offered (and dockerd
+    /// was not shown), to be selected in the 101.
+    token_protocol: Option<String>,
     method: String,
     target: String,
     started: Instant,
@@ -191,7 +194,7 @@ impl Connection {
         front: Side,
         base_token: Token,
         peer: String,
-        peer_ip: IpAddr,
+        peer_id: PeerId,
         now: Instant,
         cfg: &Config,
     ) -> Self {
@@ -200,7 +203,7 @@ impl Connection {
             back: None,
             base_token,
             peer,
-            peer_ip,
+            peer_id,
             answering_head: false,
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
@@ -403,7 +406,7 @@ impl Connection {
             Some(Endpoint::Login) => return self.read_body(ctx, req, Purpose::Login, LOGIN_BODY_LIMIT),
             _ => {}
         }
-        match gate::authenticate(&req.head, ctx.cfg, ctx.sessions, ctx.now) {
+        match gate::authenticate(&req.head, self.peer_id, ctx.cfg, ctx.sessions, ctx.now) {
             Authn::Principal(p) => self.authorized(ctx, req, p),
             Authn::AskRpcd(session) => self.ask_rpcd(ctx, req, session, "write"),
             Authn::Missing => self.unauthorized(ctx, &req, "authentication required"),
@@ -454,14 +457,7 @@ impl Connection {
     }
 
     fn local_endpoint(&mut self, ctx: &mut Ctx, req: Request, principal: Principal, ep: Endpoint) {
-        let state_changing = req.head.method != "GET" && req.head.method != "HEAD";
-        if principal.ambient && state_changing && req.cors.is_none() {
-            let r = Refusal::new(
-                403,
-                "csrf",
-                "Origin",
-                "cross-site request refused: Origin missing or not allowed",
-            );
+        if let Err(r) = gate::check_origin(&req.head, &principal, &ctx.cfg.cors_origins) {
             return self.refuse(ctx, &req, &principal.name, r);
         }
         let reply = match ep {
@@ -516,15 +512,6 @@ impl Connection {
         let Some(accept) = head.header("sec-websocket-key").and_then(accept_key) else {
             return self.reply_error(ctx, 400, "invalid Sec-WebSocket-Key", true);
         };
-        if head.header("origin").is_some() && req.cors.is_none() {
-            let r = Refusal::new(
-                403,
-                "origin",
-                "Origin",
-                "WebSocket from an origin that is not allowed",
-            );
-            return self.refuse(ctx, &req, &principal.name, r);
-        }
         let protocol = head
             .header("sec-websocket-protocol")
             .and_then(parse_subprotocol)
@@ -851,8 +838,8 @@ impl Connection {
             let r = Refusal::new(403, "csrf", "Origin", "cross-site login refused");
             return self.refuse(ctx, &req, "-", r);
         }
-        let ip = self.peer_ip;
-        if !ctx.sessions.login_allowed(ip, ctx.now) {
+        let peer = self.peer_id;
+        if !ctx.sessions.login_allowed(peer, ctx.now) {
             let r = Refusal::new(
                 429,
                 "login_rate",
@@ -866,11 +853,11 @@ impl Connection {
             .as_ref()
             .and_then(|l| ctx.cfg.auth.find_user(&l.username, &l.password));
         let Some(user) = user else {
-            ctx.sessions.login_failed(ip, ctx.now);
+            ctx.sessions.login_failed(peer, ctx.now);
             let r = Refusal::new(401, "login", "password", "wrong user name or password");
             return self.refuse(ctx, &req, "-", r);
         };
-        ctx.sessions.login_succeeded(ip);
+        ctx.sessions.login_succeeded(peer);
         let principal = Principal {
             name: format!("user:{}", user.name),
             role: user.role.clone(),
@@ -946,6 +933,21 @@ impl Connection {
                 !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
             });
         }
+        // A token subprotocol is ours whether or not auth is on: dockerd never
+        // sees it, and we answer it ourselves in the 101.
+        let token_protocol = head
+            .header("sec-websocket-protocol")
+            .and_then(parse_subprotocol)
+            .map(|(_, protocol)| protocol);
+        head.headers = std::mem::take(&mut head.headers)
+            .into_iter()
+            .filter_map(|(name, value)| {
+                if !name.eq_ignore_ascii_case("sec-websocket-protocol") {
+                    return Some((name, value));
+                }
+                without_token_subprotocols(&value).map(|rest| (name, rest))
+            })
+            .collect();
         let connecting = self.back.is_none();
         if connecting {
             match self.connect_upstream(ctx) {
@@ -978,6 +980,7 @@ impl Connection {
             target: head.target,
             started: ctx.now,
             cors,
+            token_protocol,
         };
         self.deadline = None;
         self.phase = Phase::Exchange(Box::new(Exchange {
@@ -1273,8 +1276,15 @@ fn read_response_head(back: &mut Side, ctx: &mut Ctx, ex: &mut Exchange) -> Resu
         && (!ex.req.keep_alive
             || !head.keep_alive && head.body == ResponseBody::UntilClose
             || ctx.shutting_down);
-    let cors = ex.req.cors.as_deref().map(gate::cors_headers).unwrap_or_default();
-    ex.down.queue(&head.encode_for_client(close_client, &cors));
+    let mut ours = ex.req.cors.as_deref().map(gate::cors_headers).unwrap_or_default();
+    // A browser fails a WebSocket whose handshake selects none of the
+    // protocols it offered; dockerd was only offered the others.
+    if let Some(protocol) = ex.req.token_protocol.as_deref() {
+        if upgraded && head.header("sec-websocket-protocol").is_none() {
+            ours.push_str(&format!("Sec-WebSocket-Protocol: {protocol}\r\n"));
+        }
+    }
+    ex.down.queue(&head.encode_for_client(close_client, &ours));
     ex.down.queue(&body);
     ctx.res.bytes.copied += body.len() as u64;
     ex.down.set_framing(match head.body {

@@ -5,8 +5,8 @@
 use std::time::Instant;
 
 use crate::auth::{
-    looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, Principal, SessionKind,
-    Sessions, COOKIE,
+    looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, PeerId, Principal,
+    SessionKind, Sessions, COOKIE,
 };
 use crate::config::Config;
 use crate::policy::Policy;
@@ -86,6 +86,47 @@ pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
     same.then(|| origin.to_string())
 }
 
+/// Whether a browser page may make this request. One that changes state
+/// (any method but GET and HEAD, any upgrade) with a foreign `Origin` is
+/// refused whoever makes it: a page on any site can reach a gateway on
+/// loopback or the LAN, where without configured credentials it is the
+/// anonymous admin, and a token given to one site's pages must not work
+/// from another's. A cookie principal needs an allowed `Origin` even when
+/// there is none, because browsers send the cookie by themselves. The
+/// docker CLI sends no `Origin`.
+pub fn check_origin(head: &RequestHead, principal: &Principal, cors: &[String]) -> Result<(), Refusal> {
+    let state_changing = !matches!(head.method.as_str(), "GET" | "HEAD") || head.upgrade.is_some();
+    if !state_changing || allowed_origin(head, cors).is_some() {
+        return Ok(());
+    }
+    let foreign = head.header("origin").is_some();
+    if foreign && head.upgrade == Some(Upgrade::WebSocket) {
+        return Err(Refusal::new(
+            403,
+            "origin",
+            "Origin",
+            "WebSocket from an origin that is not allowed",
+        ));
+    }
+    if principal.ambient {
+        return Err(Refusal::new(
+            403,
+            "csrf",
+            "Origin",
+            "cross-site request refused: Origin missing or not allowed",
+        ));
+    }
+    if foreign {
+        return Err(Refusal::new(
+            403,
+            "origin",
+            "Origin",
+            "cross-site request refused: Origin not allowed",
+        ));
+    }
+    Ok(())
+}
+
 /// Headers that let an allowed origin read the reply.
 pub fn cors_headers(origin: &str) -> String {
     format!(
@@ -118,8 +159,15 @@ pub enum Authn {
     Invalid,
 }
 
-/// Finds the credential of a request and the principal it stands for.
-pub fn authenticate(head: &RequestHead, cfg: &Config, sessions: &mut Sessions, now: Instant) -> Authn {
+/// Finds the credential of a request and the principal it stands for; a
+/// unix-socket client without one may stand for itself by its uid.
+pub fn authenticate(
+    head: &RequestHead,
+    peer: PeerId,
+    cfg: &Config,
+    sessions: &mut Sessions,
+    now: Instant,
+) -> Authn {
     if cfg.auth.is_open() {
         return Authn::Principal(Principal {
             name: "anonymous".into(),
@@ -150,7 +198,11 @@ pub fn authenticate(head: &RequestHead, cfg: &Config, sessions: &mut Sessions, n
             None => Authn::Invalid,
         };
     }
-    Authn::Missing
+    let local_user = match peer {
+        PeerId::Uid(uid) => cfg.auth.unix_peer(uid),
+        PeerId::Ip(_) => None,
+    };
+    local_user.map_or(Authn::Missing, Authn::Principal)
 }
 
 fn bearer_principal(secret: &str, cfg: &Config, sessions: &mut Sessions, now: Instant) -> Authn {
@@ -190,27 +242,7 @@ pub struct Pass {
 
 /// Decides whether `principal` may send this request to dockerd.
 pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Result<Pass, Refusal> {
-    // A page on any site can open a WebSocket here; only ours may.
-    if head.upgrade == Some(Upgrade::WebSocket)
-        && head.header("origin").is_some()
-        && allowed_origin(head, &cfg.cors_origins).is_none()
-    {
-        return Err(Refusal::new(
-            403,
-            "origin",
-            "Origin",
-            "WebSocket from an origin that is not allowed",
-        ));
-    }
-    let state_changing = !matches!(head.method.as_str(), "GET" | "HEAD") || head.upgrade.is_some();
-    if principal.ambient && state_changing && allowed_origin(head, &cfg.cors_origins).is_none() {
-        return Err(Refusal::new(
-            403,
-            "csrf",
-            "Origin",
-            "cross-site request refused: Origin missing or not allowed",
-        ));
-    }
+    check_origin(head, principal, &cfg.cors_origins)?;
     let route = match match_route(&head.method, &head.target) {
         Ok(Matched::Route(r)) => r,
         Ok(Matched::NoRoute) => {
@@ -397,6 +429,84 @@ mod tests {
         let ok = head("POST /containers/a/stop HTTP/1.1\r\nHost: x:1\r\nOrigin: http://x:1\r\n\r\n");
         assert!(authorize(&ok, &p, &c).is_ok());
         assert!(authorize(&head("GET /info HTTP/1.1\r\nHost: x\r\n\r\n"), &p, &c).is_ok());
+    }
+
+    /// The rule that refuses `raw` from `p`, if any.
+    fn origin_rule(raw: &str, p: &Principal) -> Option<&'static str> {
+        check_origin(&head(raw), p, &cfg().cors_origins)
+            .err()
+            .map(|r| r.rule)
+    }
+
+    #[test]
+    fn a_foreign_origin_may_not_change_state_whoever_asks() {
+        let ws = "Upgrade: websocket\r\nConnection: Upgrade\r\n";
+        let kill = "POST /containers/a/kill HTTP/1.1\r\nHost: x:1\r\n";
+        let attach = format!("GET /containers/a/attach/ws HTTP/1.1\r\nHost: x:1\r\n{ws}");
+        let anonymous = Principal {
+            name: "anonymous".into(),
+            role: "admin".into(),
+            ambient: false,
+        };
+        let token = who("admin", false);
+        let cookie = who("admin", true);
+        for p in [&anonymous, &token, &cookie] {
+            let evil = "Origin: http://evil.example\r\n";
+            let ours = "Origin: http://x:1\r\n";
+            assert_eq!(
+                origin_rule(&format!("{kill}{evil}\r\n"), p),
+                Some(if p.ambient { "csrf" } else { "origin" })
+            );
+            assert_eq!(origin_rule(&format!("{attach}{evil}\r\n"), p), Some("origin"));
+            assert_eq!(origin_rule(&format!("{kill}{ours}\r\n"), p), None);
+            assert_eq!(origin_rule(&format!("{attach}{ours}\r\n"), p), None);
+            // Reading is not changing: any origin may (CORS decides who reads).
+            let list = format!("GET /containers/json HTTP/1.1\r\nHost: x:1\r\n{evil}\r\n");
+            assert_eq!(origin_rule(&list, p), None);
+            let head_req = format!("HEAD /containers/a/archive HTTP/1.1\r\nHost: x:1\r\n{evil}\r\n");
+            assert_eq!(origin_rule(&head_req, p), None);
+        }
+        // The anonymous admin of an open gateway goes through it too.
+        let r = authorize(
+            &head(&format!("{kill}Origin: http://evil.example\r\n\r\n")),
+            &anonymous,
+            &Config::default(),
+        );
+        assert_eq!(r.map_err(|r| r.rule), Err("origin"));
+        // No Origin at all (the docker CLI): only the cookie needs one.
+        for p in [&anonymous, &token] {
+            assert_eq!(origin_rule(&format!("{kill}\r\n"), p), None);
+            assert_eq!(origin_rule(&format!("{attach}\r\n"), p), None);
+        }
+        assert_eq!(origin_rule(&format!("{kill}\r\n"), &cookie), Some("csrf"));
+        assert_eq!(origin_rule(&format!("{attach}\r\n"), &cookie), Some("csrf"));
+    }
+
+    /// Who `authenticate` takes a request from `peer` for, in short.
+    fn authn(raw: &str, peer: PeerId, c: &Config) -> String {
+        match authenticate(&head(raw), peer, c, &mut Sessions::default(), Instant::now()) {
+            Authn::Principal(p) => format!("{} {}", p.name, p.role),
+            Authn::Missing => "missing".into(),
+            Authn::Invalid => "invalid".into(),
+            Authn::AskRpcd(_) => "rpcd".into(),
+        }
+    }
+
+    #[test]
+    fn local_users_stand_for_themselves_only_without_a_credential() {
+        let mut c = cfg();
+        c.auth.unix_peers.push(crate::auth::UnixPeer {
+            uid: 1000,
+            role: "operator".into(),
+        });
+        let bare = "GET /info HTTP/1.1\r\nHost: x\r\n\r\n";
+        let with_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n\r\n";
+        let bad_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n";
+        assert_eq!(authn(bare, PeerId::Uid(1000), &c), "uid:1000 operator");
+        assert_eq!(authn(bare, PeerId::Uid(0), &c), "missing");
+        assert_eq!(authn(bare, PeerId::Ip([127, 0, 0, 1].into()), &c), "missing");
+        assert_eq!(authn(with_token, PeerId::Uid(1000), &c), "token:t read");
+        assert_eq!(authn(bad_token, PeerId::Uid(1000), &c), "invalid");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! client connections.
 
 use std::io;
-use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
@@ -10,6 +9,7 @@ use std::path::PathBuf;
 use mio::net::{TcpListener, UnixListener};
 use mio::{event, Interest, Registry, Token};
 
+use crate::auth::PeerId;
 use crate::config::ListenAddr;
 use crate::relay::Stream;
 
@@ -67,23 +67,34 @@ impl Listener {
         }
     }
 
-    /// Next pending client, its address for logs and its IP for rate
-    /// limits (unspecified on unix sockets); `Ok(None)` when there is none.
-    pub fn accept(&self) -> io::Result<Option<(Stream, String, IpAddr)>> {
-        let r = match &self.socket {
-            Socket::Tcp(l) => l.accept().map(|(s, a)| {
-                let _ = s.set_nodelay(true);
-                (Stream::Tcp(s), a.to_string(), a.ip())
-            }),
-            Socket::Unix(l, path) => l.accept().map(|(s, _)| {
-                let ip = IpAddr::from([0, 0, 0, 0]);
-                (Stream::Unix(s), format!("unix:{}", path.display()), ip)
-            }),
-        };
-        match r {
-            Ok(pair) => Ok(Some(pair)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-            Err(e) => Err(e),
+    /// Next pending client, its address for logs and who it is (the IP of
+    /// a TCP client, the uid of a unix one); `Ok(None)` when there is none.
+    pub fn accept(&self) -> io::Result<Option<(Stream, String, PeerId)>> {
+        loop {
+            let r = match &self.socket {
+                Socket::Tcp(l) => l.accept().map(|(s, a)| {
+                    let _ = s.set_nodelay(true);
+                    Some((Stream::Tcp(s), a.to_string(), PeerId::Ip(a.ip())))
+                }),
+                Socket::Unix(l, path) => l.accept().map(|(s, _)| {
+                    let stream = Stream::Unix(s);
+                    match stream.peer_uid() {
+                        Ok(uid) => Some((stream, PeerId::Uid(uid).to_string(), PeerId::Uid(uid))),
+                        Err(e) => {
+                            // Dropping it closes it: a client we cannot tell
+                            // must not pass for some other uid.
+                            log::warn!("unix:{}: no peer credentials, closing: {e}", path.display());
+                            None
+                        }
+                    }
+                }),
+            };
+            match r {
+                Ok(Some(client)) => return Ok(Some(client)),
+                Ok(None) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
         }
     }
 }

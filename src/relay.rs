@@ -31,6 +31,32 @@ impl Stream {
         }
     }
 
+    /// The uid of the process at the other end of a unix socket, as it was
+    /// when it connected (`SO_PEERCRED`); the kernel vouches for it.
+    pub fn peer_uid(&self) -> io::Result<u32> {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` is a valid, writable ucred and `len` holds its size,
+        // so the kernel writes at most that many bytes into it.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::from_mut(&mut cred).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(cred.uid)
+    }
+
     pub fn shutdown_write(&self) {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),

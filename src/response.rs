@@ -45,7 +45,7 @@ impl ResponseHead {
 
     /// The head as the client gets it. `close` says the gateway will close
     /// the client connection after this response; `extra` are header lines
-    /// of ours (CORS), each ending in CRLF.
+    /// of ours (CORS, the subprotocol we select), each ending in CRLF.
     pub fn encode_for_client(&self, close: bool, extra: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());

@@ -199,7 +199,7 @@ impl Server {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
-            let (stream, peer, peer_ip) = match listener.accept() {
+            let (stream, peer, peer_id) = match listener.accept() {
                 Ok(Some(pair)) => pair,
                 Ok(None) => return,
                 Err(e) => {
@@ -223,7 +223,7 @@ impl Server {
                 self.free.push(slot);
                 continue;
             }
-            let conn = Connection::new(side, front_token, peer, peer_ip, Instant::now(), &self.cfg);
+            let conn = Connection::new(side, front_token, peer, peer_id, Instant::now(), &self.cfg);
             self.stats.connections_active += 1;
             self.stats.connections_total += 1;
             self.slots[slot] = Some(Slot { conn, armed: None });
