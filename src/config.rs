@@ -225,6 +225,8 @@ pub struct RoleFile {
 pub struct PolicyFile {
     pub bind_dirs: Option<Vec<String>>,
     pub cap_add_allow: Option<Vec<String>>,
+    pub volume_types: Option<Vec<String>>,
+    pub apparmor_profiles: Option<Vec<String>>,
     pub allow_privileged: Option<bool>,
     pub allow_devices: Option<bool>,
     pub allow_host_namespaces: Option<bool>,
@@ -242,8 +244,20 @@ impl PolicyFile {
                 .map(|d| {
                     clean_absolute(d).ok_or_else(|| format!("bind_dirs: {d:?} is not a clean absolute path"))
                 })
-                .collect::<Result<_, _>>()?;
+                .collect::<Result<Vec<_>, _>>()?;
+            // An entry of one bind dir must not be another's parent: a
+            // container binding it could swap the other's entries.
+            if let Some((a, b)) = p
+                .bind_dirs
+                .iter()
+                .flat_map(|a| p.bind_dirs.iter().map(move |b| (a, b)))
+                .find(|(a, b)| a != b && b.starts_with(a))
+            {
+                return Err(format!("bind_dirs: {b:?} lies inside {a:?}"));
+            }
         }
+        set(&mut p.volume_types, self.volume_types.clone());
+        set(&mut p.apparmor_profiles, self.apparmor_profiles.clone());
         if let Some(caps) = &self.cap_add_allow {
             p.cap_add_allow = caps
                 .iter()

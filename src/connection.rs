@@ -22,7 +22,7 @@ use crate::console::{handshake_reply, Console, ExecRequest, Io, Outcome as Conso
 use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
 use crate::local::{self, Endpoint, LocalReply, Stats};
-use crate::policy::{check_body, resolve_on_host, Policy};
+use crate::policy::{check_body, Policy};
 use crate::pool::Resources;
 use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
@@ -799,18 +799,9 @@ impl Connection {
                 route,
             } => {
                 let content_type = req.head.header("content-type").map(<[u8]>::to_vec);
-                let verdict = check_body(kind, content_type.as_deref(), &body, &policy, &resolve_on_host);
+                let verdict = check_body(kind, content_type.as_deref(), &body, &policy);
                 if let Err(d) = verdict {
-                    let status = if d.rule == "body_size" { 413 } else { 403 };
-                    let r = Refusal {
-                        route,
-                        ..Refusal::new(
-                            status,
-                            d.rule,
-                            &d.field,
-                            format!("denied by rule {}: {}", d.rule, d.message),
-                        )
-                    };
+                    let r = Refusal::denied(route, d);
                     if !ctx.cfg.dry_run {
                         return self.refuse(ctx, &req, &principal, r);
                     }

@@ -9,9 +9,9 @@ use crate::auth::{
     SessionKind, Sessions, COOKIE,
 };
 use crate::config::Config;
-use crate::policy::Policy;
-use crate::request::{RequestHead, Upgrade};
-use crate::route::{match_route, BodyCheck, Matched, Route};
+use crate::policy::{check_build_query, Denial, Policy};
+use crate::request::{RequestBody, RequestHead, Upgrade};
+use crate::route::{match_route, BodyCheck, Guard, Matched, Route};
 
 /// A request we answer with an error instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,20 @@ impl Refusal {
             rule,
             field: field.to_string(),
             message: message.into(),
+        }
+    }
+
+    /// The policy's denial of a request to `route`, naming its rule.
+    pub fn denied(route: &'static str, d: Denial) -> Refusal {
+        let status = if d.rule == "body_size" { 413 } else { 403 };
+        Refusal {
+            route,
+            ..Refusal::new(
+                status,
+                d.rule,
+                &d.field,
+                format!("denied by rule {}: {}", d.rule, d.message),
+            )
         }
     }
 
@@ -285,7 +299,7 @@ pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Res
             .to_ascii_lowercase()
             .starts_with(b"application/x-www-form-urlencoded")
     });
-    if form && head.body != crate::request::RequestBody::None {
+    if form && head.body != RequestBody::None {
         return Err(Refusal {
             route: route.pattern,
             ..Refusal::new(
@@ -296,10 +310,30 @@ pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Res
             )
         });
     }
+    guard(head, route, policy).map_err(|d| Refusal::denied(route.pattern, d))?;
     Ok(Pass {
         route,
         check: route.body.map(|kind| (kind, policy.clone())),
     })
+}
+
+/// What a checked role's request head must satisfy beyond its class.
+fn guard(head: &RequestHead, route: &Route, policy: &Policy) -> Result<(), Denial> {
+    match route.guard {
+        Guard::None => Ok(()),
+        Guard::NoBody if head.body == RequestBody::None || head.body == RequestBody::Length(0) => Ok(()),
+        Guard::NoBody => Err(Denial::new(
+            "start_body",
+            "body",
+            "this request must not carry a body (old APIs read a host config from it)",
+        )),
+        Guard::BuildQuery => check_build_query(&head.target, policy),
+        Guard::Opaque => Err(Denial::new(
+            "opaque",
+            route.pattern,
+            "the policy cannot inspect this request; it needs a role without body checks (admin)",
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -60,37 +60,60 @@ impl fmt::Display for Class {
     }
 }
 
-/// Which request bodies the policy reads before forwarding.
+/// Which request bodies the policy reads, for checked roles, before
+/// forwarding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyCheck {
     ContainerCreate,
     ContainerUpdate,
+    Commit,
     ExecCreate,
     VolumeCreate,
-    Service,
+    NetworkCreate,
+    NetworkConnect,
+    NetworkDisconnect,
     PluginPrivileges,
+}
+
+/// What else a checked role's request must satisfy, read from its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    None,
+    /// No body at all: before API 1.24 dockerd took a whole host config
+    /// from the body of `start`.
+    NoBody,
+    /// The build's query parameters go through the policy.
+    BuildQuery,
+    /// What it does cannot be read by the policy (a tar'd plugin config, a
+    /// swarm spec, a gRPC session, a secret): only unchecked roles may.
+    Opaque,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
-    /// Segments; `{x}` matches one or more whole segments, like `{x:.*}`.
+    /// Segments; `{x}` matches one segment, like dockerd's `{x}`, and
+    /// `{x*}` one or more whole segments, like its greedy `{x:.*}`.
     pub pattern: &'static str,
     pub class: Class,
     pub body: Option<BodyCheck>,
+    pub guard: Guard,
 }
 
 macro_rules! routes {
-    ($($method:literal $pattern:literal $class:ident $(: $body:ident)?;)*) => {
+    ($($method:literal $pattern:literal $class:ident $(: $body:ident)? $(! $guard:ident)?;)*) => {
         &[$(Route {
             method: $method,
             pattern: $pattern,
             class: Class::$class,
             body: routes!(@body $($body)?),
+            guard: routes!(@guard $($guard)?),
         },)*]
     };
     (@body) => { None };
     (@body $b:ident) => { Some(BodyCheck::$b) };
+    (@guard) => { Guard::None };
+    (@guard $g:ident) => { Guard::$g };
 }
 
 pub const ROUTES: &[Route] = routes! {
@@ -102,39 +125,42 @@ pub const ROUTES: &[Route] = routes! {
     "GET" "/events" Read;
     "POST" "/auth" Write;
 
+    // Before the container routes, as dockerd registers them, so that
+    // DELETE reaches the checkpoint handler.
+    "GET" "/containers/{name}/checkpoints" System;
+    "POST" "/containers/{name}/checkpoints" System ! Opaque;
+    "DELETE" "/containers/{name}/checkpoints/{checkpoint}" System ! Opaque;
+
     "GET" "/containers/json" Read;
     "POST" "/containers/create" Write: ContainerCreate;
     "POST" "/containers/prune" Write;
-    "GET" "/containers/{name}/json" Read;
-    "GET" "/containers/{name}/top" Read;
-    "GET" "/containers/{name}/changes" Read;
-    "GET" "/containers/{name}/stats" Read;
-    "GET" "/containers/{name}/logs" Logs;
-    "GET" "/containers/{name}/export" Files;
-    "HEAD" "/containers/{name}/archive" Files;
-    "GET" "/containers/{name}/archive" Files;
-    "PUT" "/containers/{name}/archive" Files;
-    "POST" "/containers/{name}/start" Write;
-    "POST" "/containers/{name}/stop" Write;
-    "POST" "/containers/{name}/restart" Write;
-    "POST" "/containers/{name}/kill" Write;
-    "POST" "/containers/{name}/pause" Write;
-    "POST" "/containers/{name}/unpause" Write;
-    "POST" "/containers/{name}/rename" Write;
-    "POST" "/containers/{name}/wait" Write;
-    "POST" "/containers/{name}/update" Write: ContainerUpdate;
-    "POST" "/containers/{name}/resize" Exec;
-    "POST" "/containers/{name}/attach" Exec;
-    "GET" "/containers/{name}/attach/ws" Exec;
-    "POST" "/containers/{name}/exec" Exec: ExecCreate;
+    "GET" "/containers/{name*}/json" Read;
+    "GET" "/containers/{name*}/top" Read;
+    "GET" "/containers/{name*}/changes" Read;
+    "GET" "/containers/{name*}/stats" Read;
+    "GET" "/containers/{name*}/logs" Logs;
+    "GET" "/containers/{name*}/export" Files;
+    "HEAD" "/containers/{name*}/archive" Files;
+    "GET" "/containers/{name*}/archive" Files;
+    "PUT" "/containers/{name*}/archive" Files;
+    "POST" "/containers/{name*}/start" Write ! NoBody;
+    "POST" "/containers/{name*}/stop" Write;
+    "POST" "/containers/{name*}/restart" Write;
+    "POST" "/containers/{name*}/kill" Write;
+    "POST" "/containers/{name*}/pause" Write;
+    "POST" "/containers/{name*}/unpause" Write;
+    "POST" "/containers/{name*}/rename" Write;
+    "POST" "/containers/{name*}/wait" Write;
+    "POST" "/containers/{name*}/update" Write: ContainerUpdate;
+    "POST" "/containers/{name*}/resize" Exec;
+    "POST" "/containers/{name*}/attach" Exec;
+    "GET" "/containers/{name*}/attach/ws" Exec;
+    "POST" "/containers/{name*}/exec" Exec: ExecCreate;
     "DELETE" "/containers/{name}" Write;
-    "GET" "/containers/{name}/checkpoints" System;
-    "POST" "/containers/{name}/checkpoints" System;
-    "DELETE" "/containers/{name}/checkpoints/{checkpoint}" System;
 
-    "POST" "/exec/{id}/start" Exec;
-    "POST" "/exec/{id}/resize" Exec;
-    "GET" "/exec/{id}/json" Read;
+    "POST" "/exec/{id*}/start" Exec;
+    "POST" "/exec/{id*}/resize" Exec;
+    "GET" "/exec/{id*}/json" Read;
 
     "GET" "/images/json" Read;
     "GET" "/images/search" Read;
@@ -142,78 +168,79 @@ pub const ROUTES: &[Route] = routes! {
     "POST" "/images/load" Files;
     "POST" "/images/create" Write;
     "POST" "/images/prune" Write;
-    "GET" "/images/{name}/json" Read;
-    "GET" "/images/{name}/history" Read;
-    "GET" "/images/{name}/get" Files;
-    "POST" "/images/{name}/push" Write;
-    "POST" "/images/{name}/tag" Write;
-    "DELETE" "/images/{name}" Write;
-    "POST" "/commit" Write;
-    "GET" "/distribution/{name}/json" Read;
+    "GET" "/images/{name*}/json" Read;
+    "GET" "/images/{name*}/history" Read;
+    "GET" "/images/{name*}/attestations" Read;
+    "GET" "/images/{name*}/get" Files;
+    "POST" "/images/{name*}/push" Write;
+    "POST" "/images/{name*}/tag" Write;
+    "DELETE" "/images/{name*}" Write;
+    "POST" "/commit" Write: Commit;
+    "GET" "/distribution/{name*}/json" Read;
 
-    "POST" "/build" Build;
+    "POST" "/build" Build ! BuildQuery;
     "POST" "/build/prune" Build;
     "POST" "/build/cancel" Build;
-    "POST" "/session" Build;
-    "POST" "/grpc" Build;
+    "POST" "/session" Build ! Opaque;
+    "POST" "/grpc" Build ! Opaque;
 
     "GET" "/networks" Read;
-    "POST" "/networks/create" Write;
+    "POST" "/networks/create" Write: NetworkCreate;
     "POST" "/networks/prune" Write;
-    "GET" "/networks/{id}" Read;
-    "POST" "/networks/{id}/connect" Write;
-    "POST" "/networks/{id}/disconnect" Write;
-    "DELETE" "/networks/{id}" Write;
+    "GET" "/networks/{id*}" Read;
+    "POST" "/networks/{id*}/connect" Write: NetworkConnect;
+    "POST" "/networks/{id*}/disconnect" Write: NetworkDisconnect;
+    "DELETE" "/networks/{id*}" Write;
 
     "GET" "/volumes" Read;
     "POST" "/volumes/create" Write: VolumeCreate;
     "POST" "/volumes/prune" Write;
-    "GET" "/volumes/{name}" Read;
-    "PUT" "/volumes/{name}" Write;
-    "DELETE" "/volumes/{name}" Write;
+    "GET" "/volumes/{name*}" Read;
+    "PUT" "/volumes/{name*}" System ! Opaque;
+    "DELETE" "/volumes/{name*}" Write;
 
     "GET" "/swarm" System;
-    "POST" "/swarm/init" System;
-    "POST" "/swarm/join" System;
-    "POST" "/swarm/leave" System;
-    "POST" "/swarm/update" System;
-    "GET" "/swarm/unlockkey" System;
-    "POST" "/swarm/unlock" System;
+    "POST" "/swarm/init" System ! Opaque;
+    "POST" "/swarm/join" System ! Opaque;
+    "POST" "/swarm/leave" System ! Opaque;
+    "POST" "/swarm/update" System ! Opaque;
+    "GET" "/swarm/unlockkey" System ! Opaque;
+    "POST" "/swarm/unlock" System ! Opaque;
     "GET" "/nodes" System;
     "GET" "/nodes/{id}" System;
-    "DELETE" "/nodes/{id}" System;
-    "POST" "/nodes/{id}/update" System;
+    "DELETE" "/nodes/{id}" System ! Opaque;
+    "POST" "/nodes/{id}/update" System ! Opaque;
     "GET" "/services" System;
-    "POST" "/services/create" System: Service;
+    "POST" "/services/create" System ! Opaque;
     "GET" "/services/{id}" System;
-    "DELETE" "/services/{id}" System;
-    "POST" "/services/{id}/update" System: Service;
+    "DELETE" "/services/{id}" System ! Opaque;
+    "POST" "/services/{id}/update" System ! Opaque;
     "GET" "/services/{id}/logs" System;
     "GET" "/tasks" System;
     "GET" "/tasks/{id}" System;
     "GET" "/tasks/{id}/logs" System;
     "GET" "/secrets" System;
-    "POST" "/secrets/create" System;
+    "POST" "/secrets/create" System ! Opaque;
     "GET" "/secrets/{id}" System;
-    "DELETE" "/secrets/{id}" System;
-    "POST" "/secrets/{id}/update" System;
+    "DELETE" "/secrets/{id}" System ! Opaque;
+    "POST" "/secrets/{id}/update" System ! Opaque;
     "GET" "/configs" System;
-    "POST" "/configs/create" System;
+    "POST" "/configs/create" System ! Opaque;
     "GET" "/configs/{id}" System;
-    "DELETE" "/configs/{id}" System;
-    "POST" "/configs/{id}/update" System;
+    "DELETE" "/configs/{id}" System ! Opaque;
+    "POST" "/configs/{id}/update" System ! Opaque;
 
     "GET" "/plugins" System;
     "GET" "/plugins/privileges" System;
     "POST" "/plugins/pull" System: PluginPrivileges;
-    "POST" "/plugins/create" System;
-    "GET" "/plugins/{name}/json" System;
-    "DELETE" "/plugins/{name}" System;
-    "POST" "/plugins/{name}/enable" System;
-    "POST" "/plugins/{name}/disable" System;
-    "POST" "/plugins/{name}/upgrade" System: PluginPrivileges;
-    "POST" "/plugins/{name}/push" System;
-    "POST" "/plugins/{name}/set" System;
+    "POST" "/plugins/create" System ! Opaque;
+    "GET" "/plugins/{name*}/json" System;
+    "DELETE" "/plugins/{name*}" System ! Opaque;
+    "POST" "/plugins/{name*}/enable" System ! Opaque;
+    "POST" "/plugins/{name*}/disable" System ! Opaque;
+    "POST" "/plugins/{name*}/upgrade" System: PluginPrivileges;
+    "POST" "/plugins/{name*}/push" System ! Opaque;
+    "POST" "/plugins/{name*}/set" System ! Opaque;
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -225,6 +252,11 @@ pub enum PathError {
     DotSegment,
     EmptySegment,
     AmbiguousSlash,
+    /// A `/vX.Y` prefix that is not dotted numbers.
+    BadVersion,
+    /// Below API 1.24, which current dockerd refuses too: older APIs let
+    /// `start` replace a container's whole host config.
+    OldVersion,
 }
 
 impl PathError {
@@ -237,6 +269,8 @@ impl PathError {
             PathError::DotSegment => "dot segment in path",
             PathError::EmptySegment => "empty segment in path",
             PathError::AmbiguousSlash => "encoded slash changes the route",
+            PathError::BadVersion => "invalid API version in path",
+            PathError::OldVersion => "API versions below 1.24 are not supported",
         }
     }
 }
@@ -285,18 +319,42 @@ pub fn decode_path(raw: &str, keep_slash: bool) -> Result<String, PathError> {
 
 /// dockerd's optional `/v{version:[0-9.]+}` prefix, removed.
 pub fn strip_version(path: &str) -> &str {
+    split_version(path).1
+}
+
+/// The `/v{version:[0-9.]+}` prefix's version, if any, and the rest.
+fn split_version(path: &str) -> (Option<&str>, &str) {
     let Some(rest) = path.strip_prefix("/v") else {
-        return path;
+        return (None, path);
     };
     let n = rest
         .bytes()
         .take_while(|b| b.is_ascii_digit() || *b == b'.')
         .count();
     if n > 0 && rest.as_bytes().get(n) == Some(&b'/') {
-        &rest[n..]
+        (Some(&rest[..n]), &rest[n..])
     } else {
-        path
+        (None, path)
     }
+}
+
+/// The oldest API version served: dockerd 25 and later refuse older ones.
+const MIN_API: [u32; 2] = [1, 24];
+
+/// Accepts only dotted decimal numbers at or above `MIN_API`. dockerd
+/// reads unparsable parts as 0; refusing them is stricter and agrees.
+fn check_version(version: &str) -> Result<(), PathError> {
+    let parts = version
+        .split('.')
+        .map(|p| match p.len() {
+            1..=9 => p.parse::<u32>().map_err(|_| PathError::BadVersion),
+            _ => Err(PathError::BadVersion),
+        })
+        .collect::<Result<Vec<u32>, _>>()?;
+    if parts.as_slice() < MIN_API.as_slice() {
+        return Err(PathError::OldVersion);
+    }
+    Ok(())
 }
 
 fn check_segments(path: &str) -> Result<(), PathError> {
@@ -316,12 +374,13 @@ fn check_segments(path: &str) -> Result<(), PathError> {
 fn match_pattern(pattern: &[&str], path: &[&str]) -> bool {
     match pattern.split_first() {
         None => path.is_empty(),
-        Some((p, rest)) if p.starts_with('{') => {
+        Some((p, rest)) if p.ends_with("*}") => {
             // Greedy like `.*`, but a name is never empty.
             (1..=path.len())
                 .rev()
                 .any(|take| match_pattern(rest, &path[take..]))
         }
+        Some((p, rest)) if p.starts_with('{') => !path.is_empty() && match_pattern(rest, &path[1..]),
         Some((p, rest)) => path.first() == Some(p) && match_pattern(rest, &path[1..]),
     }
 }
@@ -340,7 +399,10 @@ fn lookup(method: &str, path: &str) -> Option<&'static Route> {
 pub fn match_route(method: &str, target: &str) -> Result<Matched, PathError> {
     let raw = target.split('?').next().unwrap_or("");
     let decoded = decode_path(raw, false)?;
-    let path = strip_version(&decoded);
+    let (version, path) = split_version(&decoded);
+    if let Some(v) = version {
+        check_version(v)?;
+    }
     check_segments(path)?;
     let found = lookup(method, path);
     if raw.contains('%') {
@@ -423,9 +485,46 @@ mod tests {
     }
 
     #[test]
-    fn odd_version_prefixes_route_like_dockerd() {
-        assert_eq!(class_of("GET", "/v./info"), Some(Class::Read));
-        assert_eq!(class_of("GET", "/v1/containers/a/export"), Some(Class::Files));
+    fn version_prefixes_below_1_24_or_malformed_are_refused() {
+        assert_eq!(class_of("GET", "/v1.24/info"), Some(Class::Read));
+        assert_eq!(class_of("GET", "/v1.41.0/info"), Some(Class::Read));
+        assert_eq!(class_of("GET", "/v2/info"), Some(Class::Read));
+        for old in [
+            "/v1.23/containers/x/start",
+            "/v1/info",
+            "/v1.9/info",
+            "/v0.99/info",
+            "/v1.2.3/info",
+        ] {
+            assert_eq!(match_route("POST", old), Err(PathError::OldVersion), "{old}");
+        }
+        for bad in [
+            "/v./info",
+            "/v1..24/info",
+            "/v1.24./info",
+            "/v9999999999.1/info",
+            "/v%31.20/info",
+        ] {
+            assert!(
+                matches!(
+                    match_route("GET", bad),
+                    Err(PathError::BadVersion | PathError::OldVersion)
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn checkpoint_routes_come_before_container_routes() {
+        assert_eq!(
+            class_of("DELETE", "/containers/x/checkpoints/cp1"),
+            Some(Class::System)
+        );
+        assert_eq!(class_of("DELETE", "/containers/x"), Some(Class::Write));
+        // dockerd's DELETE /containers/{name} takes one segment.
+        assert_eq!(match_route("DELETE", "/containers/a/b"), Ok(Matched::NoRoute));
+        assert_eq!(class_of("DELETE", "/images/a/b"), Some(Class::Write));
     }
 
     #[test]

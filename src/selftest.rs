@@ -136,9 +136,8 @@ fn routes() -> Result<(), String> {
 }
 
 fn policy() -> Result<(), String> {
-    let same = |p: &std::path::Path| p.to_path_buf();
     let body = br#"{"hostconfig":{"\u0050rivileged":true}}"#;
-    let denied = check_body(BodyCheck::ContainerCreate, None, body, &Policy::default(), &same);
+    let denied = check_body(BodyCheck::ContainerCreate, None, body, &Policy::default());
     ensure(
         denied.map_err(|d| d.rule) == Err("privileged"),
         "privileged not denied",
