@@ -20,33 +20,10 @@ pub fn query_pairs(target: &str) -> Option<Vec<(String, String)>> {
     Some(out)
 }
 
+/// Go's `QueryUnescape`: `+` is a space, then `%XX` escapes; control
+/// characters, which Go would pass, are refused too (fail closed).
 fn unescape(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' => {
-                let hex = bytes.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(
-                    u8::from_str_radix(hex, 16)
-                        .ok()
-                        .filter(|_| !hex.starts_with('+'))?,
-                );
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::route::decode_path(&s.replace('+', " "), false).ok()
 }
 
 /// What a build parameter may hold.

@@ -449,7 +449,7 @@ pub fn plugin_privileges(c: &Checker, json: &GoJson) -> Verdict {
                 return deny(
                     "plugin_privilege",
                     name,
-                    format!("plugin privilege {name:?} {values:?} is not allowed"),
+                    format!("plugin privilege {name:?} is not allowed"),
                 );
             }
         }
