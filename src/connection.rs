@@ -22,6 +22,7 @@ use crate::console::{handshake_reply, Console, ExecRequest, Io, Outcome as Conso
 use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
 use crate::local::{self, Endpoint, LocalReply, Stats};
+use crate::looptime::Work;
 use crate::policy::{check_body, Policy};
 use crate::pool::Resources;
 use crate::relay::{Flow, FlowError, Framing, Side};
@@ -462,6 +463,7 @@ impl Connection {
         }
         let reply = match ep {
             Endpoint::Status => local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.count(), ctx.now),
+            Endpoint::Metrics => local::metrics(ctx.stats, ctx.res, ctx.sessions.count(), ctx.now),
             Endpoint::WhoAmI => {
                 LocalReply::json(200, json!({ "name": principal.name, "role": principal.role }))
             }
@@ -619,7 +621,11 @@ impl Connection {
         let Some(rpcd) = &ctx.cfg.auth.rpcd else {
             return self.unauthorized(ctx, &req, "invalid or expired credentials");
         };
-        let check = match AccessCheck::spawn(rpcd, &session, function) {
+        let spawned = ctx
+            .stats
+            .loop_time
+            .timed(Work::Spawn, || AccessCheck::spawn(rpcd, &session, function));
+        let check = match spawned {
             Ok(c) => c,
             Err(e) => {
                 log::error!("cannot run {}: {e}", rpcd.ubus);
@@ -799,7 +805,9 @@ impl Connection {
                 route,
             } => {
                 let content_type = req.head.header("content-type").map(<[u8]>::to_vec);
-                let verdict = check_body(kind, content_type.as_deref(), &body, &policy);
+                let verdict = ctx.stats.loop_time.timed(Work::Policy, || {
+                    check_body(kind, content_type.as_deref(), &body, &policy)
+                });
                 if let Err(d) = verdict {
                     let r = Refusal::denied(route, d);
                     if !ctx.cfg.dry_run {
@@ -840,9 +848,12 @@ impl Connection {
             return self.refuse(ctx, &req, "-", r);
         }
         let parsed: Option<LoginRequest> = serde_json::from_slice(body).ok();
-        let user = parsed
-            .as_ref()
-            .and_then(|l| ctx.cfg.auth.find_user(&l.username, &l.password));
+        let cfg = ctx.cfg;
+        let user = ctx.stats.loop_time.timed(Work::Login, || {
+            parsed
+                .as_ref()
+                .and_then(|l| cfg.auth.find_user(&l.username, &l.password))
+        });
         let Some(user) = user else {
             ctx.sessions.login_failed(peer, ctx.now);
             let r = Refusal::new(401, "login", "password", "wrong user name or password");

@@ -38,13 +38,18 @@ impl Refusal {
     /// The policy's denial of a request to `route`, naming its rule.
     pub fn denied(route: &'static str, d: Denial) -> Refusal {
         let status = if d.rule == "body_size" { 413 } else { 403 };
+        let field = if d.field.is_empty() || d.message.contains(&d.field) {
+            String::new()
+        } else {
+            format!(" (field {})", d.field)
+        };
         Refusal {
             route,
             ..Refusal::new(
                 status,
                 d.rule,
                 &d.field,
-                format!("denied by rule {}: {}", d.rule, d.message),
+                format!("denied by rule {}: {}{field}", d.rule, d.message),
             )
         }
     }

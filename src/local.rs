@@ -2,11 +2,13 @@
 //! (a prefix no Docker API route can take) and Docker-style error replies.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::time::Instant;
 
 use serde_json::json;
 
 use crate::config::Config;
+use crate::looptime::LoopTime;
 use crate::pool::Resources;
 
 pub const PREFIX: &str = "/_dockermand/";
@@ -23,6 +25,7 @@ pub struct Stats {
     pub allowed: u64,
     /// Denials per policy rule (dry-run "would deny" included).
     pub denied: BTreeMap<&'static str, u64>,
+    pub loop_time: LoopTime,
 }
 
 impl Stats {
@@ -37,6 +40,7 @@ impl Stats {
             upstream_errors: 0,
             allowed: 0,
             denied: BTreeMap::new(),
+            loop_time: LoopTime::new(now),
         }
     }
 
@@ -52,6 +56,7 @@ pub enum Endpoint {
     Login,
     Logout,
     Status,
+    Metrics,
     WhoAmI,
     Ticket,
     Echo,
@@ -70,6 +75,7 @@ pub fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
         ("POST", "login") => Endpoint::Login,
         ("POST", "logout") => Endpoint::Logout,
         ("GET" | "HEAD", "status") => Endpoint::Status,
+        ("GET" | "HEAD", "metrics") => Endpoint::Metrics,
         ("GET", "whoami") => Endpoint::WhoAmI,
         ("POST", "ticket") => Endpoint::Ticket,
         ("GET", "echo") => Endpoint::Echo,
@@ -171,8 +177,40 @@ pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now
             "buffers_in_use": res.buffers_in_use,
             "pipes_in_use": res.pipes_in_use,
             "splice": res.splice_enabled,
+            "loop": stats.loop_time.json(now),
         }),
     )
+}
+
+/// The status figures as Prometheus text.
+pub fn metrics(stats: &Stats, res: &Resources, sessions: usize, now: Instant) -> LocalReply {
+    let mut out = String::new();
+    let gauges: [(&str, &str, u64); 10] = [
+        ("connections_active", "gauge", stats.connections_active as u64),
+        ("connections_total", "counter", stats.connections_total),
+        ("consoles_active", "gauge", stats.consoles_active as u64),
+        ("requests_total", "counter", stats.requests),
+        ("requests_rejected_total", "counter", stats.rejected),
+        ("upstream_errors_total", "counter", stats.upstream_errors),
+        ("policy_allowed_total", "counter", stats.allowed),
+        ("sessions", "gauge", sessions as u64),
+        ("buffers_in_use", "gauge", res.buffers_in_use as u64),
+        ("pipes_in_use", "gauge", res.pipes_in_use as u64),
+    ];
+    for (name, kind, value) in gauges {
+        let _ = writeln!(out, "# TYPE dockermand_{name} {kind}\ndockermand_{name} {value}");
+    }
+    out.push_str("# TYPE dockermand_policy_denied_total counter\n");
+    for (rule, n) in &stats.denied {
+        let _ = writeln!(out, "dockermand_policy_denied_total{{rule=\"{rule}\"}} {n}");
+    }
+    stats.loop_time.prometheus(&mut out, now);
+    LocalReply {
+        status: 200,
+        content_type: "text/plain; version=0.0.4",
+        body: out,
+        headers: String::new(),
+    }
 }
 
 fn reason(status: u16) -> &'static str {

@@ -15,6 +15,7 @@ use crate::config::{Command, Config};
 use crate::connection::{Connection, Ctx};
 use crate::listener::Listener;
 use crate::local::Stats;
+use crate::looptime::Work;
 use crate::pool::Resources;
 use crate::relay::Side;
 use crate::signals::{Signal, Signals};
@@ -110,9 +111,14 @@ impl Server {
                 }
                 return Err(e);
             }
+            let woke = Instant::now();
             for ev in events.iter() {
-                match ev.token() {
-                    SIGNAL_TOKEN => self.on_signals(),
+                let start = Instant::now();
+                let kind = match ev.token() {
+                    SIGNAL_TOKEN => {
+                        self.on_signals();
+                        Work::Signals
+                    }
                     Token(t) if t >= CONN_BASE => {
                         let slot = (t - CONN_BASE) / TOKENS_PER_CONN;
                         let which = (t - CONN_BASE) % TOKENS_PER_CONN;
@@ -120,11 +126,20 @@ impl Server {
                             conn.note_event(which, ev);
                             conn.drive(ctx);
                         });
+                        Work::Io
                     }
-                    Token(t) => self.accept_all(t - LISTENER_BASE),
-                }
+                    Token(t) => {
+                        self.accept_all(t - LISTENER_BASE);
+                        Work::Accept
+                    }
+                };
+                self.stats.loop_time.work(kind, start.elapsed());
             }
+            let start = Instant::now();
             self.fire_timers();
+            let now = Instant::now();
+            self.stats.loop_time.work(Work::Timers, now - start);
+            self.stats.loop_time.iteration(now - woke, now);
             if let Some(stop_at) = self.stop_at {
                 if self.stats.connections_active == 0 || Instant::now() >= stop_at {
                     log::info!("stopped; {} connection(s) cut", self.stats.connections_active);

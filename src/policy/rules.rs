@@ -247,13 +247,14 @@ pub fn isolation(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {
     one_of(values, name, "isolation", &["", "default"])
 }
 
-/// Log drivers that write locally; others are plugins or network senders.
+/// Log drivers that write to dockerd's own files or the journal; others are
+/// plugins or senders (`syslog` can be pointed at any unix socket on the host).
 pub fn log_driver(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {
     one_of(
         values,
         name,
         "log_driver",
-        &["", "json-file", "local", "none", "journald", "syslog"],
+        &["", "json-file", "local", "none", "journald"],
     )
 }
 

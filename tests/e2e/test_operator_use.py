@@ -598,9 +598,10 @@ def test_negative_controls_beyond_run(cli, gwo, pyc, api_direct, bind_dir, busyb
     assert "denied by rule privileged: " in err
 
     (tmp_path / "Dockerfile").write_text("FROM %s\nRUN true\n" % busybox_image)
-    # a refused head (build query) has no "denied by rule" prefix, unlike refused bodies; the rule is in the log
-    refused(["build", "--network", "host", "-t", uniq("negbuild"), "."], "host_network", "query.networkmode",
-            "/build", "the host network is not allowed", cwd=str(tmp_path), env_extra={"DOCKER_BUILDKIT": "0"})
+    # a refused head (build query) names its rule and field like a refused body
+    err = refused(["build", "--network", "host", "-t", uniq("negbuild"), "."], "host_network", "query.networkmode",
+                  "/build", "the host network is not allowed", cwd=str(tmp_path), env_extra={"DOCKER_BUILDKIT": "0"})
+    assert "denied by rule host_network: " in err and "(field query.networkmode)" in err, err
 
     with pytest.raises(docker.errors.APIError) as ei:
         pyc.containers.run(busybox_image, ["true"], detach=True, name=uniq("negpy"), privileged=True)
