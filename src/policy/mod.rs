@@ -574,6 +574,8 @@ mod tests {
             ),
             "log_driver"
         );
+        let syslog = r#"{"HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"unix:///run/x.sock"}}}}"#;
+        assert_eq!(rule(ContainerCreate, syslog), "log_driver");
         assert_eq!(
             rule(ContainerCreate, r#"{"HostConfig":{"VolumesFrom":["other"]}}"#),
             "volumes_from"
