@@ -78,6 +78,33 @@ impl<'de> Deserialize<'de> for GoJson {
     }
 }
 
+/// An upper bound on the number of values in a JSON text, from one pass
+/// over its bytes: every value but the first follows a `,` or `:` or opens
+/// after a `[`, so counting those outside strings bounds the tree's size
+/// before any of it is built.
+pub fn values_bound(text: &[u8]) -> usize {
+    let mut count = 1;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else {
+            match b {
+                b'"' => in_string = true,
+                b'[' | b',' | b':' => count += 1,
+                _ => {}
+            }
+        }
+    }
+    count
+}
+
 /// Go's case folding for struct field names: ASCII case, plus the two
 /// non-ASCII letters whose fold orbit reaches ASCII (KELVIN SIGN, LONG S).
 pub fn fold_eq(key: &str, field: &str) -> bool {
@@ -193,6 +220,23 @@ mod tests {
         for set in ["true", "1", "\" \"", "[0]", r#"{"a":[0]}"#] {
             assert!(!parse(set).is_zero(), "{set}");
         }
+    }
+
+    #[test]
+    fn values_are_bounded_before_parsing() {
+        for text in [r#"{"a":[1,2,{"b":"x,y:[z"}]}"#, "[[[[]]]]", r#""\\",""#, "7"] {
+            let parsed: Result<GoJson, _> = serde_json::from_str(text);
+            let Ok(v) = parsed else { continue };
+            fn count(v: &GoJson) -> usize {
+                1 + match v {
+                    GoJson::Array(items) => items.iter().map(count).sum(),
+                    GoJson::Object(entries) => entries.iter().map(|(_, v)| count(v)).sum(),
+                    _ => 0,
+                }
+            }
+            assert!(values_bound(text.as_bytes()) >= count(&v), "{text}");
+        }
+        assert_eq!(values_bound(br#"{"k":"[,:]"}"#), 2);
     }
 
     #[test]

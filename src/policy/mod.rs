@@ -88,6 +88,10 @@ impl Denial {
 /// Binds and mounts one request may carry: each costs a `lstat`.
 const MAX_MOUNTS: usize = 256;
 
+/// JSON values one body may hold: a real create body has a few hundred,
+/// and building the tree of a megabyte of `[[[]]]` would hold the loop.
+const MAX_JSON_VALUES: usize = 20_000;
+
 /// Checks a complete request body for `kind`.
 pub fn check_body(
     kind: BodyCheck,
@@ -105,6 +109,13 @@ pub fn check_body(
     }
     if body.len() > policy.max_body_bytes {
         return Err(Denial::new("body_size", "", "request body too large"));
+    }
+    if json::values_bound(body) > MAX_JSON_VALUES {
+        return Err(Denial::new(
+            "too_complex",
+            "",
+            format!("request body has more than {MAX_JSON_VALUES} JSON values"),
+        ));
     }
     let json: GoJson = serde_json::from_slice(body)
         .map_err(|e| Denial::new("invalid_json", "", format!("request body is not valid JSON: {e}")))?;
