@@ -107,6 +107,11 @@ pub struct Config {
     pub policy: Policy,
     pub dry_run: bool,
     pub max_consoles: usize,
+    /// A console's browser is pinged this often, and closed when a ping
+    /// goes unanswered until the next.
+    pub console_ping: Duration,
+    /// A console with neither input nor output for this long is closed.
+    pub console_idle: Duration,
     pub ws_echo: bool,
 }
 
@@ -136,6 +141,8 @@ impl Default for Config {
             policy: Policy::default(),
             dry_run: false,
             max_consoles: 16,
+            console_ping: Duration::from_secs(20),
+            console_idle: Duration::from_secs(1800),
             ws_echo: false,
         }
     }
@@ -164,6 +171,8 @@ pub struct FileConfig {
     pub policy: Option<PolicyFile>,
     pub dry_run: Option<bool>,
     pub max_consoles: Option<usize>,
+    pub console_ping_secs: Option<u64>,
+    pub console_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -394,6 +403,14 @@ impl Config {
         set(&mut self.insecure, f.insecure);
         set(&mut self.dry_run, f.dry_run);
         set(&mut self.max_consoles, f.max_consoles);
+        set(
+            &mut self.console_ping,
+            f.console_ping_secs.map(Duration::from_secs),
+        );
+        set(
+            &mut self.console_idle,
+            f.console_idle_secs.map(Duration::from_secs),
+        );
         set(&mut self.cors_origins, f.cors_origins);
         set(
             &mut self.allowed_hosts,
@@ -496,6 +513,8 @@ impl Config {
         for (name, d) in [
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("console_ping_secs", self.console_ping),
+            ("console_idle_secs", self.console_idle),
         ] {
             if d.is_zero() {
                 return Err(format!("{name} must be at least 1 second"));
@@ -645,6 +664,28 @@ mod tests {
         assert!(!c.splice);
         assert!(parse_file(r#"{"lisen":[]}"#).is_err());
         assert!(parse_file("not json").is_err());
+    }
+
+    #[test]
+    fn console_keepalive_keys() {
+        let c = Config::default();
+        assert_eq!(
+            (c.console_ping, c.console_idle),
+            (Duration::from_secs(20), Duration::from_secs(1800))
+        );
+        let mut c = Config::default();
+        c.apply_file(parse_file(r#"{"console_ping_secs":2,"console_idle_secs":60}"#).unwrap())
+            .unwrap();
+        assert_eq!(
+            (c.console_ping, c.console_idle),
+            (Duration::from_secs(2), Duration::from_secs(60))
+        );
+        assert!(c.validate().is_ok());
+        for zero in [r#"{"console_ping_secs":0}"#, r#"{"console_idle_secs":0}"#] {
+            let mut c = Config::default();
+            c.apply_file(parse_file(zero).unwrap()).unwrap();
+            assert!(c.validate().unwrap_err().starts_with("console_"), "{zero}");
+        }
     }
 
     #[test]

@@ -18,13 +18,14 @@ use crate::auth::{
 };
 use crate::chunked::{self, ChunkedTracker};
 use crate::config::Config;
-use crate::console::{handshake_reply, Console, ExecRequest, Io, Outcome as ConsoleOutcome};
+use crate::console::{handshake_reply, Console, ExecRequest, Io, Keepalive, Outcome as ConsoleOutcome};
 use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
 use crate::local::{self, Endpoint, LocalReply, Stats};
 use crate::looptime::Work;
 use crate::policy::{check_body, Policy};
 use crate::pool::Resources;
+use crate::reaper::Reaper;
 use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
 use crate::response::{parse_response_head, ResponseBody};
@@ -80,6 +81,8 @@ pub enum Phase {
     Body(Box<BodyRead>),
     /// A browser console (or echo) over WebSocket.
     Console(Box<Console>),
+    /// The console's browser is gone; its exec is being ended.
+    Reap(Box<Reaper>),
     Exchange(Box<Exchange>),
     Tunnel(Box<Tunnel>),
     Local(Box<Local>),
@@ -226,6 +229,7 @@ impl Connection {
             (0, _) => Some(&mut self.front),
             (1, _) => self.back.as_mut(),
             (_, Phase::Console(c)) => c.aux_side(),
+            (_, Phase::Reap(r)) => r.side(),
             _ => None,
         };
         if let Some(side) = side {
@@ -244,6 +248,7 @@ impl Connection {
                 Phase::Rpcd(w) => self.rpcd(ctx, w),
                 Phase::Body(b) => self.body(ctx, b),
                 Phase::Console(c) => self.console(ctx, c),
+                Phase::Reap(r) => self.reap(ctx, r),
                 Phase::Exchange(ex) => self.exchange(ctx, ex),
                 Phase::Tunnel(t) => self.tunnel(ctx, t),
                 Phase::Local(l) => self.write_local(ctx, l),
@@ -272,6 +277,11 @@ impl Connection {
                 self.rpcd_unavailable(ctx, &wait.req, "the router's session service did not answer");
                 self.drive(ctx);
             }
+            // Pings, idle limits and the end of an exec run on time.
+            phase @ (Phase::Console(_) | Phase::Reap(_)) => {
+                self.phase = phase;
+                self.drive(ctx);
+            }
             phase => {
                 self.phase = phase;
                 self.close(ctx);
@@ -291,10 +301,7 @@ impl Connection {
                 t.down.release(ctx.res);
             }
             Phase::Rpcd(mut w) => self.stop_rpcd(ctx, &mut w),
-            Phase::Console(c) => {
-                ctx.stats.consoles_active -= 1;
-                c.release(ctx.res);
-            }
+            Phase::Console(c) => c.release(ctx.res),
             _ => {}
         }
         self.drop_upstream(ctx);
@@ -521,9 +528,9 @@ impl Connection {
         let handshake = handshake_reply(&accept, protocol.as_deref());
         let Some(container) = container else {
             self.log_local(&req, 101);
-            ctx.stats.consoles_active += 1;
             self.deadline = None;
-            self.phase = Phase::Console(Box::new(Console::echo(handshake, ctx.res)));
+            let slot = ctx.stats.consoles.hold();
+            self.phase = Phase::Console(Box::new(Console::echo(handshake, slot, ctx.res)));
             return;
         };
         let may_exec = ctx
@@ -540,7 +547,7 @@ impl Connection {
             );
             return self.refuse(ctx, &req, &principal.name, r);
         }
-        if ctx.stats.consoles_active >= ctx.cfg.max_consoles {
+        if ctx.stats.consoles.get() >= ctx.cfg.max_consoles {
             return self.reply_error(ctx, 503, "too many consoles open", true);
         }
         let exec = match ExecRequest::parse(&container, &head.target) {
@@ -565,47 +572,62 @@ impl Connection {
             principal.name
         );
         ctx.stats.allowed += 1;
-        ctx.stats.consoles_active += 1;
-        self.deadline = None;
         let local_pids = matches!(ctx.cfg.upstream, UpstreamAddr::Unix(_));
-        self.phase = Phase::Console(Box::new(Console::exec(exec, handshake, local_pids, ctx.res)));
+        let keepalive = Keepalive::new(ctx.cfg.console_ping, ctx.cfg.console_idle, ctx.now);
+        let slot = ctx.stats.consoles.hold();
+        let console = Console::exec(exec, handshake, local_pids, keepalive, slot, ctx.res);
+        self.deadline = console.deadline();
+        self.phase = Phase::Console(Box::new(console));
     }
 
     fn console(&mut self, ctx: &mut Ctx, mut c: Box<Console>) {
-        let registry = ctx.registry;
-        let upstream = &ctx.cfg.upstream;
+        let (registry, upstream) = (ctx.registry, &ctx.cfg.upstream);
         let aux_token = Token(self.base_token.0 + 2);
-        let mut connect_aux = || -> std::io::Result<Side> {
-            let mut side = Side::new(upstream.connect()?);
-            registry.register(
-                &mut side.stream,
-                aux_token,
-                Interest::READABLE | Interest::WRITABLE,
-            )?;
-            Ok(side)
-        };
         let mut io = Io {
             front: &mut self.front,
             back: &mut self.back,
             res: ctx.res,
-            connect_aux: &mut connect_aux,
+            connect_aux: &mut || connect_aux(registry, upstream, aux_token),
+            now: ctx.now,
         };
         match c.drive(&mut io) {
-            ConsoleOutcome::Continue => self.phase = Phase::Console(c),
+            ConsoleOutcome::Continue => {
+                self.deadline = c.deadline();
+                self.phase = Phase::Console(c);
+            }
             ConsoleOutcome::Fail(status, message) => {
-                ctx.stats.consoles_active -= 1;
                 c.release(ctx.res);
                 self.drop_upstream(ctx);
                 self.reply_error(ctx, status, &message, true);
             }
             ConsoleOutcome::Done => {
-                ctx.stats.consoles_active -= 1;
-                c.release(ctx.res);
+                let reaper = c.finish(ctx.res, &ctx.stats.consoles_ending, ctx.now);
                 self.drop_upstream(ctx);
                 self.front.shutdown_write();
-                self.deadline = Some(ctx.now + LINGER);
-                self.phase = Phase::Linger { discarded: 0 };
+                match reaper {
+                    // The client is done with: only the exec is left.
+                    Some(r) => {
+                        let _ = ctx.registry.deregister(&mut self.front.stream);
+                        self.phase = Phase::Reap(Box::new(r));
+                    }
+                    None => {
+                        self.deadline = Some(ctx.now + LINGER);
+                        self.phase = Phase::Linger { discarded: 0 };
+                    }
+                }
             }
+        }
+    }
+
+    fn reap(&mut self, ctx: &mut Ctx, mut r: Box<Reaper>) {
+        let (registry, upstream) = (ctx.registry, &ctx.cfg.upstream);
+        let aux_token = Token(self.base_token.0 + 2);
+        let done = r.drive(ctx.now, &mut ctx.res.scratch, &mut || {
+            connect_aux(registry, upstream, aux_token)
+        });
+        if !done {
+            self.deadline = Some(r.deadline());
+            self.phase = Phase::Reap(r);
         }
     }
 
@@ -1228,6 +1250,13 @@ impl Connection {
         }
         self.phase = Phase::Linger { discarded };
     }
+}
+
+/// Opens and registers an extra upstream connection for a console's calls.
+fn connect_aux(registry: &Registry, upstream: &UpstreamAddr, token: Token) -> std::io::Result<Side> {
+    let mut side = Side::new(upstream.connect()?);
+    registry.register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
+    Ok(side)
 }
 
 /// Reads the response head if it is complete; interim replies are queued

@@ -4,14 +4,22 @@
 //! carry control messages (`{"type":"resize","cols":C,"rows":R}`), and the
 //! socket ends with the exit code. Each console holds two pooled 32 KiB
 //! buffers, and stops reading from the exec while the browser is behind.
+//!
+//! The browser is pinged every `console_ping`; one that has not answered by
+//! the next ping, or a console with neither input nor output for
+//! `console_idle`, is closed (1001). Once the browser is gone, however and
+//! whenever it went, a `Reaper` ends the exec's process.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::chunked;
+use crate::local::{Gauge, Held};
 use crate::pool::{Buffer, Resources};
+use crate::reaper::{boot_ticks, Reaper};
 use crate::relay::Side;
 use crate::response::{parse_response_head, ResponseBody};
 use crate::websocket::{close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError};
@@ -25,6 +33,8 @@ const MAX_CALL_REPLY: usize = 16 * 1024;
 const EXIT_LOOKUPS: u32 = 200;
 /// Output sent to the browser in one frame at most.
 const OUT_FRAME: usize = 8 * 1024;
+/// How long a console that closed itself waits for its last frames to leave.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A piece of a data message decoded in place, still in the input buffer.
 #[derive(Clone, Copy)]
@@ -59,6 +69,7 @@ pub struct WsLink {
 enum Msg {
     Piece,
     Ping(Vec<u8>),
+    Pong,
     Close(u16),
 }
 
@@ -200,6 +211,9 @@ impl WsLink {
                     payload,
                 } => Some(Msg::Ping(payload.to_vec())),
                 Decoded::Control {
+                    opcode: Opcode::Pong, ..
+                } => Some(Msg::Pong),
+                Decoded::Control {
                     opcode: Opcode::Close,
                     payload,
                 } => {
@@ -278,19 +292,19 @@ struct Control {
 }
 
 /// An HTTP request of ours to dockerd and its small reply.
-struct Call {
+pub struct Call {
     out: Vec<u8>,
     written: usize,
     connected: bool,
 }
 
-struct Reply {
-    status: u16,
-    body: Vec<u8>,
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
 }
 
 impl Call {
-    fn new(method: &str, path: &str, extra: &str, body: &str) -> Call {
+    pub fn new(method: &str, path: &str, extra: &str, body: &str) -> Call {
         let out = format!(
             "{method} {path} HTTP/1.1\r\nHost: docker\r\n{extra}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
@@ -304,7 +318,7 @@ impl Call {
 
     /// Sends the request and reads the reply head and body, without ever
     /// taking bytes beyond them from the socket.
-    fn poll(&mut self, side: &mut Side, scratch: &mut [u8]) -> Result<Option<Reply>, &'static str> {
+    pub fn poll(&mut self, side: &mut Side, scratch: &mut [u8]) -> Result<Option<Reply>, &'static str> {
         if !self.connected {
             if !side.writable {
                 return Ok(None);
@@ -374,6 +388,10 @@ impl Call {
             status: head.status,
             body,
         }))
+    }
+
+    fn sent(&self) -> bool {
+        self.written == self.out.len()
     }
 }
 
@@ -492,8 +510,6 @@ enum Stage {
     Exit {
         lookups: u32,
     },
-    /// The browser left a TTY session: finding the process to send SIGHUP.
-    Hangup,
     Finished,
 }
 
@@ -507,7 +523,15 @@ struct Exec {
     demux: Demux,
     /// The exec's output ended.
     output_done: bool,
-    /// dockerd's process ids are ours too (local unix socket).
+    /// Output arrived since the console last looked.
+    output_seen: bool,
+    /// The start request went out whole: a process may run from then on.
+    start_sent: bool,
+    /// Clock ticks since boot just before the start request was sent.
+    started_after: Option<u64>,
+    /// The process is known to have ended, or never to start.
+    process_over: bool,
+    /// dockerd is on a local unix socket, so its pids may be ours.
     local_pids: bool,
 }
 
@@ -522,6 +546,78 @@ pub struct Console {
     /// Handshake reply for the browser, sent once the exec runs.
     handshake: Vec<u8>,
     upgraded: bool,
+    /// Pings and the idle limit (exec consoles only).
+    keepalive: Option<Keepalive>,
+    /// Once closing, the console ends by then even if the browser never
+    /// takes its last frames.
+    close_by: Option<Instant>,
+    /// This console's place under `max_consoles`, given back when it drops.
+    _slot: Held,
+}
+
+/// When to ping the browser, and when to give up on it.
+pub struct Keepalive {
+    interval: Duration,
+    idle_limit: Duration,
+    next_ping: Instant,
+    /// A ping is out; no answer by `next_ping` closes the console.
+    awaiting_pong: bool,
+    pings: u64,
+    last_activity: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    Ping([u8; 8]),
+    Close(&'static str),
+}
+
+impl Keepalive {
+    pub fn new(interval: Duration, idle_limit: Duration, now: Instant) -> Keepalive {
+        Keepalive {
+            interval,
+            idle_limit,
+            next_ping: now + interval,
+            awaiting_pong: false,
+            pings: 0,
+            last_activity: now,
+        }
+    }
+
+    /// Counting starts again (at the upgrade).
+    fn restart(&mut self, now: Instant) {
+        *self = Keepalive::new(self.interval, self.idle_limit, now);
+    }
+
+    /// Input from the browser or output from the exec.
+    fn active(&mut self, now: Instant) {
+        self.last_activity = now;
+    }
+
+    fn answered(&mut self) {
+        self.awaiting_pong = false;
+    }
+
+    fn due(&mut self, now: Instant) -> Due {
+        if now >= self.last_activity + self.idle_limit {
+            return Due::Close("idle");
+        }
+        if now < self.next_ping {
+            return Due::Nothing;
+        }
+        if self.awaiting_pong {
+            return Due::Close("no pong");
+        }
+        self.awaiting_pong = true;
+        self.pings += 1;
+        self.next_ping = now + self.interval;
+        Due::Ping(self.pings.to_be_bytes())
+    }
+
+    fn deadline(&self) -> Instant {
+        self.next_ping.min(self.last_activity + self.idle_limit)
+    }
 }
 
 /// What the connection should do after `drive`.
@@ -540,10 +636,11 @@ pub struct Io<'a> {
     pub res: &'a mut Resources,
     /// Opens and registers an extra upstream connection for a call.
     pub connect_aux: &'a mut dyn FnMut() -> io::Result<Side>,
+    pub now: Instant,
 }
 
 impl Console {
-    pub fn echo(handshake: Vec<u8>, res: &mut Resources) -> Console {
+    pub fn echo(handshake: Vec<u8>, slot: Held, res: &mut Resources) -> Console {
         let mut link = WsLink::new(res);
         link.queue_raw(&handshake);
         Console {
@@ -551,12 +648,22 @@ impl Console {
             mode: Mode::Echo,
             handshake: Vec::new(),
             upgraded: true,
+            keepalive: None,
+            close_by: None,
+            _slot: slot,
         }
     }
 
     /// `back` must be a fresh upstream connection, registered.
-    /// `local_pids`: dockerd runs on this host, so its pids can be signalled.
-    pub fn exec(req: ExecRequest, handshake: Vec<u8>, local_pids: bool, res: &mut Resources) -> Console {
+    /// `local_pids`: dockerd runs on this host, so its pids may be signalled.
+    pub fn exec(
+        req: ExecRequest,
+        handshake: Vec<u8>,
+        local_pids: bool,
+        keepalive: Keepalive,
+        slot: Held,
+        res: &mut Resources,
+    ) -> Console {
         let body = json!({
             "AttachStdin": true,
             "AttachStdout": true,
@@ -582,15 +689,82 @@ impl Console {
                 resize_wanted: None,
                 demux: Demux::default(),
                 output_done: false,
+                output_seen: false,
+                start_sent: false,
+                started_after: None,
+                process_over: false,
                 local_pids,
             })),
             handshake,
             upgraded: false,
+            keepalive: Some(keepalive),
+            close_by: None,
+            _slot: slot,
         }
     }
 
     pub fn release(self, res: &mut Resources) {
         self.link.release(res);
+    }
+
+    /// The browser side is over: its buffers and slot are given back, and
+    /// what is left is ending the exec's process if it may still run.
+    pub fn finish(self, res: &mut Resources, ending: &Gauge, now: Instant) -> Option<Reaper> {
+        self.link.release(res);
+        match self.mode {
+            Mode::Exec(e) if e.start_sent && !e.process_over => Some(Reaper::new(
+                e.exec_id,
+                e.started_after,
+                e.local_pids,
+                now,
+                ending.hold(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// When `drive` should run again without an event.
+    pub fn deadline(&self) -> Option<Instant> {
+        let keepalive = self.live_keepalive().map(Keepalive::deadline);
+        match (keepalive, self.close_by) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn live_keepalive(&self) -> Option<&Keepalive> {
+        self.keepalive
+            .as_ref()
+            .filter(|_| self.upgraded && self.close_by.is_none())
+    }
+
+    /// Pings the browser, or closes a console whose browser stopped
+    /// answering or that nobody uses.
+    fn keep_alive(&mut self, io: &mut Io) -> bool {
+        if self.live_keepalive().is_none() {
+            return false;
+        }
+        let Some(k) = self.keepalive.as_mut() else {
+            return false;
+        };
+        match k.due(io.now) {
+            Due::Nothing => false,
+            Due::Ping(payload) => {
+                // A browser that has not taken its earlier frames within an
+                // interval will not answer in time either: no retry.
+                self.link.queue_frame(true, Opcode::Ping, &[&payload]);
+                true
+            }
+            Due::Close(reason) => {
+                log::info!("console closed: {reason}");
+                self.link.queue_close(1001, reason);
+                self.link.peer_closed = true;
+                if let Mode::Exec(e) = &mut self.mode {
+                    e.stop(io);
+                }
+                true
+            }
+        }
     }
 
     pub fn aux_side(&mut self) -> Option<&mut Side> {
@@ -602,7 +776,8 @@ impl Console {
 
     pub fn drive(&mut self, io: &mut Io) -> Outcome {
         loop {
-            let mut progress = match self.step(io) {
+            let mut progress = self.keep_alive(io);
+            progress |= match self.step(io) {
                 Ok(p) => p,
                 Err(e) => {
                     // A protocol error: close with its code, drop the rest
@@ -618,6 +793,7 @@ impl Console {
                 }
             };
             if let Mode::Exec(e) = &mut self.mode {
+                let was_upgraded = self.upgraded;
                 match e.advance(&mut self.link, io, &mut self.handshake, &mut self.upgraded) {
                     Ok(p) => progress |= p,
                     Err((status, msg)) if !self.upgraded => return Outcome::Fail(status, msg),
@@ -627,12 +803,23 @@ impl Console {
                         e.stage = Stage::Finished;
                     }
                 }
+                if let Some(k) = self.keepalive.as_mut() {
+                    if self.upgraded && !was_upgraded {
+                        k.restart(io.now);
+                    }
+                    if std::mem::take(&mut e.output_seen) {
+                        k.active(io.now);
+                    }
+                }
             }
             match self.link.flush(io.front) {
                 Ok(p) => progress |= p,
                 Err(_) => return Outcome::Done,
             }
-            if self.finished() {
+            if self.close_by.is_none() && (self.link.close_sent || self.ended()) {
+                self.close_by = Some(io.now + CLOSE_GRACE);
+            }
+            if self.finished() || self.close_by.is_some_and(|at| io.now >= at) {
                 return Outcome::Done;
             }
             if !progress {
@@ -642,7 +829,12 @@ impl Console {
     }
 
     fn finished(&self) -> bool {
-        let ended = match &self.mode {
+        self.ended() && self.link.flushed()
+    }
+
+    /// Nothing more is coming: only queued frames are left to send.
+    fn ended(&self) -> bool {
+        match &self.mode {
             Mode::Echo => {
                 self.link.close_sent
                     || (self.link.peer_closed
@@ -650,8 +842,7 @@ impl Console {
                         && self.link.close_owed.is_none())
             }
             Mode::Exec(e) => matches!(e.stage, Stage::Finished),
-        };
-        ended && self.link.flushed()
+        }
     }
 
     /// Browser input: frames decoded and handed to their sink.
@@ -679,12 +870,23 @@ impl Console {
                     self.link.pong = Some(payload);
                     progress = true;
                 }
+                Some(Msg::Pong) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.answered();
+                    }
+                    progress = true;
+                }
                 Some(Msg::Close(code)) => {
                     self.link.close_owed = Some(code);
                     self.link.peer_closed = true;
                     progress = true;
                 }
-                Some(Msg::Piece) => progress = true,
+                Some(Msg::Piece) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.active(io.now);
+                    }
+                    progress = true;
+                }
                 None => {}
             }
         }
@@ -714,20 +916,13 @@ impl Console {
 }
 
 impl Exec {
-    /// The browser is gone or said goodbye: the exec's stdin closes.
+    /// The browser is gone or said goodbye: the exec's stdin closes, and
+    /// the process is ended by the `Reaper` that `finish` hands over.
     fn stop(&mut self, io: &mut Io) {
         if let Some(back) = io.back.as_mut() {
             back.shutdown_write();
         }
-        if matches!(self.stage, Stage::Open) {
-            // dockerd does not end a TTY exec when its stdin closes: hang
-            // up its terminal as a closed terminal window would.
-            self.stage = if self.req.tty && self.local_pids {
-                Stage::Hangup
-            } else {
-                Stage::Finished
-            };
-        }
+        self.stage = Stage::Finished;
     }
 
     /// Hands one decoded piece to the exec; `Ok(false)` means "not yet".
@@ -801,6 +996,7 @@ impl Exec {
                         .and_then(|v| v.get("Id").and_then(|i| i.as_str()).map(str::to_string))
                         .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
                         .ok_or_else(|| gateway("unexpected exec create reply"))?;
+                    self.started_after = boot_ticks();
                     let body = json!({ "Detach": false, "Tty": self.req.tty }).to_string();
                     let start = Call::new(
                         "POST",
@@ -817,8 +1013,11 @@ impl Exec {
                 let Some(back) = io.back.as_mut() else {
                     return Err(gateway("no upstream"));
                 };
-                if let Some(reply) = call.poll(back, &mut io.res.scratch).map_err(gateway)? {
+                let reply = call.poll(back, &mut io.res.scratch);
+                self.start_sent |= call.sent();
+                if let Some(reply) = reply.map_err(gateway)? {
                     if reply.status != 101 && reply.status != 200 {
+                        self.process_over = true;
                         return Err((reply.status, message_of(&reply)));
                     }
                     link.queue_raw(handshake);
@@ -830,7 +1029,7 @@ impl Exec {
                 }
             }
             Stage::Open => progress |= self.output(link, io),
-            Stage::Exit { .. } | Stage::Hangup | Stage::Finished => {}
+            Stage::Exit { .. } | Stage::Finished => {}
         }
         progress |= self.calls(link, io).map_err(gateway)?;
         Ok(progress)
@@ -850,6 +1049,7 @@ impl Exec {
                     self.stage = Stage::Exit { lookups: 0 };
                 }
                 Ok(Some(n)) => {
+                    self.output_seen = true;
                     let mut data = &scratch[..n];
                     if self.req.tty {
                         link.queue_frame(true, Opcode::Binary, &[data]);
@@ -874,7 +1074,7 @@ impl Exec {
     fn calls(&mut self, link: &mut WsLink, io: &mut Io) -> Result<bool, &'static str> {
         if self.aux.is_none() {
             let (call, inspect) = match (&self.stage, self.resize_wanted) {
-                (Stage::Exit { .. } | Stage::Hangup, _) => (
+                (Stage::Exit { .. }, _) => (
                     Call::new("GET", &format!("/exec/{}/json", self.exec_id), "", ""),
                     true,
                 ),
@@ -896,11 +1096,6 @@ impl Exec {
             return Ok(false);
         };
         self.aux = None;
-        if let (true, Stage::Hangup) = (inspect, &self.stage) {
-            hang_up(&reply.body);
-            self.stage = Stage::Finished;
-            return Ok(true);
-        }
         if let (true, Stage::Exit { lookups }) = (inspect, &mut self.stage) {
             let v: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
             let running = v.get("Running").and_then(|r| r.as_bool()).unwrap_or(false);
@@ -909,6 +1104,7 @@ impl Exec {
                 *lookups += 1;
                 return Ok(true);
             }
+            self.process_over = !running;
             let code = code.unwrap_or(-1);
             let exit = json!({ "type": "exit", "exit_code": code }).to_string();
             link.queue_frame(true, Opcode::Text, &[exit.as_bytes()]);
@@ -916,19 +1112,6 @@ impl Exec {
             self.stage = Stage::Finished;
         }
         Ok(true)
-    }
-}
-
-/// Sends SIGHUP to a still running exec process, given its inspect reply.
-fn hang_up(inspect: &[u8]) {
-    let v: serde_json::Value = serde_json::from_slice(inspect).unwrap_or_default();
-    let running = v.get("Running").and_then(|r| r.as_bool()).unwrap_or(false);
-    let pid = v.get("Pid").and_then(|p| p.as_i64()).unwrap_or(0);
-    if running && pid > 1 {
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) with a positive pid and a valid signal number.
-            unsafe { libc::kill(pid, libc::SIGHUP) };
-        }
     }
 }
 
@@ -965,6 +1148,40 @@ mod tests {
         assert!(r.tty);
         assert!(ExecRequest::parse("a/b", "/x").is_err());
         assert!(ExecRequest::parse("a", "/x?cmd=%zz").is_err());
+    }
+
+    #[test]
+    fn keepalive_pings_then_gives_up_without_a_pong() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut k = Keepalive::new(s * 20, s * 1800, t0);
+        assert_eq!(k.due(t0), Due::Nothing);
+        assert_eq!(k.deadline(), t0 + s * 20);
+        assert_eq!(k.due(t0 + s * 20), Due::Ping(1u64.to_be_bytes()));
+        assert_eq!(k.due(t0 + s * 39), Due::Nothing);
+        assert_eq!(k.deadline(), t0 + s * 40);
+        assert_eq!(k.due(t0 + s * 40), Due::Close("no pong"));
+        // an answer in time keeps it going
+        let mut k = Keepalive::new(s * 20, s * 1800, t0);
+        assert_eq!(k.due(t0 + s * 20), Due::Ping(1u64.to_be_bytes()));
+        k.answered();
+        assert_eq!(k.due(t0 + s * 40), Due::Ping(2u64.to_be_bytes()));
+    }
+
+    #[test]
+    fn keepalive_closes_an_idle_console() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        let mut k = Keepalive::new(s * 20, s * 30, t0);
+        k.active(t0 + s * 10);
+        assert_eq!(k.due(t0 + s * 20), Due::Ping(1u64.to_be_bytes()));
+        k.answered();
+        assert_eq!(k.deadline(), t0 + s * 40);
+        assert_eq!(k.due(t0 + s * 39), Due::Nothing);
+        assert_eq!(k.due(t0 + s * 40), Due::Close("idle"));
+        k.restart(t0 + s * 100);
+        assert_eq!(k.due(t0 + s * 101), Due::Nothing);
+        assert_eq!(k.deadline(), t0 + s * 120);
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod logger;
 pub mod looptime;
 pub mod policy;
 pub mod pool;
+pub mod reaper;
 pub mod relay;
 pub mod request;
 pub mod response;

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -18,7 +20,10 @@ pub struct Stats {
     pub started: Instant,
     pub connections_active: usize,
     pub connections_total: u64,
-    pub consoles_active: usize,
+    /// Consoles with a browser, under `max_consoles`.
+    pub consoles: Gauge,
+    /// Consoles whose browser is gone and whose exec is still being ended.
+    pub consoles_ending: Gauge,
     pub requests: u64,
     pub rejected: u64,
     pub upstream_errors: u64,
@@ -34,7 +39,8 @@ impl Stats {
             started: now,
             connections_active: 0,
             connections_total: 0,
-            consoles_active: 0,
+            consoles: Gauge::default(),
+            consoles_ending: Gauge::default(),
             requests: 0,
             rejected: 0,
             upstream_errors: 0,
@@ -46,6 +52,32 @@ impl Stats {
 
     pub fn deny(&mut self, rule: &'static str) {
         *self.denied.entry(rule).or_insert(0) += 1;
+    }
+}
+
+/// A count of live things kept by ownership: `hold` adds one and dropping
+/// the `Held` takes it away, so no path can forget it or take it twice.
+/// (Atomic only so that the server may run on a thread of its own, as the
+/// self-test does; one thread ever touches it.)
+#[derive(Default)]
+pub struct Gauge(Arc<AtomicUsize>);
+
+pub struct Held(Arc<AtomicUsize>);
+
+impl Gauge {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn hold(&self) -> Held {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Held(Arc::clone(&self.0))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -157,7 +189,8 @@ pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now
                 "active": stats.connections_active,
                 "total": stats.connections_total,
                 "max": cfg.max_connections,
-                "consoles": stats.consoles_active,
+                "consoles": stats.consoles.get(),
+                "consoles_ending": stats.consoles_ending.get(),
             },
             "requests": {
                 "total": stats.requests,
@@ -185,10 +218,11 @@ pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now
 /// The status figures as Prometheus text.
 pub fn metrics(stats: &Stats, res: &Resources, sessions: usize, now: Instant) -> LocalReply {
     let mut out = String::new();
-    let gauges: [(&str, &str, u64); 10] = [
+    let gauges: [(&str, &str, u64); 11] = [
         ("connections_active", "gauge", stats.connections_active as u64),
         ("connections_total", "counter", stats.connections_total),
-        ("consoles_active", "gauge", stats.consoles_active as u64),
+        ("consoles_active", "gauge", stats.consoles.get() as u64),
+        ("consoles_ending", "gauge", stats.consoles_ending.get() as u64),
         ("requests_total", "counter", stats.requests),
         ("requests_rejected_total", "counter", stats.rejected),
         ("upstream_errors_total", "counter", stats.upstream_errors),
@@ -274,6 +308,18 @@ mod tests {
         );
         assert_eq!(endpoint("DELETE", "/_dockermand/status"), Some(Endpoint::Unknown));
         assert_eq!(endpoint("GET", "/containers/json"), None);
+    }
+
+    #[test]
+    fn a_gauge_counts_what_is_held() {
+        let g = Gauge::default();
+        let a = g.hold();
+        let b = g.hold();
+        assert_eq!(g.get(), 2);
+        drop(a);
+        assert_eq!(g.get(), 1);
+        drop(b);
+        assert_eq!(g.get(), 0);
     }
 
     #[test]

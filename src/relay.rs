@@ -34,6 +34,17 @@ impl Stream {
     /// The uid of the process at the other end of a unix socket, as it was
     /// when it connected (`SO_PEERCRED`); the kernel vouches for it.
     pub fn peer_uid(&self) -> io::Result<u32> {
+        self.peer_credentials().map(|c| c.uid)
+    }
+
+    /// The pid of the process at the other end of a unix socket (the one
+    /// that connected, or listened), as our pid namespace sees it: 0 when it
+    /// runs in a namespace we cannot see into.
+    pub fn peer_pid(&self) -> io::Result<libc::pid_t> {
+        self.peer_credentials().map(|c| c.pid)
+    }
+
+    fn peer_credentials(&self) -> io::Result<libc::ucred> {
         let mut cred = libc::ucred {
             pid: 0,
             uid: 0,
@@ -54,7 +65,7 @@ impl Stream {
         if r != 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(cred.uid)
+        Ok(cred)
     }
 
     pub fn shutdown_write(&self) {
