@@ -107,9 +107,20 @@ elf_ident() {
 	fi
 }
 
-# Version of the package, from Cargo.toml's [package] table.
-cargo_version() {
-	sed -n '/^\[package\]/,/^\[/s/^version *= *"\([^"]*\)".*/\1/p' "$REPO_DIR/Cargo.toml" | head -n1
+# cargo_field NAME: a string field of Cargo.toml's [package] table.
+cargo_field() {
+	sed -n "/^\[package\]/,/^\[/s/^$1 *= *\"\([^\"]*\)\".*/\1/p" "$REPO_DIR/Cargo.toml" | head -n1
+}
+
+cargo_version() { cargo_field version; }
+
+# The packages' version as OpenWrt writes it: VERSION-rRELEASE, the release
+# from the SDK Makefile's PKG_RELEASE.
+package_version() {
+	local version release
+	version=$(cargo_version)
+	release=$(sed -n 's/^PKG_RELEASE:=//p' "$CROSS_DIR/openwrt/Makefile")
+	[ -n "$version" ] && [ -n "$release" ] && echo "$version-r$release"
 }
 
 built_binary() { echo "$OUT_DIR/$1/dockermand"; }

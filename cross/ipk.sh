@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Packs the binaries of cross/build.sh into installable OpenWrt packages
-# without the SDK:
+# Packs the binaries of cross/build.sh, and the LuCI app, into OpenWrt
+# packages without the SDK:
 #
 #   cross/ipk.sh [TARGET...]     (default: all five targets)
 #
-# writes cross/out/dockermand_<version>_<openwrt-arch>.ipk. The package is
-# an ar archive of debian-binary, control.tar.gz and data.tar.gz, in that
-# order (opkg reads this format as well as the gzipped-tar one that the
-# OpenWrt SDK writes). It installs /usr/bin/dockermand,
-# /etc/init.d/dockermand and /etc/config/dockermand (a conffile). Files are
-# owned by root and stamped with the last commit's time, so the same inputs
-# give the same package bytes.
+# writes cross/out/dockermand_<version>-r<release>_<openwrt-arch>.ipk per
+# target and cross/out/luci-app-dockermand_<version>-r<release>_all.ipk.
+#
+# The layout is the one the SDK's ipkg-build writes and opkg reads (opkg has
+# read nothing else since 2017): a gzip'd tar, GNU format, numeric owner 0,
+# names sorted, `gzip -n`, holding ./debian-binary ("2.0"), ./data.tar.gz
+# and ./control.tar.gz packed the same way. Installed-Size is the size of the
+# unpacked data tar, as ipkg-build computes it. The maintainer scripts are
+# the SDK's standard ones: they hand over to default_postinst/default_prerm
+# of /lib/functions.sh, which enable a service only on first install
+# (PKG_UPGRADE) and do nothing but enable while a firmware image is built
+# (IPKG_INSTROOT). Everything is stamped with the last commit's time, so the
+# same inputs give the same bytes.
 set -euo pipefail
 
 # shellcheck source=common.sh
@@ -18,86 +24,149 @@ set -euo pipefail
 
 select_targets "$@"
 
-need_cmd ar binutils
 need_cmd gzip gzip
 
-PKG=dockermand
-FILES_DIR=$CROSS_DIR/openwrt/files
-version=$(cargo_version)
-[ -n "$version" ] || die "no version in Cargo.toml"
-license=$(sed -n '/^\[package\]/,/^\[/s/^license *= *"\([^"]*\)".*/\1/p' "$REPO_DIR/Cargo.toml" | head -n1)
-summary=$(sed -n '/^\[package\]/,/^\[/s/^description *= *"\([^"]*\)".*/\1/p' "$REPO_DIR/Cargo.toml" | head -n1)
+OPENWRT_DIR=$CROSS_DIR/openwrt
+FILES_DIR=$OPENWRT_DIR/files
+LUCI_DIR=$OPENWRT_DIR/luci-app-dockermand
+version=$(package_version)
+[ -n "$version" ] || die "no version in Cargo.toml or no PKG_RELEASE in openwrt/Makefile"
+license=$(cargo_field license)
+summary=$(cargo_field description)
 mtime=${SOURCE_DATE_EPOCH:-$(git -C "$REPO_DIR" log -1 --format=%ct 2>/dev/null || echo 0)}
 
 umask 022
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-# Reproducible gzipped tar of directory $1's contents into file $2.
-pack_dir() {
-	tar -C "$1" --sort=name --owner=0 --group=0 --numeric-owner \
-		--mtime="@$mtime" --format=gnu -cf - . | gzip -9n >"$2"
+# tar_gz DIR OUT [PATH...]: DIR's PATHs (default: all of it) as ipkg-build
+# packs them.
+tar_gz() {
+	local dir=$1 out=$2
+	shift 2
+	[ $# -gt 0 ] || set -- .
+	tar -C "$dir" --format=gnu --numeric-owner --owner=0 --group=0 --sort=name \
+		--mtime="@$mtime" -cf - "$@" | gzip -9n >"$out"
 }
+
+# write_maintainer_scripts CONTROL_DIR: the SDK's standard postinst and prerm.
+write_maintainer_scripts() {
+	cat >"$1/postinst" <<'SCRIPT'
+#!/bin/sh
+# Standard OpenWrt postinst: default_postinst adds the Require-User
+# accounts, runs postinst-pkg, and enables (first install only) and starts
+# the init scripts; in an image build it only enables them.
+[ "${IPKG_NO_SCRIPT}" = "1" ] && exit 0
+[ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
+. "${IPKG_INSTROOT}/lib/functions.sh"
+default_postinst "$0" "$@"
+SCRIPT
+	cat >"$1/prerm" <<'SCRIPT'
+#!/bin/sh
+# Standard OpenWrt prerm: default_prerm stops the init scripts and, unless
+# this is an upgrade, disables them.
+[ -s "${IPKG_INSTROOT}/lib/functions.sh" ] || exit 0
+. "${IPKG_INSTROOT}/lib/functions.sh"
+default_prerm "$0" "$@"
+SCRIPT
+	chmod 0755 "$1/postinst" "$1/prerm"
+}
+
+# pack STAGE: STAGE/data and STAGE/CONTROL (control without Installed-Size)
+# into OUT_DIR/<package>_<version>_<arch>.ipk.
+pack() {
+	local stage=$1 pkg arch size ipk
+	pkg=$(sed -n 's/^Package: //p' "$stage/CONTROL/control")
+	arch=$(sed -n 's/^Architecture: //p' "$stage/CONTROL/control")
+	tar_gz "$stage/data" "$stage/data.tar.gz"
+	size=$(gzip -dc "$stage/data.tar.gz" | wc -c)
+	sed -i "s/^Architecture: .*/&\nInstalled-Size: $size/" "$stage/CONTROL/control"
+	chmod 0644 "$stage/CONTROL/control"
+	[ ! -f "$stage/CONTROL/conffiles" ] || chmod 0644 "$stage/CONTROL/conffiles"
+	tar_gz "$stage/CONTROL" "$stage/control.tar.gz"
+	printf '2.0\n' >"$stage/debian-binary"
+	ipk=$OUT_DIR/${pkg}_${version}_${arch}.ipk
+	rm -f "$ipk"
+	tar_gz "$stage" "$ipk" ./debian-binary ./data.tar.gz ./control.tar.gz
+	printf '%-58s %8d bytes\n' "${ipk#"$CROSS_DIR"/}" "$(stat -c %s "$ipk")"
+}
+
+mkdir -p "$OUT_DIR"
+rm -f "$OUT_DIR"/*.ipk
 
 for target in "${targets[@]}"; do
 	bin=$(built_binary "$target")
 	[ -f "$bin" ] || die "$bin missing: run cross/build.sh $target first"
-	arch=$(openwrt_arch "$target")
-	dir=$work/$target
-	data=$dir/data
-	control=$dir/control
-
-	install -d -m 0755 "$data/usr/bin" "$data/etc/init.d" "$data/etc/config" "$control"
+	stage=$work/$target
+	data=$stage/data
+	install -d -m 0755 "$data/usr/bin" "$data/etc/init.d" "$data/etc/config" \
+		"$data/usr/share/acl.d" "$stage/CONTROL"
 	install -m 0755 "$bin" "$data/usr/bin/dockermand"
 	install -m 0755 "$FILES_DIR/dockermand.init" "$data/etc/init.d/dockermand"
 	# The config may hold password hashes: root only, like the SDK's INSTALL_CONF.
 	install -m 0600 "$FILES_DIR/dockermand.config" "$data/etc/config/dockermand"
-
-	installed_size=$(find "$data" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	cat >"$control/control" <<EOF
-Package: $PKG
+	install -m 0644 "$FILES_DIR/dockermand.acl.json" "$data/usr/share/acl.d/dockermand.json"
+	cat >"$stage/CONTROL/control" <<CONTROL
+Package: dockermand
 Version: $version
-Depends: libc, dockerd
-Source: cross/openwrt
-SourceName: $PKG
+Depends: libc
+Source: feeds/packages/utils/dockermand
+SourceName: dockermand
 License: $license
+LicenseFiles: LICENSE
 Section: utils
+Require-User: dockermand:dockermand:docker
 SourceDateEpoch: $mtime
 Maintainer: dockermand maintainers
-Architecture: $arch
-Installed-Size: $installed_size
+Architecture: $(openwrt_arch "$target")
 Description: $summary
- dockermand sits between Docker clients and dockerd's unix socket: it
- checks who is calling, applies a policy and relays the API.
-EOF
-	echo /etc/config/dockermand >"$control/conffiles"
-	cat >"$control/postinst" <<'EOF'
-#!/bin/sh
-# Enable and start the service, except when building a firmware image.
-[ -n "$IPKG_INSTROOT" ] && exit 0
-/etc/init.d/dockermand enable
-/etc/init.d/dockermand start
+ dockermand sits between Docker clients and dockerd's API socket: it
+ checks who is calling (router logins, API tokens), applies a policy and
+ relays the API. dockerd may run on this router (install dockerd) or on
+ another host (option upstream 'tcp://HOST:PORT').
+CONTROL
+	echo /etc/config/dockermand >"$stage/CONTROL/conffiles"
+	write_maintainer_scripts "$stage/CONTROL"
+	# ubusd reads ACL files when it starts and on SIGHUP.
+	cat >"$stage/CONTROL/postinst-pkg" <<'SCRIPT'
+[ -n "${IPKG_INSTROOT}" ] || { pid=$(pidof ubusd) && kill -HUP "$pid"; }
 exit 0
-EOF
-	cat >"$control/prerm" <<'EOF'
-#!/bin/sh
-# Stop and disable the service before its files go.
-[ -n "$IPKG_INSTROOT" ] && exit 0
-/etc/init.d/dockermand stop
-/etc/init.d/dockermand disable
-exit 0
-EOF
-	chmod 0644 "$control/control" "$control/conffiles"
-	chmod 0755 "$control/postinst" "$control/prerm"
-
-	printf '2.0\n' >"$dir/debian-binary"
-	pack_dir "$control" "$dir/control.tar.gz"
-	pack_dir "$data" "$dir/data.tar.gz"
-	touch -d "@$mtime" "$dir/debian-binary" "$dir/control.tar.gz" "$dir/data.tar.gz"
-
-	ipk=$OUT_DIR/${PKG}_${version}_${arch}.ipk
-	rm -f "$ipk"
-	# D: deterministic (zero timestamps and owners) ar headers.
-	(cd "$dir" && ar rcD "$ipk" debian-binary control.tar.gz data.tar.gz)
-	printf '%-48s %8d bytes  (%s)\n' "${ipk#"$CROSS_DIR"/}" "$(stat -c %s "$ipk")" "$target"
+SCRIPT
+	pack "$stage"
 done
+
+# The LuCI app: architecture independent.
+stage=$work/luci
+data=$stage/data
+install -d -m 0755 "$data/www/luci-static/resources/view/dockermand" \
+	"$data/usr/share/luci/menu.d" "$data/usr/share/rpcd/acl.d" "$stage/CONTROL"
+install -m 0644 "$LUCI_DIR"/htdocs/luci-static/resources/view/dockermand/*.js \
+	"$data/www/luci-static/resources/view/dockermand/"
+install -m 0644 "$LUCI_DIR/root/usr/share/luci/menu.d/luci-app-dockermand.json" "$data/usr/share/luci/menu.d/"
+install -m 0644 "$LUCI_DIR/root/usr/share/rpcd/acl.d/luci-app-dockermand.json" "$data/usr/share/rpcd/acl.d/"
+cat >"$stage/CONTROL/control" <<CONTROL
+Package: luci-app-dockermand
+Version: $version
+Depends: libc, luci-base, dockermand
+Source: feeds/luci/applications/luci-app-dockermand
+SourceName: luci-app-dockermand
+License: $license
+Section: luci
+SourceDateEpoch: $mtime
+Maintainer: dockermand maintainers
+Architecture: all
+Description: LuCI support for dockermand
+ Settings of the dockermand gateway, and a Docker page under Services
+ that signs in to dockermand with the LuCI session.
+CONTROL
+write_maintainer_scripts "$stage/CONTROL"
+# New menu entries and ACLs: drop LuCI's caches and let rpcd re-read its ACLs.
+cat >"$stage/CONTROL/postinst-pkg" <<'SCRIPT'
+[ -n "${IPKG_INSTROOT}" ] || {
+	rm -f /tmp/luci-indexcache.*
+	rm -rf /tmp/luci-modulecache/
+	/etc/init.d/rpcd reload
+}
+exit 0
+SCRIPT
+pack "$stage"

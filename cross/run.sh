@@ -2,8 +2,8 @@
 # The router build pipeline, as CI runs it:
 #   1. cross/build.sh          all five targets (fails over the size budget)
 #   2. cross/qemu-check.sh     each binary's --selftest under qemu-user
-#   3. cross/ipk.sh            one .ipk per architecture
-#   4. cross/test-packaging.sh the packages, the init script, shellcheck
+#   3. cross/ipk.sh            one .ipk per architecture, and the LuCI app
+#   4. cross/test-packaging.sh the packages on a stand-in router, LuCI, shellcheck
 # Installs what it needs on a fresh Debian machine and reuses the caches of
 # earlier runs (cross/.venv, cross/.cache, cross/target).
 #

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Tests the router packaging:
-#   - each .ipk of cross/ipk.sh: archive layout, control fields, file owners
-#     and modes, and that the binary's ELF header matches the architecture;
-#   - the OpenWrt package Makefile against Cargo.toml;
-#   - the init script's UCI-to-JSON translation and its procd calls, run by
-#     busybox sh with the stand-ins of cross/test/ for OpenWrt's libraries,
-#     on the UCI files of cross/test/fixtures/ and on the shipped config;
+#   - each .ipk of cross/ipk.sh, read as opkg reads it (test/ipk.py): a
+#     gzip'd tar packed as ipkg-build packs, control fields, files, owners
+#     and modes, the binary's ELF header, the standard maintainer scripts;
+#   - the SDK Makefiles against Cargo.toml and the feed's conventions;
+#   - the package on a stand-in router (test/: rc.common, functions.sh,
+#     procd.sh, validate_data, ubus, logger, with OpenWrt's names and
+#     semantics): install, the service procd is given, reload, upgrade,
+#     removal, malformed UCI values; busybox sh runs the scripts and the
+#     real x86_64 daemon checks and runs the generated JSON;
+#   - the LuCI views' JavaScript, under node with stand-ins for LuCI;
 #   - shellcheck on the init script and every cross/ script.
 #
-#   cross/test-packaging.sh
+#   cross/test-packaging.sh [PATTERN]     (only the checks whose name has PATTERN)
 #
 # Needs cross/build.sh and cross/ipk.sh to have run. Prints PASS/FAIL per
 # check and "N passed, N failed"; exits non-zero if any check failed.
@@ -18,6 +22,7 @@ set -uo pipefail
 . "$(dirname "$0")/common.sh"
 
 need_cmd ar binutils
+need_cmd node nodejs
 need_cmd busybox busybox
 need_cmd shellcheck shellcheck
 need_cmd python3 python3
@@ -27,7 +32,10 @@ FIXTURES=$TEST_DIR/fixtures
 INIT=$CROSS_DIR/openwrt/files/dockermand.init
 UCI_DEFAULT=$CROSS_DIR/openwrt/files/dockermand.config
 MAKEFILE=$CROSS_DIR/openwrt/Makefile
+LUCI_DIR=$CROSS_DIR/openwrt/luci-app-dockermand
 VERSION=$(cargo_version)
+PKG_VERSION=$(package_version)
+X86_64=x86_64-unknown-linux-musl
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
@@ -37,9 +45,14 @@ failed=0
 
 # check NAME FUNCTION [ARGS...]: runs the function; it fails by returning
 # non-zero, after printing why.
+ONLY=${1:-}
 check() {
 	local name=$1 out rc
 	shift
+	case "$name" in
+	*"$ONLY"*) ;;
+	*) return 0 ;;
+	esac
 	out=$("$@" 2>&1)
 	rc=$?
 	if [ "$rc" = 0 ]; then
@@ -61,115 +74,125 @@ expect_eq() {
 
 # --- ipk --------------------------------------------------------------------
 
-ipk_path() { echo "$OUT_DIR/dockermand_${VERSION}_$(openwrt_arch "$1").ipk"; }
+ipk_path() { echo "$OUT_DIR/dockermand_${PKG_VERSION}_$(openwrt_arch "$1").ipk"; }
+LUCI_IPK=$OUT_DIR/luci-app-dockermand_${PKG_VERSION}_all.ipk
 
-# Unpacks the ipk of target $1 into $scratch/ipk/<target>/{control,data}.
+# Unpacks IPK as opkg does into $scratch/ipk/NAME/{root,info}; prints the
+# package name.
 unpack_ipk() {
-	local t=$1 ipk dir
-	ipk=$(ipk_path "$t")
-	dir=$scratch/ipk/$t
+	local ipk=$1 dir=$scratch/ipk/$2
 	[ -f "$ipk" ] || {
 		echo "$ipk missing (run cross/ipk.sh)"
 		return 1
 	}
 	rm -rf "$dir"
-	mkdir -p "$dir/control" "$dir/data"
-	(cd "$dir" && ar x "$ipk") || return 1
-	tar -C "$dir/control" -xzf "$dir/control.tar.gz" || return 1
-	tar -C "$dir/data" -xzf "$dir/data.tar.gz" || return 1
+	mkdir -p "$dir/root"
+	python3 "$TEST_DIR/ipk.py" install "$ipk" "$dir/root" >/dev/null
 }
 
-test_ipk_archive() {
-	local t=$1 ipk dir members
-	ipk=$(ipk_path "$t")
-	dir=$scratch/ipk/$t
-	unpack_ipk "$t" || return 1
-	[ "$(head -c 8 "$ipk")" = '!<arch>' ] || {
-		echo "not an ar archive"
+test_ipk_format() {
+	python3 "$TEST_DIR/ipk.py" check "$1" && unpack_ipk "$1" "$2"
+}
+
+# opkg gives up on the ar layout this project used to write.
+test_ar_refused() {
+	local dir=$scratch/ar out
+	mkdir -p "$dir"
+	(cd "$dir" && tar -xzf "$(ipk_path "$X86_64")" && ar rcD "$dir/old.ipk" debian-binary control.tar.gz data.tar.gz) || return 1
+	if out=$(python3 "$TEST_DIR/ipk.py" install "$dir/old.ipk" "$dir/root" 2>&1); then
+		echo "an ar package was installed"
 		return 1
-	}
-	members=$(ar t "$ipk" | tr '\n' ' ')
-	expect_eq "ar members, in order" "$members" "debian-binary control.tar.gz data.tar.gz " || return 1
-	printf '2.0\n' | cmp - "$dir/debian-binary" || return 1
+	fi
+	case "$out" in
+	*"Malformed package file"*) ;;
+	*)
+		echo "unexpected refusal: $out"
+		return 1
+		;;
+	esac
 }
 
-# listing TARBALL: "mode owner path" per entry, sorted.
+# listing DIR: "mode owner path" of every file and directory below DIR as
+# the package's data tar holds them.
 listing() {
-	tar --numeric-owner -tvzf "$1" | awk '{ print $1, $2, $6 }' | sort -k3
+	python3 - "$1" <<'PY'
+import gzip, io, sys, tarfile
+for m in sorted(tarfile.open(fileobj=io.BytesIO(gzip.decompress(open(sys.argv[1], "rb").read()))), key=lambda m: m.name):
+    print(oct(m.mode)[2:], f"{m.uid}/{m.gid}", m.name)
+PY
+}
+
+# data_tar IPK: the data.tar.gz inside IPK, into $scratch/data.tar.gz.
+data_tar() {
+	tar -xzOf "$1" ./data.tar.gz >"$scratch/data.tar.gz"
+	echo "$scratch/data.tar.gz"
 }
 
 test_ipk_layout() {
-	local t=$1 dir got want
-	dir=$scratch/ipk/$t
-	[ -d "$dir/data" ] || unpack_ipk "$t" || return 1
-	got=$(listing "$dir/data.tar.gz")
+	local t=$1 dir=$scratch/ipk/$1 got want
+	got=$(listing "$(data_tar "$(ipk_path "$t")")")
 	want=$(
-		sort -k3 <<'EOF'
-drwxr-xr-x 0/0 ./
-drwxr-xr-x 0/0 ./etc/
-drwxr-xr-x 0/0 ./etc/config/
--rw------- 0/0 ./etc/config/dockermand
-drwxr-xr-x 0/0 ./etc/init.d/
--rwxr-xr-x 0/0 ./etc/init.d/dockermand
-drwxr-xr-x 0/0 ./usr/
-drwxr-xr-x 0/0 ./usr/bin/
--rwxr-xr-x 0/0 ./usr/bin/dockermand
-EOF
+		cat <<'LIST'
+755 0/0 .
+755 0/0 ./etc
+755 0/0 ./etc/config
+600 0/0 ./etc/config/dockermand
+755 0/0 ./etc/init.d
+755 0/0 ./etc/init.d/dockermand
+755 0/0 ./usr
+755 0/0 ./usr/bin
+755 0/0 ./usr/bin/dockermand
+755 0/0 ./usr/share
+755 0/0 ./usr/share/acl.d
+644 0/0 ./usr/share/acl.d/dockermand.json
+LIST
 	)
 	expect_eq "data.tar.gz (mode owner path)" "$got" "$want" || return 1
-	got=$(listing "$dir/control.tar.gz")
-	want=$(
-		sort -k3 <<'EOF'
-drwxr-xr-x 0/0 ./
--rw-r--r-- 0/0 ./conffiles
--rw-r--r-- 0/0 ./control
--rwxr-xr-x 0/0 ./postinst
--rwxr-xr-x 0/0 ./prerm
-EOF
-	)
-	expect_eq "control.tar.gz (mode owner path)" "$got" "$want" || return 1
-	cmp "$dir/data/etc/init.d/dockermand" "$INIT" || return 1
-	cmp "$dir/data/etc/config/dockermand" "$UCI_DEFAULT" || return 1
-	expect_eq conffiles "$(cat "$dir/control/conffiles")" /etc/config/dockermand || return 1
+	cmp "$dir/root/etc/init.d/dockermand" "$INIT" || return 1
+	cmp "$dir/root/etc/config/dockermand" "$UCI_DEFAULT" || return 1
+	expect_eq conffiles "$(cat "$dir/root/usr/lib/opkg/info/dockermand.conffiles")" /etc/config/dockermand
 }
 
-test_ipk_control() {
-	local t=$1 dir size
-	dir=$scratch/ipk/$t
-	[ -d "$dir/control" ] || unpack_ipk "$t" || return 1
-	size=$(find "$dir/data" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
-	python3 - "$dir/control/control" "$VERSION" "$(openwrt_arch "$t")" "$size" <<'EOF'
+# control_fields IPK DIR NAME ARCH DEPENDS SECTION: the control file (of
+# the package unpacked in $scratch/ipk/DIR) has the
+# fields the SDK writes, Installed-Size the size of the unpacked data tar.
+control_fields() {
+	local ipk=$1 dir=$2 size
+	shift 2
+	size=$(tar -xzOf "$ipk" ./data.tar.gz | gzip -dc | wc -c)
+	python3 - "$scratch/ipk/$dir/root/usr/lib/opkg/info/$1.control" "$1" "$PKG_VERSION" "$2" "$size" "$3" "$4" <<'PY'
 import sys
 
-path, version, arch, size = sys.argv[1:]
+path, name, version, arch, size, depends, section = sys.argv[1:]
 fields, last = {}, None
 for line in open(path, encoding="utf-8").read().splitlines():
     if line.startswith(" ") and last:
         fields[last] += "\n" + line
-    elif ":" in line:
-        last, value = line.split(":", 1)
-        fields[last] = value.strip()
+    elif ": " in line:
+        last, value = line.split(": ", 1)
+        fields[last] = value
     else:
         sys.exit(f"bad control line {line!r}")
-want = {"Package": "dockermand", "Version": version, "Architecture": arch,
-        "Installed-Size": size, "License": "MIT"}
+want = {"Package": name, "Version": version, "Architecture": arch, "Installed-Size": size,
+        "License": "Apache-2.0", "SourceName": name, "Section": section, "Depends": depends}
 errors = [f"{k}: got {fields.get(k)!r}, want {v!r}" for k, v in want.items() if fields.get(k) != v]
-deps = [d.strip() for d in fields.get("Depends", "").split(",")]
-if deps != ["libc", "dockerd"]:
-    errors.append(f"Depends: got {deps}, want libc, dockerd")
-for k in ("Maintainer", "Description"):
-    if not fields.get(k):
-        errors.append(f"{k} missing")
-if errors:
-    sys.exit("\n".join(errors))
-EOF
+errors += [f"{k} missing" for k in ("Source", "Maintainer", "Description") if not fields.get(k)]
+sys.exit("\n".join(errors) or None)
+PY
+}
+
+test_ipk_control() {
+	control_fields "$(ipk_path "$1")" "$1" dockermand "$(openwrt_arch "$1")" libc utils || return 1
+	grep -qx 'Require-User: dockermand:dockermand:docker' \
+		"$scratch/ipk/$1/root/usr/lib/opkg/info/dockermand.control" || {
+		echo "no Require-User for the dockermand user in the docker group"
+		return 1
+	}
 }
 
 test_ipk_binary() {
-	local t=$1 dir bin want got
-	dir=$scratch/ipk/$t
-	[ -d "$dir/data" ] || unpack_ipk "$t" || return 1
-	bin=$dir/data/usr/bin/dockermand
+	local t=$1 bin want got
+	bin=$scratch/ipk/$t/root/usr/bin/dockermand
 	cmp "$bin" "$(built_binary "$t")" || return 1
 	want=$(elf_expect "$t")
 	got=$(elf_ident "$bin") || {
@@ -179,31 +202,80 @@ test_ipk_binary() {
 	expect_eq "ELF class, data (endianness), machine" "$got" "$want"
 }
 
+# The SDK's standard postinst and prerm: hand over to default_postinst and
+# default_prerm, nothing without /lib/functions.sh (image builds).
 test_ipk_scripts() {
-	local t=$1 dir s
-	dir=$scratch/ipk/$t
-	[ -d "$dir/control" ] || unpack_ipk "$t" || return 1
-	if ! grep -qx '/etc/init.d/dockermand enable' "$dir/control/postinst" ||
-		! grep -qx '/etc/init.d/dockermand start' "$dir/control/postinst"; then
-		echo "postinst does not enable and start the service"
+	local info=$scratch/ipk/$1/root/usr/lib/opkg/info s
+	# Literal script text.
+	# shellcheck disable=SC2016
+	grep -qx 'default_postinst "$0" "$@"' "$info/$2.postinst" || {
+		echo "postinst does not call default_postinst"
 		return 1
-	fi
-	if ! grep -qx '/etc/init.d/dockermand stop' "$dir/control/prerm" ||
-		! grep -qx '/etc/init.d/dockermand disable' "$dir/control/prerm"; then
-		echo "prerm does not stop and disable the service"
+	}
+	# shellcheck disable=SC2016
+	grep -qx 'default_prerm "$0" "$@"' "$info/$2.prerm" || {
+		echo "prerm does not call default_prerm"
 		return 1
-	fi
-	# While a firmware image is built (IPKG_INSTROOT set) they do nothing.
+	}
+	# They source /lib/functions.sh, which exists on the router only.
+	for s in postinst prerm postinst-pkg; do
+		shellcheck -s sh -e SC1091 "$info/$2.$s" || return 1
+	done
 	for s in postinst prerm; do
-		IPKG_INSTROOT=$scratch/instroot busybox sh "$dir/control/$s" || {
-			echo "$s failed with IPKG_INSTROOT set"
+		IPKG_INSTROOT=$scratch/empty-image busybox sh "$info/$2.$s" || {
+			echo "$s failed in an image build without /lib/functions.sh"
 			return 1
 		}
-		shellcheck -s sh "$dir/control/$s" || return 1
 	done
 }
 
-# --- OpenWrt package Makefile -----------------------------------------------
+test_luci_ipk() {
+	local got want
+	got=$(listing "$(data_tar "$LUCI_IPK")" | grep -v '^755 ')
+	want=$(
+		cat <<'LIST'
+644 0/0 ./usr/share/luci/menu.d/luci-app-dockermand.json
+644 0/0 ./usr/share/rpcd/acl.d/luci-app-dockermand.json
+644 0/0 ./www/luci-static/resources/view/dockermand/docker.js
+644 0/0 ./www/luci-static/resources/view/dockermand/settings.js
+LIST
+	)
+	expect_eq "luci data.tar.gz files" "$got" "$want" || return 1
+	control_fields "$LUCI_IPK" luci luci-app-dockermand all "libc, luci-base, dockermand" luci
+}
+
+# LuCI's conventions: the menu's views exist and the ACL it depends on is
+# defined with read and write on the dockermand UCI config.
+test_luci_json() {
+	python3 - "$LUCI_DIR" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+menu = json.load(open(f"{d}/root/usr/share/luci/menu.d/luci-app-dockermand.json"))
+acl = json.load(open(f"{d}/root/usr/share/rpcd/acl.d/luci-app-dockermand.json"))
+errors = []
+for path, node in menu.items():
+    if not path.startswith("admin/services/dockermand"):
+        errors.append(f"{path} is not under Services")
+    action = node.get("action", {})
+    if action.get("type") == "view":
+        js = f"{d}/htdocs/luci-static/resources/view/{action['path']}.js"
+        if not os.path.isfile(js):
+            errors.append(f"{path}: no view {js}")
+for group in menu["admin/services/dockermand"]["depends"]["acl"]:
+    if group not in acl:
+        errors.append(f"menu depends on ACL {group}, not defined")
+for right in ("read", "write"):
+    if acl["luci-app-dockermand"].get(right, {}).get("uci") != ["dockermand"]:
+        errors.append(f"ACL {right} is not uci dockermand")
+sys.exit("\n".join(errors) or None)
+PY
+}
+
+test_luci_views() {
+	node "$TEST_DIR/luci-views.js" "$LUCI_DIR/htdocs/luci-static/resources/view/dockermand"
+}
+
+# --- SDK Makefiles -------------------------------------------------------------
 
 test_makefile() {
 	local line bad=0
@@ -212,126 +284,262 @@ test_makefile() {
 	# Literal Makefile text, $(...) included.
 	# shellcheck disable=SC2016
 	for line in 'include $(TOPDIR)/rules.mk' 'PKG_NAME:=dockermand' 'PKG_RELEASE:=' \
+		'PKG_SOURCE_PROTO:=git' 'PKG_SOURCE_URL:=' 'PKG_SOURCE_VERSION:=' 'PKG_MIRROR_HASH:=' \
+		'PKG_LICENSE:=Apache-2.0' 'PKG_LICENSE_FILES:=LICENSE' \
 		'PKG_BUILD_DEPENDS:=rust/host' 'include ../../lang/rust/rust-package.mk' \
-		'DEPENDS:=$$(RUST_ARCH_DEPENDS) +dockerd' 'define Package/dockermand/conffiles' \
+		'_PANIC=abort' '_OPT_LEVEL=z' '_LTO=true' '_OVERFLOW_CHECKS=false' \
+		'USERID:=dockermand:dockermand:docker' \
+		'define Package/dockermand/conffiles' \
 		'$(eval $(call RustBinPackage,dockermand))' '$(eval $(call BuildPackage,dockermand))' \
 		'./files/dockermand.init $(1)/etc/init.d/dockermand' \
-		'./files/dockermand.config $(1)/etc/config/dockermand'; do
+		'./files/dockermand.config $(1)/etc/config/dockermand' \
+		'./files/dockermand.acl.json $(1)/usr/share/acl.d/dockermand.json'; do
 		grep -qF -- "$line" "$MAKEFILE" || {
 			echo "Makefile lacks: $line"
 			bad=1
 		}
 	done
+	# dockerd is built for no MIPS target: it cannot be a hard dependency.
+	# shellcheck disable=SC2016
+	grep -qx '  DEPENDS:=$$(RUST_ARCH_DEPENDS)' "$MAKEFILE" || {
+		echo "DEPENDS is not just \$\$(RUST_ARCH_DEPENDS)"
+		bad=1
+	}
+	[ -f "$REPO_DIR/LICENSE" ] || {
+		echo "no LICENSE file"
+		bad=1
+	}
+	grep -qx 'include ../../luci.mk' "$LUCI_DIR/Makefile" || {
+		echo "luci-app-dockermand/Makefile does not include luci.mk"
+		bad=1
+	}
 	[ "$bad" = 0 ]
 }
 
-# --- init script ------------------------------------------------------------
+# --- a stand-in router ------------------------------------------------------------
 
-# run_init NAME UCI_FILE FUNCTION [VAR=VALUE...]: runs FUNCTION of the init
-# script with UCI_FILE as /etc/config/dockermand, in $scratch/init/NAME
-# (root/, procd.log, stderr).
-run_init() {
-	local name=$1 uci=$2 fn=$3 dir
-	shift 3
-	dir=$scratch/init/$name
-	rm -rf "$dir"
-	mkdir -p "$dir/uci"
-	cp "$uci" "$dir/uci/dockermand"
-	: >"$dir/procd.log"
-	env UCI_CONFIG_DIR="$dir/uci" PROCD_LOG="$dir/procd.log" \
-		TEST_NETWORK_lan=192.168.1.1 TEST_NETWORK_guest="10.0.0.1 10.0.1.1" \
-		"$@" busybox sh "$TEST_DIR/run-init.sh" "$INIT" "$dir/root" "$fn" 2>"$dir/stderr"
+# new_router NAME: an empty router file system at $scratch/router/NAME with
+# the stand-ins installed where OpenWrt keeps the real ones.
+router_dir() { echo "$scratch/router/$1"; }
+new_router() {
+	local root
+	root=$(router_dir "$1")
+	rm -rf "$root"
+	mkdir -p "$root/etc/config" "$root/lib/functions" "$root/usr/share/libubox" \
+		"$root/sbin" "$root/bin" "$root/var/run" "$root/state"
+	printf 'root:x:0:0:root:/root:/bin/ash\n' >"$root/etc/passwd"
+	printf 'root:x:0:\n' >"$root/etc/group"
+	cp "$TEST_DIR/functions.sh" "$root/lib/functions.sh"
+	cp "$TEST_DIR/procd.sh" "$root/lib/functions/procd.sh"
+	cp "$TEST_DIR/network.sh" "$root/lib/functions/network.sh"
+	cp "$TEST_DIR/jshn.sh" "$root/usr/share/libubox/jshn.sh"
+	cp "$TEST_DIR/rc.common" "$root/etc/rc.common"
+	cp "$TEST_DIR/validate_data" "$root/sbin/validate_data"
+	cp "$TEST_DIR/ubus" "$root/bin/ubus"
+	# procd's jail launcher: its presence makes the init script use the jail.
+	printf '#!/bin/sh\nexit 0\n' >"$root/sbin/ujail"
+	chmod +x "$root/sbin/ujail"
 }
 
-init_dir() { echo "$scratch/init/$1"; }
-conf_of() { echo "$(init_dir "$1")/root/var/etc/dockermand.json"; }
+# on_router NAME COMMAND...: COMMAND with the router's environment.
+on_router() {
+	local root
+	root=$(router_dir "$1")
+	shift
+	env STANDIN_DIR="$TEST_DIR" STANDIN_ROOT="$root" UCI_CONFIG_DIR="$root/etc/config" \
+		UBUS_STATE="$root/state" UBUS_LOG="$root/ubus.log" LOGGER_LOG="$root/logger.log" \
+		OWNER_LOG="$root/owner.log" PATH="$root/bin:$PATH" \
+		TEST_NETWORK_lan=192.168.1.1 TEST_NETWORK_guest="10.0.0.1 10.0.1.1" "$@"
+}
 
-# json_equal GOT_FILE WANT_FILE
+# opkg_install NAME IPK [upgrade]: unpacks IPK as opkg does (keeping an
+# existing /etc/config/dockermand, a conffile) and runs its scripts: on an
+# upgrade, the old package's prerm and the new postinst with PKG_UPGRADE=1.
+opkg_install() {
+	local root info upgrade=${3:-} keep=""
+	root=$(router_dir "$1")
+	info=$root/usr/lib/opkg/info
+	if [ -n "$upgrade" ]; then
+		on_router "$1" PKG_UPGRADE=1 busybox sh "$info/dockermand.prerm" upgrade || return 1
+		keep=$(cat "$root/etc/config/dockermand")
+	fi
+	python3 "$TEST_DIR/ipk.py" install "$2" "$root" >/dev/null || return 1
+	[ -z "$keep" ] || printf '%s\n' "$keep" >"$root/etc/config/dockermand"
+	point_into_router "$1"
+	if [ -n "$upgrade" ]; then
+		on_router "$1" PKG_UPGRADE=1 busybox sh "$info/dockermand.postinst" configure
+	else
+		on_router "$1" busybox sh "$info/dockermand.postinst" configure
+	fi
+}
+
+# The installed scripts name OpenWrt's absolute paths; point them into the
+# router's directory (the only change made to what the package installed).
+point_into_router() {
+	local root
+	root=$(router_dir "$1")
+	sed -i -e "s#\([\"' =(]\)/\(usr\|var\|etc\|lib\|sbin\|bin\|tmp\)/#\1$root/\2/#g" \
+		-e "s#unix:///var/#unix://$root/var/#g" "$root/etc/init.d/dockermand"
+	sed -i -e "s#\"\${IPKG_INSTROOT}/#\"$root\${IPKG_INSTROOT}/#g" \
+		"$root/usr/lib/opkg/info/dockermand.postinst" "$root/usr/lib/opkg/info/dockermand.prerm"
+}
+
+# router_with NAME UCI: a router with the x86_64 package installed (its
+# scripts run), then UCI as /etc/config/dockermand (its default upstream
+# socket path pointed into the router); the logs start empty.
+router_with() {
+	local root
+	root=$(router_dir "$1")
+	new_router "$1"
+	opkg_install "$1" "$(ipk_path "$X86_64")" >"$root/install.out" 2>&1 || {
+		cat "$root/install.out"
+		return 1
+	}
+	sed -e "s#unix:///var/#unix://$root/var/#" -e "s#unix:/var/run/dockermand/#unix:$root/var/run/dockermand/#" \
+		"$2" >"$root/etc/config/dockermand"
+	: >"$root/ubus.log"
+	: >"$root/logger.log"
+	: >"$root/owner.log"
+}
+
+# init NAME ACTION: /etc/init.d/dockermand ACTION on the router.
+init() {
+	local root
+	root=$(router_dir "$1")
+	on_router "$1" busybox sh "$root/etc/rc.common" "$root/etc/init.d/dockermand" "$2" 2>>"$root/stderr"
+}
+
+conf_of() { echo "$(router_dir "$1")/var/etc/dockermand/dockermand.json"; }
+
+# service NAME: the last service definition sent to procd, paths inside
+# the router shown as on the router.
+service() {
+	local root
+	root=$(router_dir "$1")
+	grep '^call service set ' "$root/ubus.log" | tail -n1 | sed -e 's/^call service set //' -e "s#$root##g"
+}
+
+# json_equal GOT_FILE WANT_FILE ROOT
 json_equal() {
-	python3 - "$1" "$2" <<'EOF'
+	python3 - "$1" "$2" "$3" <<'PY'
 import json, sys
-got, want = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:])
+got = json.loads(open(sys.argv[1], encoding="utf-8").read().replace(sys.argv[3], ""))
+want = json.load(open(sys.argv[2], encoding="utf-8"))
 if got != want:
     print("generated JSON differs from " + sys.argv[2])
     print("got:  " + json.dumps(got, sort_keys=True))
     print("want: " + json.dumps(want, sort_keys=True))
     sys.exit(1)
-EOF
+PY
 }
 
-# expect_procd NAME LINE...: each LINE is in the run's procd.log.
-expect_procd() {
-	local log line bad=0
-	log=$(init_dir "$1")/procd.log
+# expect_service NAME PYTHON: PYTHON, given the last service definition as
+# `svc` and its one instance as `inst`, sets `errors`.
+expect_service() {
+	local name=$1
+	service "$name" >"$(router_dir "$name")/service.json"
+	python3 - "$(router_dir "$name")/service.json" "$2" <<'PY' || {
+import json, sys
+text = open(sys.argv[1]).read()
+if not text.strip():
+    sys.exit("no `ubus call service set` was made")
+svc = json.loads(text)
+instances = list(svc["instances"].values())
+inst = instances[0] if len(instances) == 1 else None
+errors = []
+exec(sys.argv[2])
+if errors:
+    print(json.dumps(svc, indent=1, sort_keys=True))
+    sys.exit("\n".join(errors))
+PY
+		sed 's/^/  log: /' "$(router_dir "$name")/logger.log"
+		return 1
+	}
+}
+
+# expect_log NAME PATTERN...: each grep pattern matches a logger line.
+expect_log() {
+	local log bad=0
+	log=$(router_dir "$1")/logger.log
 	shift
-	for line in "$@"; do
-		grep -qxF -- "$line" "$log" || {
-			echo "procd call missing: $line"
+	for p in "$@"; do
+		grep -q -- "$p" "$log" || {
+			echo "nothing logged matching: $p"
 			bad=1
 		}
 	done
-	[ "$bad" = 0 ] || sed 's/^/  procd.log: /' "$log"
+	[ "$bad" = 0 ] || sed 's/^/  log: /' "$log"
 	[ "$bad" = 0 ]
 }
 
-# expect_no_procd NAME PATTERN: no procd.log line starts with PATTERN.
-expect_no_procd() {
-	if grep -q "^$2" "$(init_dir "$1")/procd.log"; then
-		echo "unexpected procd call: $(grep "^$2" "$(init_dir "$1")/procd.log")"
-		return 1
-	fi
-}
-
-test_init_paths() {
-	local line bad=0
-	expect_eq "first line" "$(head -n1 "$INIT")" '#!/bin/sh /etc/rc.common' || bad=1
-	for line in USE_PROCD=1 START=99 PROG=/usr/bin/dockermand CONF_FILE=/var/etc/dockermand.json \
-		'. /usr/share/libubox/jshn.sh' '. /lib/functions/network.sh'; do
-		grep -qxF -- "$line" <(sed 's/^[[:space:]]*//' "$INIT") || {
-			echo "init script lacks the line: $line"
-			bad=1
-		}
-	done
-	[ "$bad" = 0 ]
-}
-
-# start_fixture NAME UCI WANT_JSON [RESPAWN]: start_service writes WANT_JSON
-# (root only) and opens one procd instance running the daemon on it.
-test_start() {
-	local name=$1 uci=$2 want=$3 respawn=${4:-3600 5 5} conf mode
-	run_init "$name" "$uci" start_service || {
-		cat "$(init_dir "$name")/stderr"
+expect_ubus() {
+	grep -qxF -- "$2" "$(router_dir "$1")/ubus.log" || {
+		echo "procd did not: $2"
+		sed 's/^/  ubus: /' "$(router_dir "$1")/ubus.log"
 		return 1
 	}
-	conf=$(conf_of "$name")
-	[ -f "$conf" ] || {
-		echo "no $conf written"
-		cat "$(init_dir "$name")/stderr"
+}
+
+test_install() {
+	local root
+	root=$(router_dir install)
+	new_router install
+	opkg_install install "$(ipk_path "$X86_64")" >"$root/out" 2>&1 || {
+		cat "$root/out"
 		return 1
 	}
-	json_equal "$conf" "$want" || return 1
-	mode=$(stat -c %a "$conf")
-	expect_eq "mode of the JSON file" "$mode" 600 || return 1
-	expect_procd "$name" procd_open_instance \
-		"procd_set_param command /usr/bin/dockermand --config $conf" \
-		"procd_set_param respawn $respawn" \
-		"procd_set_param stderr 1" \
-		procd_close_instance
+	grep -q '^dockermand:' "$root/etc/passwd" || {
+		echo "no user dockermand was created"
+		return 1
+	}
+	grep -q '^docker:.*dockermand' "$root/etc/group" || {
+		echo "dockermand is not in the docker group"
+		return 1
+	}
+	[ -L "$root/etc/rc.d/S99dockermand" ] || {
+		echo "not enabled"
+		return 1
+	}
+	expect_ubus install "procd: start instance1"
+}
+
+# The service the shipped config gives: the whole procd definition.
+test_default_service() {
+	router_with default "$UCI_DEFAULT" && init default start || return 1
+	json_equal "$(conf_of default)" "$FIXTURES/default.json" "$(router_dir default)" || return 1
+	expect_service default '
+conf = "/var/etc/dockermand/dockermand.json"
+want = {
+    "command": ["/usr/bin/dockermand", "--config", conf], "file": [conf],
+    "reload_signal": 1, "term_timeout": 12, "respawn": ["3600", "5", "5"],
+    "limits": {"nofile": "448 448"}, "stdout": True, "stderr": True, "no_new_privs": True,
+    "user": "dockermand", "group": "docker",
+    "jail": {"name": "dockermand", "log": True, "ubus": True, "ronly": True,
+             "mount": {"/usr/bin/dockermand": "0", "/var/etc/dockermand": "0", "/bin/ubus": "0", "/var/run": "0"}},
+}
+for k, v in want.items():
+    if inst.get(k) != v:
+        errors.append(f"{k}: got {inst.get(k)!r}, want {v!r}")
+extra = set(inst) - set(want)
+if extra:
+    errors.append(f"unexpected parameters {sorted(extra)}")
+triggers = [[t[0], t[1][1][2], t[1][2]] for t in svc["triggers"]]
+if triggers != [["config.change", "dockermand", ["run_script", "/etc/init.d/dockermand", "reload"]],
+                ["interface.*", "lan", ["run_script", "/etc/init.d/dockermand", "reload"]]]:
+    errors.append(f"triggers {triggers}")
+'
 }
 
 test_default_is_safe() {
-	test_start default "$UCI_DEFAULT" "$FIXTURES/default.json" || return 1
-	python3 - "$(conf_of default)" <<'EOF'
+	python3 - "$(conf_of default)" <<'PY'
 import ipaddress, json, sys
 c = json.load(open(sys.argv[1]))
 errors = []
 if c.get("insecure", False) is not False:
     errors.append("insecure is on")
 auth = c.get("auth", {})
-if auth.get("tokens"):
-    errors.append("ships API tokens")
-if auth.get("users"):
-    errors.append("ships users")
+if auth.get("tokens") or auth.get("users"):
+    errors.append("ships credentials")
 if auth.get("rpcd", {}).get("enabled") is not True:
     errors.append("rpcd login is not enabled")
 for l in c.get("listen", []):
@@ -342,95 +550,215 @@ for l in c.get("listen", []):
 if c.get("policy", {}).get("allow_host_network"):
     errors.append("allows host networking")
 sys.exit("\n".join(errors) or None)
-EOF
+PY
+}
+
+# Every option; a unix listener outside /var/run/dockermand needs root.
+test_full() {
+	router_with full "$FIXTURES/full.uci" && init full start || return 1
+	json_equal "$(conf_of full)" "$FIXTURES/full.json" "$(router_dir full)" || return 1
+	expect_service full '
+want = {"respawn": ["600", "10", "3"], "term_timeout": 5, "limits": {"nofile": "256 256"}}
+for k, v in want.items():
+    if inst.get(k) != v:
+        errors.append(f"{k}: got {inst.get(k)!r}, want {v!r}")
+if "user" in inst:
+    errors.append("runs as a user though a unix listener lies outside /var/run/dockermand")
+if [t[1][1][2] for t in svc["triggers"]][1:] != ["lan", "guest", "wan"]:
+    errors.append(f"interface triggers {svc}")
+' || return 1
+	expect_log full "daemon.notice dockermand: running as root: the unix listener unix:/var/run/dockermand.sock" \
+		"network wan has no IPv4 address"
+}
+
+# uci set writes options; each list option takes both forms.
+test_list_forms() {
+	router_with lists "$FIXTURES/option-lists.uci" && init lists start || return 1
+	json_equal "$(conf_of lists)" "$FIXTURES/option-lists.json" "$(router_dir lists)" || return 1
+	expect_service lists '
+if [t[1][1][2] for t in svc["triggers"]][1:] != ["lan", "guest"]:
+    errors.append(f"interface triggers {svc}")
+if inst["jail"]["mount"].get("/var/run/dockermand") != "1":
+    errors.append("the unix listener directory is not mounted writable")
+if inst.get("user") != "dockermand":
+    errors.append("not unprivileged")
+'
+}
+
+test_minimal() {
+	router_with minimal "$FIXTURES/minimal.uci" && init minimal start || return 1
+	json_equal "$(conf_of minimal)" "$FIXTURES/minimal.json" "$(router_dir minimal)" || return 1
+	# Nothing configured: procd.sh fills in the system defaults.
+	expect_service minimal '
+if inst.get("respawn") != ["3600", "5", "5"]:
+    errors.append(f"respawn {inst}")
+if inst.get("term_timeout") != 12 or inst.get("limits") != {"nofile": "1600 1600"}:
+    errors.append("term_timeout or fd limit do not fit the daemon defaults")
+'
+}
+
+# Values the issue found reaching the JSON: none is applied, each is logged
+# as an error, and after a reboot (an empty /var, procd without the
+# service) nothing starts.
+test_malformed_first_start() {
+	local root
+	root=$(router_dir malformed)
+	router_with malformed "$FIXTURES/malformed.uci" || return 1
+	rm -rf "$root/var/etc" "$root/state"/*
+	init malformed start
+	[ ! -e "$(conf_of malformed)" ] || {
+		echo "a config was written"
+		return 1
+	}
+	expect_ubus malformed "procd: nothing" || return 1
+	expect_log malformed \
+		"daemon.err dockermand: option main.respawn_threshold 'abc' is not a valid uinteger" \
+		"daemon.err dockermand: option main.max_connections '0' is not a valid range(1,65536)" \
+		"daemon.err dockermand: option main.session_ttl 'soon' is not a valid range" \
+		"daemon.err dockermand: unknown log level \"loud\"" \
+		"daemon.err dockermand: listen \"lan:2375\"" \
+		"daemon.err dockermand: unix mode \"999\"" \
+		"daemon.err dockermand: bind_dirs: \"opt/docker\"" \
+		"daemon.err dockermand: user \"deploy\": password hash" \
+		"daemon.err dockermand: token 'ci' needs an option role" \
+		"daemon.err dockermand: configuration not applied .*not starting"
+}
+
+# A mistake after a good start: the running daemon keeps the last good file.
+test_malformed_keeps_last_good() {
+	local root before
+	root=$(router_dir keep)
+	router_with keep "$FIXTURES/minimal.uci" && init keep start || return 1
+	before=$(cat "$(conf_of keep)")
+	cp "$FIXTURES/malformed.uci" "$root/etc/config/dockermand"
+	: >"$root/ubus.log"
+	init keep reload
+	expect_eq "config after a bad reload" "$(cat "$(conf_of keep)")" "$before" || return 1
+	expect_ubus keep "procd: nothing" || return 1
+	expect_log keep "configuration not applied .*keeps the last good one"
+}
+
+# reload is start again: procd signals HUP when the file changed, and the
+# triggers follow the interface list.
+test_reload() {
+	local root
+	root=$(router_dir reload)
+	router_with reload "$UCI_DEFAULT" && init reload start || return 1
+	sed -i "s/option max_consoles '8'/option max_consoles '3'/; s/list interface 'lan'/list interface 'lan'\n\tlist interface 'guest'/" \
+		"$root/etc/config/dockermand"
+	: >"$root/ubus.log"
+	init reload reload || return 1
+	expect_ubus reload "procd: signal 1 instance1" || return 1
+	grep -q '"max_consoles":3' "$(conf_of reload)" || {
+		echo "the new value is not in the JSON"
+		return 1
+	}
+	expect_service reload '
+if [t[1][1][2] for t in svc["triggers"]][1:] != ["lan", "guest"]:
+    errors.append("the added interface got no trigger")
+' || return 1
+	: >"$root/ubus.log"
+	init reload reload || return 1
+	expect_ubus reload "procd: nothing"
 }
 
 test_disabled() {
-	run_init disabled "$FIXTURES/disabled.uci" start_service || return 1
-	expect_no_procd disabled procd_open_instance || return 1
-	[ ! -e "$(conf_of disabled)" ] || {
-		echo "wrote a config while disabled"
+	local root
+	root=$(router_dir disabled)
+	router_with disabled "$UCI_DEFAULT" && init disabled start || return 1
+	cp "$FIXTURES/disabled.uci" "$root/etc/config/dockermand"
+	init disabled reload || return 1
+	expect_ubus disabled "procd: stop instance1"
+}
+
+# An upgrade keeps a service the user disabled disabled, and restarts it.
+test_upgrade_disabled() {
+	local root
+	root=$(router_dir upgrade)
+	router_with upgrade "$UCI_DEFAULT" && init upgrade disable || return 1
+	: >"$root/ubus.log"
+	opkg_install upgrade "$(ipk_path "$X86_64")" upgrade >"$root/upgrade.out" 2>&1 || {
+		cat "$root/upgrade.out"
 		return 1
 	}
-	run_init disabled "$FIXTURES/disabled.uci" reload_service TEST_PROCD_RUNNING=1 || return 1
-	expect_procd disabled stop || return 1
-	expect_no_procd disabled procd_send_signal
-}
-
-test_reload_running() {
-	run_init reload "$FIXTURES/full.uci" reload_service TEST_PROCD_RUNNING=1 || {
-		cat "$(init_dir reload)/stderr"
+	if [ -e "$root/etc/rc.d/S99dockermand" ]; then
+		echo "the upgrade enabled the disabled service"
+		return 1
+	fi
+	expect_ubus upgrade "call service delete {\"name\":\"dockermand\"}" || return 1
+	grep -q '^call service set ' "$root/ubus.log" || {
+		echo "not started again after the upgrade"
 		return 1
 	}
-	json_equal "$(conf_of reload)" "$FIXTURES/full.json" || return 1
-	expect_procd reload "procd_send_signal dockermand * HUP" || return 1
-	expect_no_procd reload start || return 1
-	expect_no_procd reload procd_open_instance
 }
 
-test_reload_stopped() {
-	run_init reload-stopped "$FIXTURES/minimal.uci" reload_service TEST_PROCD_RUNNING=0 || return 1
-	expect_procd reload-stopped start procd_open_instance || return 1
-	expect_no_procd reload-stopped procd_send_signal
-}
-
-test_triggers() {
-	run_init triggers "$FIXTURES/full.uci" service_triggers || return 1
-	expect_procd triggers "procd_add_reload_trigger dockermand" \
-		"procd_add_interface_trigger interface.* lan /etc/init.d/dockermand reload" \
-		"procd_add_interface_trigger interface.* guest /etc/init.d/dockermand reload" \
-		"procd_add_interface_trigger interface.* wan /etc/init.d/dockermand reload"
-}
-
-test_invalid_warns() {
-	local err word bad=0
-	test_start invalid "$FIXTURES/invalid.uci" "$FIXTURES/invalid.json" || return 1
-	err=$(cat "$(init_dir invalid)/stderr")
-	for word in "option port 'http' is not a number" "option max_connections 'lots'" \
-		"option idle_timeout '-5'" "option dry_run is not a boolean" \
-		"token 'short' needs a sha256" "token 'nothex' needs a sha256" \
-		"token section 'cfg000004' needs a name" "token 'norole' needs a role" \
-		"token 'badrole': unknown role 'root'" "user 'nopass' needs a password hash" \
-		"user 'plain' needs a password hash" "role section 'cfg00000a' needs a name" \
-		"role 'admin' is built in" "role 'typo': unknown class 'reed'" \
-		"role 'viewer' is defined twice"; do
-		case "$err" in
-		*"$word"*) ;;
-		*)
-			echo "no warning about: $word"
-			bad=1
-			;;
-		esac
-	done
-	[ "$bad" = 0 ] || printf 'stderr was:\n%s\n' "$err"
-	[ "$bad" = 0 ]
-}
-
-test_wan_warning() {
-	grep -q "network wan has no IPv4 address" "$(init_dir full)/stderr" || {
-		echo "no warning about the address-less wan interface"
+test_remove() {
+	local root
+	root=$(router_dir remove)
+	router_with remove "$UCI_DEFAULT" || return 1
+	on_router remove busybox sh "$root/usr/lib/opkg/info/dockermand.prerm" remove || return 1
+	[ ! -e "$root/etc/rc.d/S99dockermand" ] || {
+		echo "still enabled after removal"
 		return 1
 	}
+	expect_ubus remove "call service delete {\"name\":\"dockermand\"}"
+}
+
+# make_socket PATH GID MODE
+make_socket() {
+	python3 - "$@" <<'PY'
+import os, socket, sys
+path, gid, mode = sys.argv[1], int(sys.argv[2]), int(sys.argv[3], 8)
+s = socket.socket(socket.AF_UNIX)
+s.bind(path)
+os.chown(path, 0, gid)
+os.chmod(path, mode)
+PY
+}
+
+# dockerd's socket decides: root:docker 0660 lets the user in, anything
+# else needs root, and the log says why.
+test_user_choice() {
+	local root gid
+	[ "$(id -u)" = 0 ] || {
+		echo "needs root to give the socket a group"
+		return 1
+	}
+	root=$(router_dir socket)
+	router_with socket "$UCI_DEFAULT" || return 1
+	gid=$(awk -F: '$1 == "docker" { print $3 }' "$root/etc/group")
+	make_socket "$root/var/run/docker.sock" "$gid" 660 && init socket start || return 1
+	expect_service socket '
+if inst.get("user") != "dockermand" or inst.get("group") != "docker":
+    errors.append("not run as dockermand:docker")
+' || return 1
+	grep -qx "chgrp docker $root/var/etc/dockermand $root/var/etc/dockermand/dockermand.json" "$root/owner.log" || {
+		echo "the config is not made readable to the docker group"
+		cat "$root/owner.log"
+		return 1
+	}
+	rm "$root/var/run/docker.sock"
+	make_socket "$root/var/run/docker.sock" 0 600 && init socket start || return 1
+	expect_service socket '
+if "user" in inst:
+    errors.append("runs as a user that cannot reach the socket")
+' || return 1
+	expect_log socket "running as root: .*/var/run/docker.sock is group root, mode srw-------"
 }
 
 # daemon_accepts NAME: the x86_64 build of the daemon starts with the JSON
-# the init script wrote for run NAME (its listeners replaced, by flag, with
-# a free loopback port), i.e. its parser and checks accept the file.
+# the init script wrote for router NAME (its listeners replaced, by flag,
+# with a free loopback port).
 daemon_accepts() {
-	local conf bin log pid i runner=()
+	local conf bin log pid i
 	conf=$(conf_of "$1")
-	bin=$(built_binary x86_64-unknown-linux-musl)
-	log=$(init_dir "$1")/daemon.log
+	bin=$(built_binary "$X86_64")
+	log=$(router_dir "$1")/daemon.log
 	[ -f "$conf" ] || {
 		echo "no $conf"
 		return 1
 	}
-	[ -x "$bin" ] || {
-		echo "$bin missing (run cross/build.sh)"
-		return 1
-	}
-	[ "$(uname -m)" = x86_64 ] || runner=(qemu-x86_64-static)
-	"${runner[@]}" "$bin" --config "$conf" --listen 127.0.0.1:0 </dev/null >"$log" 2>&1 &
+	"$bin" --config "$conf" --listen 127.0.0.1:0 </dev/null >"$log" 2>&1 &
 	pid=$!
 	for i in $(seq 100); do
 		if grep -q "listening on" "$log"; then
@@ -471,38 +799,48 @@ test_budget() {
 
 # --- run --------------------------------------------------------------------
 
+check "ipk: an ar package is refused, as opkg refuses it" test_ar_refused
 for t in "${ALL_TARGETS[@]}"; do
 	a=$(openwrt_arch "$t")
-	check "ipk $a: ar archive of debian-binary, control.tar.gz, data.tar.gz" test_ipk_archive "$t"
-	check "ipk $a: files, modes and root ownership" test_ipk_layout "$t"
+	check "ipk $a: gzip'd tar of debian-binary, data.tar.gz, control.tar.gz as ipkg-build packs" \
+		test_ipk_format "$(ipk_path "$t")" "$t"
+	check "ipk $a: files, modes, root ownership, conffiles" test_ipk_layout "$t"
 	check "ipk $a: control fields" test_ipk_control "$t"
 	check "ipk $a: binary is the $t build (ELF $(elf_expect "$t"))" test_ipk_binary "$t"
-	check "ipk $a: postinst/prerm" test_ipk_scripts "$t"
+	check "ipk $a: standard postinst/prerm" test_ipk_scripts "$t" dockermand
 done
-check "openwrt Makefile: version and rust-package layout" test_makefile
+check "ipk luci-app-dockermand: gzip'd tar as ipkg-build packs" test_ipk_format "$LUCI_IPK" luci
+check "ipk luci-app-dockermand: files and control fields" test_luci_ipk
+check "ipk luci-app-dockermand: standard postinst/prerm" test_ipk_scripts luci luci-app-dockermand
+check "luci: menu and ACL JSON" test_luci_json
+check "luci: views under node with LuCI stand-ins" test_luci_views
+check "SDK Makefiles: version, source, licence, profile, rust-package layout" test_makefile
 check "mipsel binary within the ${MIPSEL_BUDGET_BYTES}-byte budget" test_budget
 
-check "init: rc.common/procd header and OpenWrt paths" test_init_paths
-check "init: shipped config gives the expected, safe JSON" test_default_is_safe
-check "init: full fixture (every option)" test_start full "$FIXTURES/full.uci" "$FIXTURES/full.json" "600 10 3"
-check "init: warns about a network without address" test_wan_warning
-check "init: minimal fixture gives {}" test_start minimal "$FIXTURES/minimal.uci" "$FIXTURES/minimal.json"
-check "init: unix-only fixture" test_start unix-only "$FIXTURES/unix-only.uci" "$FIXTURES/unix-only.json"
-check "init: invalid values are skipped with warnings" test_invalid_warns
-for name in default full minimal unix-only invalid; do
-	check "init: the daemon accepts the JSON of the $name run" daemon_accepts "$name"
+check "router: opkg install creates the user, enables and starts" test_install
+check "router: procd service of the shipped config" test_default_service
+check "router: shipped config gives safe JSON" test_default_is_safe
+check "router: every option; root for a unix listener outside its dir" test_full
+check "router: list options in list and option form" test_list_forms
+check "router: empty main section gives daemon defaults" test_minimal
+check "router: malformed values are logged, nothing starts" test_malformed_first_start
+check "router: malformed values keep the last good config" test_malformed_keeps_last_good
+check "router: reload signals HUP and follows the interfaces" test_reload
+check "router: disabling in UCI stops the service" test_disabled
+check "router: upgrade keeps a disabled service disabled" test_upgrade_disabled
+check "router: removal stops and disables" test_remove
+check "router: user dockermand when the socket's group allows, else root" test_user_choice
+for name in default full lists minimal; do
+	check "router: the daemon runs with the JSON of $name" daemon_accepts "$name"
 done
-check "init: disabled service starts nothing, reload stops it" test_disabled
-check "init: reload rewrites the JSON and sends SIGHUP" test_reload_running
-check "init: reload starts a stopped service" test_reload_stopped
-check "init: reload triggers (config, interfaces)" test_triggers
 
 # Run from the script's directory, where its `# shellcheck source=` paths are.
 lint() {
 	(cd "$(dirname "$1")" && shellcheck -x "$(basename "$1")")
 }
 check "shellcheck openwrt/files/dockermand.init" lint "$INIT"
-for f in "$CROSS_DIR"/*.sh "$TEST_DIR"/*.sh; do
+for f in "$CROSS_DIR"/*.sh "$TEST_DIR"/*.sh "$TEST_DIR"/rc.common "$TEST_DIR"/ubus "$TEST_DIR"/logger \
+	"$TEST_DIR"/validate_data; do
 	check "shellcheck ${f#"$CROSS_DIR"/}" lint "$f"
 done
 

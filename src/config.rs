@@ -41,6 +41,8 @@ Options:
   --hash-token TOKEN      print the sha256 to put in auth.tokens, then exit
   --hash-password         read a password on stdin, print its hash, then exit
   --selftest              check parsers, policy and a loopback round trip; exit 0 if all pass
+  --check-config FILE     print every problem that would make FILE refused, one per
+                          line; exit 0 only if there is none
   --help, --version
 
 Authentication, roles, CORS, allowed hosts and the body policy are set in
@@ -293,6 +295,7 @@ pub fn parse_file(text: &str) -> Result<FileConfig, String> {
 
 pub enum Command {
     Run(Box<Config>),
+    CheckConfig(String),
     Help,
     Version,
     HashToken(String),
@@ -304,6 +307,9 @@ impl Config {
     /// Builds the configuration from the arguments (without the program
     /// name), reading the file they name.
     pub fn from_args(args: &[String]) -> Result<Command, String> {
+        if let Some(path) = flag_value(args, "--check-config")? {
+            return Ok(Command::CheckConfig(path.to_string()));
+        }
         let file = match flag_value(args, "--config")? {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|e| format!("config file {path}: {e}"))?;
@@ -341,6 +347,7 @@ impl Config {
                 "--hash-token" => return Ok(Command::HashToken(value()?)),
                 "--hash-password" => return Ok(Command::HashPassword),
                 "--selftest" => return Ok(Command::SelfTest),
+                "--check-config" => return Ok(Command::CheckConfig(value()?)),
                 "--config" => {
                     value()?;
                 }
@@ -474,7 +481,7 @@ impl Config {
             if !has_role(&u.role) {
                 return Err(format!("user {:?}: unknown role {:?}", u.name, u.role));
             }
-            let password = PasswordHash::parse(&u.password)?;
+            let password = PasswordHash::parse(&u.password).map_err(|e| format!("user {:?}: {e}", u.name))?;
             self.auth.users.push(User {
                 name: u.name,
                 password,
@@ -507,9 +514,28 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), String> {
-        check_range("max_connections", self.max_connections, 1, 65_536)?;
-        check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024)?;
-        check_range("max_headers", self.max_headers, 8, 1000)?;
+        match self
+            .limit_problems()
+            .into_iter()
+            .chain(self.exposure_problem())
+            .next()
+        {
+            Some(problem) => Err(problem),
+            None => Ok(()),
+        }
+    }
+
+    /// The settings outside their range, each judged on its own.
+    fn limit_problems(&self) -> Vec<String> {
+        let mut problems: Vec<String> = [
+            check_range("max_connections", self.max_connections, 1, 65_536),
+            check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024),
+            check_range("max_headers", self.max_headers, 8, 1000),
+            check_range("max_consoles", self.max_consoles, 1, 4096),
+        ]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
         for (name, d) in [
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
@@ -517,23 +543,108 @@ impl Config {
             ("console_idle_secs", self.console_idle),
         ] {
             if d.is_zero() {
-                return Err(format!("{name} must be at least 1 second"));
+                problems.push(format!("{name} must be at least 1 second"));
             }
         }
         if self.listen.is_empty() {
-            return Err("no listen address".into());
+            problems.push("no listen address".into());
         }
-        check_range("max_consoles", self.max_consoles, 1, 4096)?;
-        if !self.insecure && self.auth.is_open() {
-            if let Some(open) = self.listen.iter().find(|l| !l.is_local_only()) {
-                return Err(format!(
-                    "refusing to listen on {open}: it is reachable from the network and \
-                     no authentication is configured; configure auth or pass --insecure"
-                ));
-            }
-        }
-        Ok(())
+        problems
     }
+
+    /// A network listener with nothing to authenticate its clients, which
+    /// depends on listeners, auth and `insecure` together.
+    fn exposure_problem(&self) -> Option<String> {
+        if self.insecure || !self.auth.is_open() {
+            return None;
+        }
+        let open = self.listen.iter().find(|l| !l.is_local_only())?;
+        Some(format!(
+            "refusing to listen on {open}: it is reachable from the network and \
+             no authentication is configured; configure auth or pass --insecure"
+        ))
+    }
+}
+
+/// Every problem that would make the daemon refuse the config file `text`,
+/// one message each; empty when it would start with it. Parts of the file
+/// (top-level keys, each token, user, unix peer and role) are judged on
+/// their own, so one mistake does not hide the next; settings that depend
+/// on each other are judged once every part passes.
+pub fn check_file(text: &str) -> Vec<String> {
+    let whole = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return vec!["config file: not a JSON object".into()],
+        Err(e) => return vec![format!("config file: {e}")],
+    };
+    let mut problems: Vec<String> = Vec::new();
+    let mut note = |problem: String| {
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+    };
+    for part in file_parts(&whole) {
+        let mut cfg = Config::default();
+        match parse_file(&part.to_string()).and_then(|f| cfg.apply_file(f)) {
+            Ok(()) => cfg.limit_problems().into_iter().for_each(&mut note),
+            Err(e) => note(e),
+        }
+    }
+    if problems.is_empty() {
+        let mut cfg = Config::default();
+        if let Err(e) = parse_file(text).and_then(|f| cfg.apply_file(f)) {
+            problems.push(e);
+        } else {
+            problems.extend(cfg.exposure_problem());
+        }
+    }
+    problems
+}
+
+/// Splits a config file into objects that can each be applied alone. Auth
+/// entries keep the roles they may name (those valid on their own).
+fn file_parts(whole: &serde_json::Map<String, serde_json::Value>) -> Vec<serde_json::Value> {
+    use serde_json::{Map, Value};
+    let object = |key: &str, value: Value| Value::Object(Map::from_iter([(key.to_string(), value)]));
+    let role_parts: Vec<Value> = match whole.get("roles") {
+        Some(Value::Object(roles)) => roles
+            .iter()
+            .map(|(name, role)| object("roles", object(name, role.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let valid_roles: Map<String, Value> = role_parts
+        .iter()
+        .filter(|part| {
+            parse_file(&part.to_string())
+                .and_then(|f| Config::default().apply_file(f))
+                .is_ok()
+        })
+        .filter_map(|part| part.get("roles").and_then(Value::as_object))
+        .flat_map(|roles| roles.clone())
+        .collect();
+    let mut parts = Vec::new();
+    for (key, value) in whole {
+        match (key.as_str(), value) {
+            ("auth", Value::Object(auth)) => {
+                for (auth_key, auth_value) in auth {
+                    let entries = match auth_value {
+                        Value::Array(items) => items.iter().map(|i| Value::Array(vec![i.clone()])).collect(),
+                        other => vec![other.clone()],
+                    };
+                    for entry in entries {
+                        let mut part = Map::new();
+                        part.insert("auth".into(), object(auth_key, entry));
+                        part.insert("roles".into(), Value::Object(valid_roles.clone()));
+                        parts.push(Value::Object(part));
+                    }
+                }
+            }
+            ("roles", Value::Object(_)) => parts.extend(role_parts.iter().cloned()),
+            _ => parts.push(object(key, value.clone())),
+        }
+    }
+    parts
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -686,6 +797,46 @@ mod tests {
             c.apply_file(parse_file(zero).unwrap()).unwrap();
             assert!(c.validate().unwrap_err().starts_with("console_"), "{zero}");
         }
+    }
+
+    #[test]
+    fn check_file_reports_every_problem() {
+        let text = r#"{
+            "listen": ["lan:2375"], "log_level": "loud", "unix_mode": "999",
+            "max_connections": 0, "policy": {"bind_dirs": ["opt/docker"]},
+            "auth": {"users": [{"name": "a", "password": "x", "role": "read"},
+                               {"name": "b", "password": "y", "role": "nobody"}]}
+        }"#;
+        let problems = check_file(text);
+        assert_eq!(problems.len(), 7, "{problems:#?}");
+        for needle in [
+            "lan:2375",
+            "loud",
+            "999",
+            "max_connections",
+            "opt/docker",
+            "\"a\"",
+            "nobody",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle} in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn check_file_accepts_what_the_daemon_accepts() {
+        assert!(check_file("{}").is_empty());
+        let roles = r#"{"roles": {"ops": {"classes": ["read"]}},
+            "auth": {"tokens": [{"name": "t", "sha256": "00000000000000000000000000000000000000000000000000000000000000aa", "role": "ops"}]},
+            "listen": ["0.0.0.0:2375"]}"#;
+        assert!(check_file(roles).is_empty(), "{:?}", check_file(roles));
+        let exposed = check_file(r#"{"listen": ["0.0.0.0:2375"]}"#);
+        assert_eq!(exposed.len(), 1);
+        assert!(exposed[0].contains("refusing to listen"));
+        assert_eq!(check_file("[]"), ["config file: not a JSON object"]);
+        assert_eq!(check_file(r#"{"lisen": 1}"#).len(), 1);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use dockermand::auth::PasswordHash;
-use dockermand::config::{Command, Config, USAGE};
+use dockermand::config::{check_file, Command, Config, USAGE};
 use dockermand::{digest, logger, selftest, server::Server};
 
 /// Work factor for new password hashes: about 0.1 s on a router.
@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Ok(Command::HashPassword) => return hash_password(),
+        Ok(Command::CheckConfig(path)) => return check_config(&path),
         Ok(Command::SelfTest) => {
             return if selftest::run() {
                 ExitCode::SUCCESS
@@ -44,6 +45,23 @@ fn main() -> ExitCode {
             log::error!("{e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints each problem of the config file on its own line, for the init
+/// script to log before it replaces a working config.
+fn check_config(path: &str) -> ExitCode {
+    let problems = match std::fs::read_to_string(path) {
+        Ok(text) => check_file(&text),
+        Err(e) => vec![format!("cannot read {path}: {e}")],
+    };
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
