@@ -12,6 +12,7 @@ use crate::auth::{
     builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, UnixPeer, User,
 };
 use crate::policy::{clean_absolute, Policy};
+use crate::pool::largest_raw_body;
 use crate::route::Class;
 use crate::upstream::UpstreamAddr;
 
@@ -28,6 +29,9 @@ Options:
                           re-read on SIGHUP. Flags win over the file.
   --log-level LEVEL       error, warn, info (default) or debug
   --max-connections N     client connections served at once (default 256)
+  --max-connections-per-address N
+                          of those, from one IPv4 address, IPv6 /64 or unix uid (default 64)
+  --body-budget BYTES     memory all checked request bodies share (default 4194304)
   --max-head-bytes N      largest request head (default 16384)
   --max-headers N         most header fields in a head (default 100)
   --header-timeout SECS   time allowed for a request head (default 10)
@@ -92,6 +96,9 @@ pub struct Config {
     pub upstream: UpstreamAddr,
     pub log_level: log::LevelFilter,
     pub max_connections: usize,
+    pub max_connections_per_address: usize,
+    /// Bytes all checked request bodies may hold at once.
+    pub body_budget: usize,
     pub max_head_bytes: usize,
     pub max_headers: usize,
     pub header_timeout: Duration,
@@ -124,6 +131,8 @@ impl Default for Config {
             upstream: UpstreamAddr::Unix(PathBuf::from("/var/run/docker.sock")),
             log_level: log::LevelFilter::Info,
             max_connections: 256,
+            max_connections_per_address: 64,
+            body_budget: 4 * 1024 * 1024,
             max_head_bytes: 16 * 1024,
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
@@ -158,6 +167,8 @@ pub struct FileConfig {
     pub upstream: Option<String>,
     pub log_level: Option<String>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub body_budget_bytes: Option<usize>,
     pub max_head_bytes: Option<usize>,
     pub max_headers: Option<usize>,
     pub header_timeout_secs: Option<u64>,
@@ -355,6 +366,8 @@ impl Config {
                 "--upstream" => cfg.upstream = UpstreamAddr::parse(&value()?)?,
                 "--log-level" => cfg.log_level = parse_level(&value()?)?,
                 "--max-connections" => cfg.max_connections = number(name, &value()?)?,
+                "--max-connections-per-address" => cfg.max_connections_per_address = number(name, &value()?)?,
+                "--body-budget" => cfg.body_budget = number(name, &value()?)?,
                 "--max-head-bytes" => cfg.max_head_bytes = number(name, &value()?)?,
                 "--max-headers" => cfg.max_headers = number(name, &value()?)?,
                 "--header-timeout" => cfg.header_timeout = seconds(name, &value()?)?,
@@ -389,6 +402,11 @@ impl Config {
             self.log_level = parse_level(&l)?;
         }
         set(&mut self.max_connections, f.max_connections);
+        set(
+            &mut self.max_connections_per_address,
+            f.max_connections_per_address,
+        );
+        set(&mut self.body_budget, f.body_budget_bytes);
         set(&mut self.max_head_bytes, f.max_head_bytes);
         set(&mut self.max_headers, f.max_headers);
         set(
@@ -529,6 +547,12 @@ impl Config {
     fn limit_problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = [
             check_range("max_connections", self.max_connections, 1, 65_536),
+            check_range(
+                "max_connections_per_address",
+                self.max_connections_per_address,
+                1,
+                65_536,
+            ),
             check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024),
             check_range("max_headers", self.max_headers, 8, 1000),
             check_range("max_consoles", self.max_consoles, 1, 4096),
@@ -536,6 +560,23 @@ impl Config {
         .into_iter()
         .filter_map(Result::err)
         .collect();
+        // Every body a policy allows must fit, or it could never be checked.
+        let largest = self
+            .auth
+            .roles
+            .iter()
+            .filter_map(|r| r.policy.as_ref())
+            .chain([&self.policy])
+            .map(|p| largest_raw_body(p.max_body_bytes))
+            .max()
+            .unwrap_or(0);
+        if self.body_budget < largest || self.body_budget > 1 << 30 {
+            problems.push(format!(
+                "body_budget must be between {largest} (the largest checked body with its \
+                 chunk framing) and {}",
+                1 << 30
+            ));
+        }
         for (name, d) in [
             ("header_timeout", self.header_timeout),
             ("idle_timeout", self.idle_timeout),
@@ -743,7 +784,11 @@ mod tests {
         assert_eq!(c.listen[1], ListenAddr::Unix("/tmp/d.sock".into()));
         assert!(!c.splice);
         assert_eq!(c.max_connections, 3);
+        assert_eq!(c.max_connections_per_address, 64);
+        assert_eq!(c.body_budget, 4 * 1024 * 1024);
         assert_eq!(c.unix_mode, 0o600);
+        let c = run(&["--max-connections-per-address=8", "--body-budget", "2000000"]).unwrap();
+        assert_eq!((c.max_connections_per_address, c.body_budget), (8, 2_000_000));
     }
 
     #[test]
@@ -764,6 +809,10 @@ mod tests {
         assert!(run(&["--max-head-bytes", "10"]).is_err());
         assert!(run(&["--unix-mode", "999"]).is_err());
         assert!(run(&["--log-level", "loud"]).is_err());
+        assert!(run(&["--max-connections-per-address", "0"]).is_err());
+        assert!(run(&["--body-budget", "1000000"])
+            .unwrap_err()
+            .contains("body_budget"));
     }
 
     #[test]
@@ -773,6 +822,9 @@ mod tests {
         c.apply_file(f).unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
         assert!(!c.splice);
+        let f = parse_file(r#"{"max_connections_per_address":5,"body_budget_bytes":3000000}"#).unwrap();
+        c.apply_file(f).unwrap();
+        assert_eq!((c.max_connections_per_address, c.body_budget), (5, 3_000_000));
         assert!(parse_file(r#"{"lisen":[]}"#).is_err());
         assert!(parse_file("not json").is_err());
     }

@@ -12,6 +12,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use serde_json::json;
 
+use crate::admission::Admission;
 use crate::auth::{
     parse_cookie, parse_subprotocol, without_token_subprotocols, LoginRequest, PeerId, Principal,
     SessionKind, Sessions, COOKIE, RPCD_CACHE,
@@ -24,7 +25,7 @@ use crate::http::HeadError;
 use crate::local::{self, Endpoint, LocalReply, Stats};
 use crate::looptime::Work;
 use crate::policy::{check_body, Policy};
-use crate::pool::Resources;
+use crate::pool::{largest_raw_body, BodyReservation, Resources, CHUNK};
 use crate::reaper::Reaper;
 use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
@@ -52,6 +53,7 @@ pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub stats: &'a mut Stats,
     pub sessions: &'a mut Sessions,
+    pub admission: &'a Admission,
     pub now: Instant,
     pub shutting_down: bool,
 }
@@ -65,6 +67,8 @@ pub struct Connection {
     peer_id: PeerId,
     /// The request being answered here is a HEAD: replies carry no body.
     answering_head: bool,
+    /// A whole request head has arrived on this connection.
+    served: bool,
     pub phase: Phase,
     /// When the current phase gives up; `None` while streaming.
     pub deadline: Option<Instant>,
@@ -135,9 +139,12 @@ impl Purpose {
 pub struct BodyRead {
     req: Request,
     purpose: Purpose,
+    /// Allocated once at its largest size, `max_raw`: it never grows.
     raw: Vec<u8>,
+    max_raw: usize,
+    /// A checked body's share of the body budget.
+    reservation: Option<BodyReservation>,
     framing: Framing,
-    limit: usize,
     /// `100 Continue` still to be written.
     interim: Vec<u8>,
 }
@@ -173,6 +180,8 @@ pub struct Exchange {
     down: Flow,
     reply: Option<Reply>,
     eof_forwarded: bool,
+    /// Held until the checked body queued for dockerd has been sent.
+    body_reservation: Option<BodyReservation>,
 }
 
 pub struct Tunnel {
@@ -209,6 +218,7 @@ impl Connection {
             peer,
             peer_id,
             answering_head: false,
+            served: false,
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
         }
@@ -221,6 +231,22 @@ impl Connection {
     /// Idle between requests: safe to drop at shutdown.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Head { started: false })
+    }
+
+    /// Still sending its first request head: it may be evicted.
+    pub fn awaiting_first_head(&self) -> bool {
+        !self.served && matches!(self.phase, Phase::Head { .. })
+    }
+
+    /// Makes room for a newer client: this connection, still sending its
+    /// first head, is told why and closed at once.
+    pub fn evict(&mut self, ctx: &mut Ctx) {
+        turn_away(
+            &mut self.front,
+            &mut ctx.res.scratch,
+            "too many connections: closed while still sending its request head",
+        );
+        self.close(ctx);
     }
 
     /// Records readiness from an event on socket `which` (0 client, 1 upstream).
@@ -350,8 +376,12 @@ impl Connection {
                 // The rest arrives with a new edge; wait for it.
                 self.front.readable = false;
                 if !started {
+                    // A head gets the header timeout from accept or from the
+                    // end of the last request, never more: its first byte
+                    // only shortens a keep-alive wait.
                     self.phase = Phase::Head { started: true };
-                    self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
+                    let head_deadline = ctx.now + ctx.cfg.header_timeout;
+                    self.deadline = Some(self.deadline.map_or(head_deadline, |d| d.min(head_deadline)));
                 }
             }
             Err(e) => {
@@ -360,6 +390,7 @@ impl Connection {
                 self.reply_error(ctx, e.status(), e.message(), true);
             }
             Ok(Some(head)) => {
+                self.served = true;
                 if self.front.consume(&mut ctx.res.scratch, head.head_len).is_err() {
                     self.phase = Phase::Closed;
                     return;
@@ -469,8 +500,17 @@ impl Connection {
             return self.refuse(ctx, &req, &principal.name, r);
         }
         let reply = match ep {
-            Endpoint::Status => local::status(ctx.stats, ctx.res, ctx.cfg, ctx.sessions.count(), ctx.now),
-            Endpoint::Metrics => local::metrics(ctx.stats, ctx.res, ctx.sessions.count(), ctx.now),
+            Endpoint::Status => local::status(
+                ctx.stats,
+                ctx.res,
+                ctx.admission,
+                ctx.cfg,
+                ctx.sessions.count(),
+                ctx.now,
+            ),
+            Endpoint::Metrics => {
+                local::metrics(ctx.stats, ctx.res, ctx.admission, ctx.sessions.count(), ctx.now)
+            }
             Endpoint::WhoAmI => {
                 LocalReply::json(200, json!({ "name": principal.name, "role": principal.role }))
             }
@@ -705,8 +745,8 @@ impl Connection {
 
     /// Reads a whole (bounded) request body before deciding on it.
     fn read_body(&mut self, ctx: &mut Ctx, req: Request, purpose: Purpose, limit: usize) {
-        let framing = match req.head.body {
-            RequestBody::None => Framing::Length(0),
+        let (framing, max_raw) = match req.head.body {
+            RequestBody::None => (Framing::Length(0), 0),
             RequestBody::Length(n) if n > limit as u64 => {
                 let r = Refusal {
                     route: purpose.route(),
@@ -715,8 +755,29 @@ impl Connection {
                 let who = purpose.principal().to_string();
                 return self.refuse(ctx, &req, &who, r);
             }
-            RequestBody::Length(n) => Framing::Length(n),
-            RequestBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
+            RequestBody::Length(n) => (Framing::Length(n), n as usize),
+            RequestBody::Chunked => (Framing::Chunked(ChunkedTracker::new()), largest_raw_body(limit)),
+        };
+        // Checked bodies share one budget, taken before the first byte is
+        // read; a login body is small. A client that finds the budget spent
+        // is told so at once rather than queued: a queue would hold its
+        // connection while whoever holds the budget has the header timeout.
+        let reservation = match &purpose {
+            Purpose::Check { .. } => match ctx.res.body_budget.reserve(max_raw) {
+                Some(r) => Some(r),
+                None => {
+                    log::warn!(
+                        "{} \"{} {}\" 503 body budget of {} bytes spent",
+                        self.peer,
+                        req.head.method,
+                        req.head.target,
+                        ctx.res.body_budget.limit
+                    );
+                    let why = "too many request bodies are being checked; try again";
+                    return self.reply_error(ctx, 503, why, true);
+                }
+            },
+            Purpose::Login => None,
         };
         let expects = req
             .head
@@ -726,9 +787,10 @@ impl Connection {
         self.phase = Phase::Body(Box::new(BodyRead {
             req,
             purpose,
-            raw: Vec::new(),
+            raw: Vec::with_capacity(max_raw),
+            max_raw,
+            reservation,
             framing,
-            limit,
             interim: if expects {
                 b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()
             } else {
@@ -758,8 +820,8 @@ impl Connection {
                 self.phase = Phase::Body(b);
                 return;
             }
-            // Framing overhead may come on top of the data limit.
-            if b.raw.len() > b.limit + b.limit / 4 + 1024 {
+            let room = b.max_raw - b.raw.len();
+            if room == 0 {
                 let r = Refusal {
                     route: b.purpose.route(),
                     ..Refusal::new(413, "body_size", "body", "request body too large")
@@ -780,7 +842,7 @@ impl Connection {
                         Ok(None) => continue,
                     }
                 }
-                Framing::Chunked(t) => match self.front.peek(&mut scratch[..]) {
+                Framing::Chunked(t) => match self.front.peek(&mut scratch[..room.min(CHUNK)]) {
                     Ok(Some(0)) | Err(_) => return,
                     Ok(Some(k)) => match t.advance(&scratch[..k]) {
                         Ok(used) => used,
@@ -808,10 +870,13 @@ impl Connection {
             mut req,
             purpose,
             raw,
+            reservation,
             ..
         } = *b;
         let body = if req.head.body == RequestBody::Chunked {
-            match chunked::decode(&raw) {
+            let decoded = chunked::decode(&raw);
+            drop(raw);
+            match decoded {
                 Ok(body) => body,
                 Err(e) => return self.reply_error(ctx, 400, e.message(), true),
             }
@@ -850,6 +915,9 @@ impl Connection {
                     .push(("Content-Length".into(), body.len().to_string().into_bytes()));
                 req.head.body = RequestBody::Length(body.len() as u64);
                 self.forward(ctx, req, Some(body));
+                if let Phase::Exchange(ex) = &mut self.phase {
+                    ex.body_reservation = reservation;
+                }
             }
         }
     }
@@ -1014,6 +1082,7 @@ impl Connection {
             down: Flow::new(Framing::Length(0), copy_only),
             reply: None,
             eof_forwarded: false,
+            body_reservation: None,
         }));
     }
 
@@ -1045,7 +1114,12 @@ impl Connection {
             let mut progress = false;
             if !ex.up.is_finished() {
                 match ex.up.pump(&mut self.front, back, ctx.res) {
-                    Ok(p) => progress |= p,
+                    Ok(p) => {
+                        progress |= p;
+                        if ex.up.is_finished() {
+                            ex.body_reservation = None;
+                        }
+                    }
                     Err(FlowError::Framing(e)) if ex.reply.is_none() => {
                         ctx.stats.rejected += 1;
                         return self.fail_before_reply(ctx, ex, 400, e.message());
@@ -1257,6 +1331,15 @@ fn connect_aux(registry: &Registry, upstream: &UpstreamAddr, token: Token) -> st
     let mut side = Side::new(upstream.connect()?);
     registry.register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
     Ok(side)
+}
+
+/// Answers a client we will not serve with a 503 and closes our side. The
+/// input it already sent is read first, so the close is a FIN that lets the
+/// reply arrive rather than a reset that destroys it.
+pub fn turn_away(side: &mut Side, scratch: &mut [u8], why: &str) {
+    let _ = side.read(scratch);
+    let _ = side.write(&LocalReply::error(503, why).encode(true, false));
+    side.shutdown_write();
 }
 
 /// Reads the response head if it is complete; interim replies are queued

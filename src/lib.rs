@@ -1,12 +1,14 @@
 //! dockermand: an authenticated, zero-copy gateway between Docker clients
 //! and dockerd's socket, built for routers.
 //!
-//! The modules follow the data path: `listener` accepts, `connection` runs
-//! each client's state machine, `request` parses and checks its head,
-//! `upstream` reaches dockerd, `response` reads the reply head, `relay` (with
-//! `chunked` and `pool`) moves the bytes, `local` answers what we answer
-//! ourselves, and `server` is the event loop that ties them together.
+//! The modules follow the data path: `listener` accepts, `admission` decides
+//! who gets a connection slot, `connection` runs each client's state machine,
+//! `request` parses and checks its head, `upstream` reaches dockerd,
+//! `response` reads the reply head, `relay` (with `chunked` and `pool`) moves
+//! the bytes, `local` answers what we answer ourselves, and `server` is the
+//! event loop that ties them together.
 
+pub mod admission;
 pub mod auth;
 pub mod base64;
 pub mod chunked;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use crate::admission::Admission;
 use crate::config::Config;
 use crate::looptime::LoopTime;
 use crate::pool::Resources;
@@ -24,6 +25,10 @@ pub struct Stats {
     pub consoles: Gauge,
     /// Consoles whose browser is gone and whose exec is still being ended.
     pub consoles_ending: Gauge,
+    /// `accept` found no descriptor free (EMFILE or ENFILE).
+    pub descriptors_exhausted: u64,
+    /// Clients answered 503 through the reserved descriptor.
+    pub refused_no_descriptor: u64,
     pub requests: u64,
     pub rejected: u64,
     pub upstream_errors: u64,
@@ -41,6 +46,8 @@ impl Stats {
             connections_total: 0,
             consoles: Gauge::default(),
             consoles_ending: Gauge::default(),
+            descriptors_exhausted: 0,
+            refused_no_descriptor: 0,
             requests: 0,
             rejected: 0,
             upstream_errors: 0,
@@ -178,7 +185,14 @@ impl LocalReply {
     }
 }
 
-pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now: Instant) -> LocalReply {
+pub fn status(
+    stats: &Stats,
+    res: &Resources,
+    admission: &Admission,
+    cfg: &Config,
+    sessions: usize,
+    now: Instant,
+) -> LocalReply {
     LocalReply::json(
         200,
         json!({
@@ -191,6 +205,18 @@ pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now
                 "max": cfg.max_connections,
                 "consoles": stats.consoles.get(),
                 "consoles_ending": stats.consoles_ending.get(),
+                "per_address_max": admission.busiest(),
+                "per_address_limit": cfg.max_connections_per_address,
+                "sending_first_head": admission.first_heads(),
+                "evicted": admission.evicted,
+                "refused_per_address": admission.refused,
+                "descriptors_exhausted": stats.descriptors_exhausted,
+                "refused_no_descriptor": stats.refused_no_descriptor,
+            },
+            "body_budget": {
+                "in_use": res.body_budget.in_use(),
+                "limit": res.body_budget.limit,
+                "refused": res.body_budget.refused,
             },
             "requests": {
                 "total": stats.requests,
@@ -216,13 +242,48 @@ pub fn status(stats: &Stats, res: &Resources, cfg: &Config, sessions: usize, now
 }
 
 /// The status figures as Prometheus text.
-pub fn metrics(stats: &Stats, res: &Resources, sessions: usize, now: Instant) -> LocalReply {
+pub fn metrics(
+    stats: &Stats,
+    res: &Resources,
+    admission: &Admission,
+    sessions: usize,
+    now: Instant,
+) -> LocalReply {
     let mut out = String::new();
-    let gauges: [(&str, &str, u64); 11] = [
+    let gauges: [(&str, &str, u64); 20] = [
         ("connections_active", "gauge", stats.connections_active as u64),
         ("connections_total", "counter", stats.connections_total),
         ("consoles_active", "gauge", stats.consoles.get() as u64),
         ("consoles_ending", "gauge", stats.consoles_ending.get() as u64),
+        ("connections_per_address_max", "gauge", admission.busiest() as u64),
+        (
+            "connections_sending_first_head",
+            "gauge",
+            admission.first_heads() as u64,
+        ),
+        ("connections_evicted_total", "counter", admission.evicted),
+        (
+            "connections_refused_per_address_total",
+            "counter",
+            admission.refused,
+        ),
+        (
+            "accept_descriptors_exhausted_total",
+            "counter",
+            stats.descriptors_exhausted,
+        ),
+        (
+            "connections_refused_no_descriptor_total",
+            "counter",
+            stats.refused_no_descriptor,
+        ),
+        (
+            "body_budget_in_use_bytes",
+            "gauge",
+            res.body_budget.in_use() as u64,
+        ),
+        ("body_budget_limit_bytes", "gauge", res.body_budget.limit as u64),
+        ("body_budget_refused_total", "counter", res.body_budget.refused),
         ("requests_total", "counter", stats.requests),
         ("requests_rejected_total", "counter", stats.rejected),
         ("upstream_errors_total", "counter", stats.upstream_errors),

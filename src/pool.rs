@@ -1,9 +1,11 @@
 //! Shared, bounded resources of the single event-loop thread: splice pipes,
-//! 32 KiB copy buffers, the scratch buffer heads are peeked into, and the
-//! byte counters the status endpoint shows.
+//! 32 KiB copy buffers, the scratch buffer heads are peeked into, the memory
+//! budget of checked bodies, and the byte counters the status endpoint shows.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Size of every copy buffer and of every splice pipe.
 pub const CHUNK: usize = 32 * 1024;
@@ -52,6 +54,69 @@ pub struct ByteCounters {
     pub copied: u64,
 }
 
+/// The most raw bytes a body with `limit` bytes of data may take: chunk
+/// framing comes on top of the data.
+pub fn largest_raw_body(limit: usize) -> usize {
+    limit + limit / 4 + 1024
+}
+
+/// The memory all checked request bodies may hold at once. Each body
+/// reserves its largest size before its first byte is read; the reservation
+/// goes back when its guard is dropped, whatever path the request took.
+/// (Only the loop thread uses it; `Arc` lets a server move to a thread.)
+pub struct BodyBudget {
+    in_use: Arc<AtomicUsize>,
+    pub limit: usize,
+    /// Bodies turned away because the budget was spent.
+    pub refused: u64,
+}
+
+/// Bytes of the body budget held by one request body.
+#[derive(Debug)]
+pub struct BodyReservation {
+    bytes: usize,
+    in_use: Arc<AtomicUsize>,
+}
+
+impl BodyBudget {
+    pub fn new(limit: usize) -> BodyBudget {
+        BodyBudget {
+            in_use: Arc::new(AtomicUsize::new(0)),
+            limit,
+            refused: 0,
+        }
+    }
+
+    pub fn in_use(&self) -> usize {
+        self.in_use.load(Ordering::Relaxed)
+    }
+
+    /// `None` when `bytes` more would go over the limit.
+    pub fn reserve(&mut self, bytes: usize) -> Option<BodyReservation> {
+        if bytes > self.limit.saturating_sub(self.in_use()) {
+            self.refused += 1;
+            return None;
+        }
+        self.in_use.fetch_add(bytes, Ordering::Relaxed);
+        Some(BodyReservation {
+            bytes,
+            in_use: Arc::clone(&self.in_use),
+        })
+    }
+}
+
+impl BodyReservation {
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for BodyReservation {
+    fn drop(&mut self) {
+        self.in_use.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
 pub struct Resources {
     pipes: Vec<Pipe>,
     buffers: Vec<Box<[u8]>>,
@@ -61,10 +126,11 @@ pub struct Resources {
     pub scratch: Box<[u8]>,
     pub bytes: ByteCounters,
     pub splice_enabled: bool,
+    pub body_budget: BodyBudget,
 }
 
 impl Resources {
-    pub fn new(max_head_bytes: usize, splice_enabled: bool) -> Resources {
+    pub fn new(max_head_bytes: usize, splice_enabled: bool, body_budget: usize) -> Resources {
         Resources {
             pipes: Vec::new(),
             buffers: Vec::new(),
@@ -73,6 +139,7 @@ impl Resources {
             scratch: vec![0; max_head_bytes.max(CHUNK)].into_boxed_slice(),
             bytes: ByteCounters::default(),
             splice_enabled,
+            body_budget: BodyBudget::new(body_budget),
         }
     }
 
@@ -117,5 +184,25 @@ impl Resources {
         if self.buffers.len() < KEEP_IDLE {
             self.buffers.push(buffer.data);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_reservations_stay_within_the_budget_and_return_on_drop() {
+        let mut budget = BodyBudget::new(100);
+        let a = budget.reserve(60).unwrap();
+        assert!(budget.reserve(41).is_none());
+        let b = budget.reserve(40).unwrap();
+        assert_eq!((budget.in_use(), budget.refused), (100, 1));
+        drop(a);
+        assert_eq!(budget.in_use(), 40);
+        assert!(budget.reserve(61).is_none());
+        drop(b);
+        assert_eq!(budget.in_use(), 0);
+        assert_eq!(budget.reserve(100).map(|r| r.bytes()), Some(100));
     }
 }

@@ -4,20 +4,22 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use crate::auth::Sessions;
+use crate::admission::{AddrKey, Admission, Decision};
+use crate::auth::{PeerId, Sessions};
 use crate::config::{Command, Config};
-use crate::connection::{Connection, Ctx};
+use crate::connection::{turn_away, Connection, Ctx};
 use crate::listener::Listener;
 use crate::local::Stats;
 use crate::looptime::Work;
 use crate::pool::Resources;
-use crate::relay::Side;
+use crate::relay::{Side, Stream};
 use crate::signals::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -26,11 +28,22 @@ const LISTENER_BASE: usize = 1;
 /// the client, then its upstream socket and a helper process's pipe.
 const CONN_BASE: usize = 1 << 16;
 const TOKENS_PER_CONN: usize = 3;
+/// How long accepting pauses after `accept` failed (out of descriptors or
+/// memory): no event says when a descriptor frees up, so a timer retries.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Clients accepted in one go; the rest wait for the next loop iteration,
+/// so a flood of connections cannot hold the loop (each may evict another).
+const ACCEPT_BATCH: usize = 64;
 
 struct Slot {
     conn: Connection,
     /// Deadline already in the heap for this slot.
     armed: Option<Instant>,
+    /// Accept order, which is eviction order.
+    serial: u64,
+    addr: AddrKey,
+    /// Counted by `admission` as still sending its first head.
+    first_head: bool,
 }
 
 pub struct Server {
@@ -47,7 +60,16 @@ pub struct Server {
     signals: Signals,
     /// Set on SIGTERM: when in-flight work is cut off.
     stop_at: Option<Instant>,
+    /// At `max_connections` with no connection to evict.
     accept_paused: bool,
+    /// Accepting waits until then: `accept` failed, or a batch was taken.
+    accept_resume_at: Option<Instant>,
+    /// The last `accept` failed (it is logged once, not at every retry).
+    accept_failing: bool,
+    /// Kept open so that, out of descriptors, one can be freed to accept
+    /// the next client and tell it so instead of leaving it queued.
+    spare_fd: Option<File>,
+    admission: Admission,
 }
 
 impl Server {
@@ -58,7 +80,7 @@ impl Server {
         poll.registry()
             .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
         let mut server = Server {
-            res: Resources::new(cfg.max_head_bytes, cfg.splice),
+            res: Resources::new(cfg.max_head_bytes, cfg.splice, cfg.body_budget),
             stats: Stats::new(Instant::now()),
             sessions: Sessions::default(),
             poll,
@@ -70,6 +92,10 @@ impl Server {
             signals,
             stop_at: None,
             accept_paused: false,
+            accept_resume_at: None,
+            accept_failing: false,
+            spare_fd: open_spare_fd(),
+            admission: Admission::default(),
             cfg,
         };
         for spec in server.cfg.listen.clone() {
@@ -139,6 +165,14 @@ impl Server {
             self.fire_timers();
             let now = Instant::now();
             self.stats.loop_time.work(Work::Timers, now - start);
+            if self.accept_resume_at.is_some_and(|at| at <= now) {
+                self.accept_resume_at = None;
+                for i in 0..self.listeners.len() {
+                    self.accept_all(i);
+                }
+                self.stats.loop_time.work(Work::Accept, now.elapsed());
+            }
+            let now = Instant::now();
             self.stats.loop_time.iteration(now - woke, now);
             if let Some(stop_at) = self.stop_at {
                 if self.stats.connections_active == 0 || Instant::now() >= stop_at {
@@ -152,11 +186,11 @@ impl Server {
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
         let next = self.timers.peek().map(|Reverse((at, _))| *at);
-        let next = match (next, self.stop_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        next.map(|at| at.saturating_duration_since(now))
+        [next, self.stop_at, self.accept_resume_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|at| at.saturating_duration_since(now))
     }
 
     /// Runs `f` on a live connection with a fresh context, then files the
@@ -171,11 +205,13 @@ impl Server {
             cfg: &self.cfg,
             stats: &mut self.stats,
             sessions: &mut self.sessions,
+            admission: &self.admission,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
         };
         f(&mut slot.conn, &mut ctx);
         if slot.conn.is_closed() {
+            self.admission.closed(slot.addr, slot.serial);
             self.slots[index] = None;
             self.free.push(index);
             self.stats.connections_active -= 1;
@@ -186,6 +222,10 @@ impl Server {
                 }
             }
             return;
+        }
+        if slot.first_head && !slot.conn.awaiting_first_head() {
+            slot.first_head = false;
+            self.admission.served(slot.addr, slot.serial);
         }
         // Deadlines that move later (every keep-alive request) reuse the
         // armed entry, which re-arms when it fires: one entry per connection.
@@ -200,11 +240,15 @@ impl Server {
     }
 
     fn accept_all(&mut self, index: usize) {
-        loop {
-            if self.stats.connections_active >= self.cfg.max_connections {
+        for _ in 0..ACCEPT_BATCH {
+            if self.accept_resume_at.is_some() {
+                return;
+            }
+            let full = self.stats.connections_active >= self.cfg.max_connections;
+            if full && !self.admission.can_evict() {
                 if !self.accept_paused {
                     log::warn!(
-                        "connection limit {} reached; not accepting",
+                        "connection limit {} reached and every connection is in use; not accepting",
                         self.cfg.max_connections
                     );
                 }
@@ -215,35 +259,110 @@ impl Server {
                 return;
             };
             let (stream, peer, peer_id) = match listener.accept() {
-                Ok(Some(pair)) => pair,
-                Ok(None) => return,
-                Err(e) => {
-                    log::warn!("accept on {}: {e}", listener.bound);
+                Ok(Some(client)) => client,
+                Ok(None) => {
+                    self.accept_failing = false;
                     return;
                 }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionAborted | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return self.accept_failed(index, &e),
             };
-            let slot = self.free.pop().unwrap_or_else(|| {
-                self.slots.push(None);
-                self.slots.len() - 1
-            });
-            let front_token = Token(CONN_BASE + TOKENS_PER_CONN * slot);
-            let mut side = Side::new(stream);
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(&mut side.stream, front_token, interest)
-            {
-                log::warn!("register client socket: {e}");
-                self.free.push(slot);
-                continue;
+            let addr = AddrKey::from(peer_id);
+            let decision = self.admission.decide(
+                addr,
+                self.stats.connections_active,
+                self.cfg.max_connections,
+                self.cfg.max_connections_per_address,
+            );
+            match decision {
+                Decision::Admit => {}
+                Decision::EvictFirst(victim) => {
+                    self.admission.evicted += 1;
+                    if let Some(v) = self.slots.get(victim).and_then(Option::as_ref) {
+                        log::debug!("{} evicted while sending its first head, for {peer}", v.conn.peer);
+                    }
+                    self.with_conn(victim, |conn, ctx| conn.evict(ctx));
+                }
+                Decision::Refuse => {
+                    self.admission.refused += 1;
+                    log::debug!(
+                        "{peer} refused: {} connections from its address are in use",
+                        self.admission.open_from(addr)
+                    );
+                    let why = "too many connections from this address";
+                    turn_away(&mut Side::new(stream), &mut self.res.scratch, why);
+                    continue;
+                }
             }
-            let conn = Connection::new(side, front_token, peer, peer_id, Instant::now(), &self.cfg);
-            self.stats.connections_active += 1;
-            self.stats.connections_total += 1;
-            self.slots[slot] = Some(Slot { conn, armed: None });
-            self.with_conn(slot, |_, _| {});
+            self.admit(stream, peer, peer_id, addr);
         }
+        self.accept_resume_at = Some(Instant::now());
+    }
+
+    fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: AddrKey) {
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let front_token = Token(CONN_BASE + TOKENS_PER_CONN * slot);
+        let mut side = Side::new(stream);
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut side.stream, front_token, interest)
+        {
+            log::warn!("register client socket: {e}");
+            self.free.push(slot);
+            return;
+        }
+        let conn = Connection::new(side, front_token, peer, peer_id, Instant::now(), &self.cfg);
+        self.stats.connections_active += 1;
+        self.stats.connections_total += 1;
+        let serial = self.stats.connections_total;
+        self.admission.opened(addr, serial, slot);
+        self.slots[slot] = Some(Slot {
+            conn,
+            armed: None,
+            serial,
+            addr,
+            first_head: true,
+        });
+        self.with_conn(slot, |_, _| {});
+    }
+
+    /// `accept` failed for want of descriptors, memory or buffers: pause and
+    /// retry on a timer. Out of descriptors, the spare one is given up for a
+    /// moment so the client at the head of the queue hears why; the rest
+    /// wait in the queue for the retry, since descriptors usually come back
+    /// within milliseconds (every finished request frees two or three).
+    fn accept_failed(&mut self, index: usize, e: &io::Error) {
+        if !self.accept_failing {
+            log::warn!("accept: {e}; retrying every {} ms", ACCEPT_RETRY.as_millis());
+        }
+        self.accept_failing = true;
+        if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+            self.stats.descriptors_exhausted += 1;
+            if let Some(spare) = self.spare_fd.take() {
+                drop(spare);
+                let listener = self.listeners.get(index).and_then(Option::as_ref);
+                if let Some(Ok(Some((stream, peer, _)))) = listener.map(Listener::accept) {
+                    self.stats.refused_no_descriptor += 1;
+                    log::warn!("{peer} refused: out of file descriptors");
+                    let why = "the gateway is out of file descriptors; try again";
+                    turn_away(&mut Side::new(stream), &mut self.res.scratch, why);
+                }
+                self.spare_fd = open_spare_fd();
+            }
+        }
+        self.accept_resume_at = Some(Instant::now() + ACCEPT_RETRY);
     }
 
     fn fire_timers(&mut self) {
@@ -312,6 +431,7 @@ impl Server {
         log::set_max_level(cfg.log_level);
         self.res.splice_enabled = cfg.splice;
         self.res.resize_scratch(cfg.max_head_bytes);
+        self.res.body_budget.limit = cfg.body_budget;
         for slot in self.listeners.iter_mut() {
             if slot.as_ref().is_some_and(|l| !cfg.listen.contains(&l.spec)) {
                 if let Some(mut l) = slot.take() {
@@ -336,4 +456,12 @@ impl Server {
         }
         log::info!("configuration reloaded");
     }
+}
+
+/// The spare descriptor; without one (no `/dev/null`, or none free) the
+/// out-of-descriptors reply is skipped and clients wait for the retry.
+fn open_spare_fd() -> Option<File> {
+    File::open("/dev/null")
+        .map_err(|e| log::warn!("no spare descriptor (/dev/null): {e}"))
+        .ok()
 }
