@@ -53,7 +53,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 bin_dir=target/$host/release
 
 # Inputs longer than most heads, long enough for the chunked size-line limit.
-declare -A max_len=([chunked]=5000 [config_file]=4096 [config_args]=1024 [route]=1024 [auth_header]=1024)
+declare -A max_len=([chunked]=5000 [config_file]=4096 [config_args]=1024 [route]=1024 [auth_header]=1024 [build_query]=1024)
 
 passed=0
 failed=0

@@ -106,6 +106,11 @@ fn policy() {
 }
 
 #[test]
+fn build_query() {
+    replay("build_query", checks::build_query);
+}
+
+#[test]
 fn ws_frame() {
     replay("ws_frame", checks::ws_frame);
 }
