@@ -8,16 +8,18 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::auth::Sessions;
 use crate::config::{Command, Config};
 use crate::connection::{Connection, Ctx};
 use crate::listener::Listener;
 use crate::local::Stats;
+use crate::login::Logins;
 use crate::looptime::Work;
 use crate::pool::Resources;
 use crate::relay::Side;
+use crate::rpcd::Ubus;
 use crate::signals::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -26,6 +28,8 @@ const LISTENER_BASE: usize = 1;
 /// the client, then its upstream socket and a helper process's pipe.
 const CONN_BASE: usize = 1 << 16;
 const TOKENS_PER_CONN: usize = 3;
+/// The password hashing worker's wake-ups.
+const LOGIN_TOKEN: Token = Token(CONN_BASE - 1);
 
 struct Slot {
     conn: Connection,
@@ -44,6 +48,8 @@ pub struct Server {
     res: Resources,
     stats: Stats,
     sessions: Sessions,
+    logins: Logins,
+    ubus: Ubus,
     signals: Signals,
     /// Set on SIGTERM: when in-flight work is cut off.
     stop_at: Option<Instant>,
@@ -57,10 +63,13 @@ impl Server {
         let signals = Signals::new()?;
         poll.registry()
             .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
+        let logins = Logins::new(Waker::new(poll.registry(), LOGIN_TOKEN)?)?;
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice),
             stats: Stats::new(Instant::now()),
             sessions: Sessions::default(),
+            logins,
+            ubus: Ubus::default(),
             poll,
             args,
             listeners: Vec::new(),
@@ -119,6 +128,10 @@ impl Server {
                         self.on_signals();
                         Work::Signals
                     }
+                    LOGIN_TOKEN => {
+                        self.on_logins_hashed();
+                        Work::Login
+                    }
                     Token(t) if t >= CONN_BASE => {
                         let slot = (t - CONN_BASE) / TOKENS_PER_CONN;
                         let which = (t - CONN_BASE) % TOKENS_PER_CONN;
@@ -171,6 +184,8 @@ impl Server {
             cfg: &self.cfg,
             stats: &mut self.stats,
             sessions: &mut self.sessions,
+            logins: &mut self.logins,
+            ubus: &mut self.ubus,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
         };
@@ -266,6 +281,15 @@ impl Server {
                 Some(_) => self.with_conn(index, |_, _| {}),
                 None => {}
             }
+        }
+    }
+
+    /// Hands each verdict of the hashing worker to the connection waiting
+    /// for it, if it still is.
+    fn on_logins_hashed(&mut self) {
+        for verdict in self.logins.finished(Instant::now()) {
+            let slot = (verdict.token.0 - CONN_BASE) / TOKENS_PER_CONN;
+            self.with_conn(slot, |conn, ctx| conn.login_hashed(ctx, verdict));
         }
     }
 
