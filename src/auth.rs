@@ -2,8 +2,8 @@
 //! login sessions, the router's rpcd sessions), login rate limits, and what
 //! a role may do.
 //!
-//! Credential parsing is pure; sessions and rate limits are small bounded
-//! tables owned by the event loop.
+//! Credential parsing is pure; sessions are a small bounded table owned by
+//! the event loop (login limits and password hashing are in `login`).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,11 +19,9 @@ use crate::route::Class;
 pub const COOKIE: &str = "dockermand_session";
 /// Most live sessions (own logins, cached rpcd checks, tickets) kept.
 pub const MAX_SESSIONS: usize = 1024;
-/// Failed logins from one address allowed per window before 429.
-pub const LOGIN_FAILURES: u32 = 5;
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
-/// Addresses tracked by the rate limiter at once.
-const MAX_TRACKED: usize = 4096;
+/// Most PBKDF2 rounds a stored password may ask for: each login costs the
+/// hashing worker this many rounds, and every unknown user name as much.
+pub const MAX_PASSWORD_ITERATIONS: u32 = 200_000;
 /// How long an rpcd answer is trusted before asking again.
 pub const RPCD_CACHE: Duration = Duration::from_secs(30);
 
@@ -87,6 +85,9 @@ pub struct User {
     pub role: String,
 }
 
+/// Bytes of salt in the hashes `--hash-password` makes.
+const SALT_LEN: usize = 16;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PasswordHash {
     pub iterations: u32,
@@ -107,8 +108,14 @@ impl PasswordHash {
         let hash: [u8; 32] = crate::base64::decode(hash.as_bytes())
             .and_then(|h| h.try_into().ok())
             .ok_or_else(bad)?;
-        if scheme != "pbkdf2-sha256" || !(1..=10_000_000).contains(&iterations) {
+        if scheme != "pbkdf2-sha256" || iterations == 0 {
             return Err(bad());
+        }
+        if iterations > MAX_PASSWORD_ITERATIONS {
+            return Err(format!(
+                "password hash with {iterations} iterations: at most {MAX_PASSWORD_ITERATIONS} are allowed \
+                 (each login would hold the hashing worker too long); rehash with --hash-password"
+            ));
         }
         Ok(PasswordHash {
             iterations,
@@ -118,7 +125,7 @@ impl PasswordHash {
     }
 
     pub fn create(password: &str, iterations: u32) -> std::io::Result<String> {
-        let salt = random_bytes::<16>()?;
+        let salt = random_bytes::<SALT_LEN>()?;
         let hash = pbkdf2_sha256(password.as_bytes(), &salt, iterations);
         Ok(format!(
             "pbkdf2-sha256${iterations}${}${}",
@@ -195,16 +202,27 @@ impl AuthConfig {
         found
     }
 
-    pub fn find_user(&self, name: &str, password: &str) -> Option<&User> {
-        let user = self.users.iter().find(|u| u.name == name);
-        match user {
-            Some(u) if u.password.verify(password) => Some(u),
-            Some(_) => None,
-            None => {
-                // Same work for unknown users, so timing does not tell.
-                let _ = pbkdf2_sha256(password.as_bytes(), b"dockermand", 10_000);
-                None
-            }
+    /// The user called `name`, and the hash a login for that name is
+    /// checked against. An unknown name is checked against a hash that
+    /// nothing matches, with as many rounds as the slowest configured user
+    /// and a salt as long as ours, so that it costs the same work and timing
+    /// does not tell which users exist.
+    pub fn login_target(&self, name: &str) -> (Option<&User>, PasswordHash) {
+        match self.users.iter().find(|u| u.name == name) {
+            Some(u) => (Some(u), u.password.clone()),
+            None => (
+                None,
+                PasswordHash {
+                    iterations: self
+                        .users
+                        .iter()
+                        .map(|u| u.password.iterations)
+                        .max()
+                        .unwrap_or(1),
+                    salt: vec![0; SALT_LEN],
+                    hash: [0; 32],
+                },
+            ),
         }
     }
 }
@@ -263,10 +281,25 @@ pub fn without_token_subprotocols(header: &[u8]) -> Option<Vec<u8>> {
 /// by this, and a uid is its own variant rather than an address made up for
 /// it, so a local user and a network client can never share (or exhaust)
 /// each other's allowance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PeerId {
     Ip(IpAddr),
     Uid(u32),
+}
+
+impl PeerId {
+    /// Who a limit counts this peer as: an IPv6 client by its /64, since
+    /// one host is routinely given a whole /64 and can pick any address in
+    /// it; an IPv4-mapped IPv6 address as the IPv4 address it is.
+    pub fn limit_key(self) -> PeerId {
+        match self {
+            PeerId::Ip(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+                Some(v4) => PeerId::Ip(IpAddr::V4(v4)),
+                None => PeerId::Ip(IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into())),
+            },
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for PeerId {
@@ -306,7 +339,6 @@ struct Session {
 #[derive(Default)]
 pub struct Sessions {
     by_hash: HashMap<[u8; 32], Session>,
-    failures: HashMap<PeerId, (u32, Instant)>,
 }
 
 impl Sessions {
@@ -379,33 +411,6 @@ impl Sessions {
 
     fn expire(&mut self, now: Instant) {
         self.by_hash.retain(|_, s| s.expires > now);
-    }
-
-    /// Whether `peer` may try to log in now.
-    pub fn login_allowed(&mut self, peer: PeerId, now: Instant) -> bool {
-        match self.failures.get(&peer) {
-            Some((n, since)) if now.duration_since(*since) < LOGIN_WINDOW => *n < LOGIN_FAILURES,
-            _ => true,
-        }
-    }
-
-    pub fn login_failed(&mut self, peer: PeerId, now: Instant) {
-        if self.failures.len() >= MAX_TRACKED {
-            self.failures
-                .retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
-            if self.failures.len() >= MAX_TRACKED {
-                return;
-            }
-        }
-        let entry = self.failures.entry(peer).or_insert((0, now));
-        if now.duration_since(entry.1) >= LOGIN_WINDOW {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-    }
-
-    pub fn login_succeeded(&mut self, peer: PeerId) {
-        self.failures.remove(&peer);
     }
 }
 
@@ -521,6 +526,40 @@ mod tests {
         assert!(!h.verify("hunter3"));
         assert!(PasswordHash::parse("md5$1$x$y").is_err());
         assert!(PasswordHash::parse("pbkdf2-sha256$0$AA==$AA==").is_err());
+        let capped = format!(
+            "pbkdf2-sha256${MAX_PASSWORD_ITERATIONS}$AA==${}",
+            "A".repeat(43) + "="
+        );
+        assert!(PasswordHash::parse(&capped).is_ok());
+        let err = PasswordHash::parse(&capped.replace("200000", "200001")).unwrap_err();
+        assert!(err.contains("at most 200000"), "{err}");
+    }
+
+    #[test]
+    fn unknown_users_cost_the_same_rounds() {
+        let hash = |iterations| PasswordHash {
+            iterations,
+            salt: vec![1; SALT_LEN],
+            hash: [2; 32],
+        };
+        let user = |name: &str, iterations| User {
+            name: name.into(),
+            password: hash(iterations),
+            role: "read".into(),
+        };
+        let cfg = AuthConfig {
+            users: vec![user("alice", 20_000), user("bob", 30_000)],
+            ..AuthConfig::default()
+        };
+        let (found, target) = cfg.login_target("alice");
+        assert_eq!(
+            (found.map(|u| u.name.as_str()), target.iterations),
+            (Some("alice"), 20_000)
+        );
+        let (found, target) = cfg.login_target("mallory");
+        assert!(found.is_none());
+        assert_eq!((target.iterations, target.salt.len()), (30_000, SALT_LEN));
+        assert!(!target.verify(""));
     }
 
     #[test]
@@ -549,20 +588,24 @@ mod tests {
     }
 
     #[test]
-    fn login_rate_limit() {
-        let now = Instant::now();
-        let mut s = Sessions::default();
-        let ip = PeerId::Ip("192.0.2.1".parse().unwrap());
-        for _ in 0..LOGIN_FAILURES {
-            assert!(s.login_allowed(ip, now));
-            s.login_failed(ip, now);
-        }
-        assert!(!s.login_allowed(ip, now));
-        assert!(s.login_allowed(ip, now + LOGIN_WINDOW));
-        // Each local user has an allowance of its own.
-        assert!(s.login_allowed(PeerId::Uid(0), now));
-        s.login_failed(PeerId::Uid(0), now);
-        assert!(s.login_allowed(PeerId::Uid(1000), now));
+    fn limits_count_ipv6_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(PeerId::Ip(a).limit_key(), PeerId::Ip(b).limit_key());
+        assert_ne!(PeerId::Ip(a).limit_key(), PeerId::Ip(other).limit_key());
+        assert_eq!(
+            PeerId::Ip(a).limit_key(),
+            PeerId::Ip("2001:db8:1:2::".parse().unwrap())
+        );
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(
+            PeerId::Ip(mapped).limit_key(),
+            PeerId::Ip("192.0.2.7".parse().unwrap())
+        );
+        let v4 = PeerId::Ip("192.0.2.7".parse().unwrap());
+        assert_eq!(v4.limit_key(), v4);
+        assert_eq!(PeerId::Uid(1000).limit_key(), PeerId::Uid(1000));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::config::Config;
 use crate::console::{handshake_reply, Console, ExecRequest, Io, Keepalive, Outcome as ConsoleOutcome};
 use crate::gate::{self, Authn, Pass, Refusal};
 use crate::http::HeadError;
-use crate::local::{self, Endpoint, LocalReply, Stats};
+use crate::local::{self, AuthFigures, Endpoint, LocalReply, Stats};
+use crate::login::{self, Logins, Verdict};
 use crate::looptime::Work;
 use crate::policy::{check_body, Policy};
 use crate::pool::{largest_raw_body, BodyReservation, Resources, CHUNK};
@@ -31,7 +32,7 @@ use crate::relay::{Flow, FlowError, Framing, Side};
 use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
 use crate::response::{parse_response_head, ResponseBody};
 use crate::route::{BodyCheck, Class};
-use crate::rpcd::AccessCheck;
+use crate::rpcd::{AccessCheck, Ubus, Unavailable};
 use crate::upstream::UpstreamAddr;
 use crate::websocket::accept_key;
 
@@ -54,6 +55,8 @@ pub struct Ctx<'a> {
     pub stats: &'a mut Stats,
     pub sessions: &'a mut Sessions,
     pub admission: &'a Admission,
+    pub logins: &'a mut Logins,
+    pub ubus: &'a mut Ubus,
     pub now: Instant,
     pub shutting_down: bool,
 }
@@ -81,6 +84,8 @@ pub enum Phase {
     },
     /// Waiting for rpcd to say what a LuCI session may do.
     Rpcd(Box<RpcdWait>),
+    /// Waiting for the hashing worker to check a login's password.
+    Login(Box<LoginWait>),
     /// Reading a body that must be checked before anything is forwarded.
     Body(Box<BodyRead>),
     /// A browser console (or echo) over WebSocket.
@@ -108,6 +113,14 @@ pub struct RpcdWait {
     req: Request,
     session: String,
     check: AccessCheck,
+}
+
+pub struct LoginWait {
+    req: Request,
+    job: u64,
+    /// The user logging in, if the name is known (an unknown name is
+    /// hashed all the same and fails).
+    user: Option<(String, String)>,
 }
 
 enum Purpose {
@@ -272,6 +285,8 @@ impl Connection {
             match std::mem::replace(&mut self.phase, Phase::Closed) {
                 Phase::Head { started } => self.read_head(ctx, started),
                 Phase::Rpcd(w) => self.rpcd(ctx, w),
+                // Only the worker's verdict moves a login on.
+                Phase::Login(w) => self.phase = Phase::Login(w),
                 Phase::Body(b) => self.body(ctx, b),
                 Phase::Console(c) => self.console(ctx, c),
                 Phase::Reap(r) => self.reap(ctx, r),
@@ -306,6 +321,12 @@ impl Connection {
             // Pings, idle limits and the end of an exec run on time.
             phase @ (Phase::Console(_) | Phase::Reap(_)) => {
                 self.phase = phase;
+                self.drive(ctx);
+            }
+            Phase::Login(wait) => {
+                // The failure is still counted when the worker is done.
+                let r = Refusal::new(503, "login_busy", "password", "the password check took too long");
+                self.refuse(ctx, &wait.req, "-", r);
                 self.drive(ctx);
             }
             phase => {
@@ -447,6 +468,9 @@ impl Connection {
         }
         match gate::authenticate(&req.head, self.peer_id, ctx.cfg, ctx.sessions, ctx.now) {
             Authn::Principal(p) => self.authorized(ctx, req, p),
+            Authn::AskRpcd(session) if ctx.ubus.recently_refused(&session, ctx.now) => {
+                self.unauthorized(ctx, &req, "invalid or expired credentials")
+            }
             Authn::AskRpcd(session) => self.ask_rpcd(ctx, req, session, "write"),
             Authn::Missing => self.unauthorized(ctx, &req, "authentication required"),
             Authn::Invalid => self.unauthorized(ctx, &req, "invalid or expired credentials"),
@@ -505,11 +529,11 @@ impl Connection {
                 ctx.res,
                 ctx.admission,
                 ctx.cfg,
-                ctx.sessions.count(),
+                &auth_figures(ctx),
                 ctx.now,
             ),
             Endpoint::Metrics => {
-                local::metrics(ctx.stats, ctx.res, ctx.admission, ctx.sessions.count(), ctx.now)
+                local::metrics(ctx.stats, ctx.res, ctx.admission, &auth_figures(ctx), ctx.now)
             }
             Endpoint::WhoAmI => {
                 LocalReply::json(200, json!({ "name": principal.name, "role": principal.role }))
@@ -683,13 +707,17 @@ impl Connection {
         let Some(rpcd) = &ctx.cfg.auth.rpcd else {
             return self.unauthorized(ctx, &req, "invalid or expired credentials");
         };
+        let ubus = &mut *ctx.ubus;
         let spawned = ctx
             .stats
             .loop_time
-            .timed(Work::Spawn, || AccessCheck::spawn(rpcd, &session, function));
+            .timed(Work::Spawn, || ubus.spawn(rpcd, &session, function));
         let check = match spawned {
             Ok(c) => c,
-            Err(e) => {
+            Err(Unavailable::Busy) => {
+                return self.rpcd_unavailable(ctx, &req, "the router's session service is busy; try again");
+            }
+            Err(Unavailable::Spawn(e)) => {
                 log::error!("cannot run {}: {e}", rpcd.ubus);
                 return self.rpcd_unavailable(ctx, &req, "the router's session service is unavailable");
             }
@@ -719,7 +747,10 @@ impl Connection {
             (true, "write") => "operator",
             (true, _) => "read",
             (false, "write") => return self.ask_rpcd(ctx, req, session, "read"),
-            (false, _) => return self.unauthorized(ctx, &req, "invalid or expired credentials"),
+            (false, _) => {
+                ctx.ubus.refused(&session, ctx.now);
+                return self.unauthorized(ctx, &req, "invalid or expired credentials");
+            }
         };
         let principal = Principal {
             name: format!("rpcd:{}", &session[..8.min(session.len())]),
@@ -922,37 +953,76 @@ impl Connection {
         }
     }
 
+    /// Starts a login: its password is hashed on the worker, and
+    /// `login_hashed` answers it.
     fn login(&mut self, ctx: &mut Ctx, req: Request, body: &[u8]) {
         if req.head.header("origin").is_some() && req.cors.is_none() {
             let r = Refusal::new(403, "csrf", "Origin", "cross-site login refused");
             return self.refuse(ctx, &req, "-", r);
         }
         let peer = self.peer_id;
-        if !ctx.sessions.login_allowed(peer, ctx.now) {
-            let r = Refusal::new(
+        if let Err(refused) = ctx.logins.check(peer, ctx.now) {
+            return self.login_refused(ctx, &req, refused);
+        }
+        let Ok(LoginRequest { username, password }) = serde_json::from_slice(body) else {
+            ctx.logins.limiter.fail_now(peer, ctx.now);
+            return self.wrong_password(ctx, &req);
+        };
+        let (user, against) = ctx.cfg.auth.login_target(&username);
+        let user = user.map(|u| (u.name.clone(), u.role.clone()));
+        match ctx
+            .logins
+            .submit(self.base_token, peer, password, against, user.is_some(), ctx.now)
+        {
+            Ok(job) => {
+                self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
+                self.phase = Phase::Login(Box::new(LoginWait { req, job, user }));
+            }
+            Err(refused) => self.login_refused(ctx, &req, refused),
+        }
+    }
+
+    fn login_refused(&mut self, ctx: &mut Ctx, req: &Request, refused: login::Refused) {
+        let r = match refused {
+            login::Refused::RateLimited => Refusal::new(
                 429,
                 "login_rate",
                 "username",
                 "too many failed logins; try again later",
-            );
-            return self.refuse(ctx, &req, "-", r);
-        }
-        let parsed: Option<LoginRequest> = serde_json::from_slice(body).ok();
-        let cfg = ctx.cfg;
-        let user = ctx.stats.loop_time.timed(Work::Login, || {
-            parsed
-                .as_ref()
-                .and_then(|l| cfg.auth.find_user(&l.username, &l.password))
-        });
-        let Some(user) = user else {
-            ctx.sessions.login_failed(peer, ctx.now);
-            let r = Refusal::new(401, "login", "password", "wrong user name or password");
-            return self.refuse(ctx, &req, "-", r);
+            ),
+            login::Refused::Busy => Refusal::new(
+                503,
+                "login_busy",
+                "password",
+                "too many logins at once; try again",
+            ),
         };
-        ctx.sessions.login_succeeded(peer);
+        self.refuse(ctx, req, "-", r);
+    }
+
+    fn wrong_password(&mut self, ctx: &mut Ctx, req: &Request) {
+        let r = Refusal::new(401, "login", "password", "wrong user name or password");
+        self.refuse(ctx, req, "-", r);
+    }
+
+    /// The worker checked a password; `verdict` may be for a login this
+    /// connection gave up on (timed out), which is then ignored.
+    pub fn login_hashed(&mut self, ctx: &mut Ctx, verdict: Verdict) {
+        let wait = match std::mem::replace(&mut self.phase, Phase::Closed) {
+            Phase::Login(wait) if wait.job == verdict.job => wait,
+            phase => {
+                self.phase = phase;
+                return;
+            }
+        };
+        let LoginWait { req, user, .. } = *wait;
+        let Some((name, role)) = user.filter(|_| verdict.matched) else {
+            self.wrong_password(ctx, &req);
+            return self.drive(ctx);
+        };
         let principal = Principal {
-            name: format!("user:{}", user.name),
-            role: user.role.clone(),
+            name: format!("user:{name}"),
+            role: role.clone(),
             ambient: true,
         };
         let ttl = ctx.cfg.auth.session_ttl;
@@ -960,21 +1030,20 @@ impl Connection {
             .sessions
             .create(SessionKind::Login, principal.clone(), ttl, ctx.now)
         {
-            Ok(id) => {
-                LocalReply::json(200, json!({ "name": user.name, "role": user.role })).with_headers(&format!(
-                    "Set-Cookie: {COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}\r\n",
-                    ttl.as_secs()
-                ))
-            }
+            Ok(id) => LocalReply::json(200, json!({ "name": name, "role": role })).with_headers(&format!(
+                "Set-Cookie: {COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}\r\n",
+                ttl.as_secs()
+            )),
             Err(_) => LocalReply::error(503, "no randomness available"),
         };
-        log::info!("{} login as {} ({})", self.peer, user.name, user.role);
+        log::info!("{} login as {name} ({role})", self.peer);
         self.log_local(&req, reply.status);
         let reply = match &req.cors {
             Some(origin) => reply.with_headers(&gate::cors_headers(origin)),
             None => reply,
         };
         self.reply(ctx, reply, !req.head.keep_alive);
+        self.drive(ctx);
     }
 
     /// Logs a denial on one line and answers it.
@@ -1415,6 +1484,21 @@ fn read_response_head(back: &mut Side, ctx: &mut Ctx, ex: &mut Exchange) -> Resu
         upstream_keep_alive: head.keep_alive && !tunnel,
     });
     Ok(true)
+}
+
+/// The sizes of the authentication tables and queues, for our endpoints.
+fn auth_figures(ctx: &Ctx) -> AuthFigures {
+    AuthFigures {
+        sessions: ctx.sessions.count(),
+        login_peers: ctx.logins.limiter.len(),
+        login_queue: ctx.logins.queued(),
+        logins_hashed: ctx.logins.hashed,
+        login_rounds: ctx.logins.rounds,
+        ubus_running: ctx.ubus.running(),
+        ubus_spawns: ctx.ubus.spawns,
+        ubus_refused: ctx.ubus.refused_len(),
+        ubus_refused_hits: ctx.ubus.refused_hits,
+    }
 }
 
 fn log_exchange(peer: &str, ex: &Exchange, end: End) {

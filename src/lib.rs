@@ -21,6 +21,7 @@ pub mod http;
 pub mod listener;
 pub mod local;
 pub mod logger;
+pub mod login;
 pub mod looptime;
 pub mod policy;
 pub mod pool;

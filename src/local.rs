@@ -88,6 +88,22 @@ impl Drop for Held {
     }
 }
 
+/// The sizes of the authentication tables and queues, and what they cost.
+pub struct AuthFigures {
+    pub sessions: usize,
+    /// Peers with failed logins remembered, logins queued for hashing.
+    pub login_peers: usize,
+    pub login_queue: usize,
+    pub logins_hashed: u64,
+    pub login_rounds: u64,
+    pub ubus_running: usize,
+    pub ubus_spawns: u64,
+    /// Sessions rpcd refused that are refused without asking, and how
+    /// many requests that saved a spawn.
+    pub ubus_refused: usize,
+    pub ubus_refused_hits: u64,
+}
+
 /// Our endpoints, by path under the prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -190,7 +206,7 @@ pub fn status(
     res: &Resources,
     admission: &Admission,
     cfg: &Config,
-    sessions: usize,
+    auth: &AuthFigures,
     now: Instant,
 ) -> LocalReply {
     LocalReply::json(
@@ -232,7 +248,17 @@ pub fn status(
                 "spliced": res.bytes.spliced,
                 "copied": res.bytes.copied,
             },
-            "sessions": sessions,
+            "sessions": auth.sessions,
+            "auth": {
+                "login_peers": auth.login_peers,
+                "login_queue": auth.login_queue,
+                "logins_hashed": auth.logins_hashed,
+                "login_hash_rounds": auth.login_rounds,
+                "ubus_running": auth.ubus_running,
+                "ubus_spawns": auth.ubus_spawns,
+                "ubus_refused_cached": auth.ubus_refused,
+                "ubus_refused_hits": auth.ubus_refused_hits,
+            },
             "buffers_in_use": res.buffers_in_use,
             "pipes_in_use": res.pipes_in_use,
             "splice": res.splice_enabled,
@@ -246,7 +272,7 @@ pub fn metrics(
     stats: &Stats,
     res: &Resources,
     admission: &Admission,
-    sessions: usize,
+    auth: &AuthFigures,
     now: Instant,
 ) -> LocalReply {
     let mut out = String::new();
@@ -288,11 +314,24 @@ pub fn metrics(
         ("requests_rejected_total", "counter", stats.rejected),
         ("upstream_errors_total", "counter", stats.upstream_errors),
         ("policy_allowed_total", "counter", stats.allowed),
-        ("sessions", "gauge", sessions as u64),
+        ("sessions", "gauge", auth.sessions as u64),
         ("buffers_in_use", "gauge", res.buffers_in_use as u64),
         ("pipes_in_use", "gauge", res.pipes_in_use as u64),
     ];
     for (name, kind, value) in gauges {
+        let _ = writeln!(out, "# TYPE dockermand_{name} {kind}\ndockermand_{name} {value}");
+    }
+    let auth_gauges: [(&str, &str, u64); 8] = [
+        ("login_peers", "gauge", auth.login_peers as u64),
+        ("login_queue", "gauge", auth.login_queue as u64),
+        ("logins_hashed_total", "counter", auth.logins_hashed),
+        ("login_hash_rounds_total", "counter", auth.login_rounds),
+        ("ubus_running", "gauge", auth.ubus_running as u64),
+        ("ubus_spawns_total", "counter", auth.ubus_spawns),
+        ("ubus_refused_cached", "gauge", auth.ubus_refused as u64),
+        ("ubus_refused_hits_total", "counter", auth.ubus_refused_hits),
+    ];
+    for (name, kind, value) in auth_gauges {
         let _ = writeln!(out, "# TYPE dockermand_{name} {kind}\ndockermand_{name} {value}");
     }
     out.push_str("# TYPE dockermand_policy_denied_total counter\n");

@@ -9,7 +9,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::admission::{AddrKey, Admission, Decision};
 use crate::auth::{PeerId, Sessions};
@@ -17,9 +17,11 @@ use crate::config::{Command, Config};
 use crate::connection::{turn_away, Connection, Ctx};
 use crate::listener::Listener;
 use crate::local::Stats;
+use crate::login::Logins;
 use crate::looptime::Work;
 use crate::pool::Resources;
 use crate::relay::{Side, Stream};
+use crate::rpcd::Ubus;
 use crate::signals::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -34,6 +36,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// Clients accepted in one go; the rest wait for the next loop iteration,
 /// so a flood of connections cannot hold the loop (each may evict another).
 const ACCEPT_BATCH: usize = 64;
+/// The password hashing worker's wake-ups.
+const LOGIN_TOKEN: Token = Token(CONN_BASE - 1);
 
 struct Slot {
     conn: Connection,
@@ -57,6 +61,8 @@ pub struct Server {
     res: Resources,
     stats: Stats,
     sessions: Sessions,
+    logins: Logins,
+    ubus: Ubus,
     signals: Signals,
     /// Set on SIGTERM: when in-flight work is cut off.
     stop_at: Option<Instant>,
@@ -79,10 +85,13 @@ impl Server {
         let signals = Signals::new()?;
         poll.registry()
             .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
+        let logins = Logins::new(Waker::new(poll.registry(), LOGIN_TOKEN)?)?;
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice, cfg.body_budget),
             stats: Stats::new(Instant::now()),
             sessions: Sessions::default(),
+            logins,
+            ubus: Ubus::default(),
             poll,
             args,
             listeners: Vec::new(),
@@ -145,6 +154,10 @@ impl Server {
                         self.on_signals();
                         Work::Signals
                     }
+                    LOGIN_TOKEN => {
+                        self.on_logins_hashed();
+                        Work::Login
+                    }
                     Token(t) if t >= CONN_BASE => {
                         let slot = (t - CONN_BASE) / TOKENS_PER_CONN;
                         let which = (t - CONN_BASE) % TOKENS_PER_CONN;
@@ -206,6 +219,8 @@ impl Server {
             stats: &mut self.stats,
             sessions: &mut self.sessions,
             admission: &self.admission,
+            logins: &mut self.logins,
+            ubus: &mut self.ubus,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
         };
@@ -385,6 +400,15 @@ impl Server {
                 Some(_) => self.with_conn(index, |_, _| {}),
                 None => {}
             }
+        }
+    }
+
+    /// Hands each verdict of the hashing worker to the connection waiting
+    /// for it, if it still is.
+    fn on_logins_hashed(&mut self) {
+        for verdict in self.logins.finished(Instant::now()) {
+            let slot = (verdict.token.0 - CONN_BASE) / TOKENS_PER_CONN;
+            self.with_conn(slot, |conn, ctx| conn.login_hashed(ctx, verdict));
         }
     }
 

@@ -3634,7 +3634,7 @@ pub fn auth_header(data: &[u8]) -> Check {
                 return Ok(());
             };
             ensure!(
-                (1..=10_000_000).contains(&h.iterations),
+                (1..=dockermand::auth::MAX_PASSWORD_ITERATIONS).contains(&h.iterations),
                 "iterations {}",
                 h.iterations
             );

@@ -283,7 +283,9 @@ class HttpConn:
     """One client connection with a receive buffer, so pipelined responses and
     hijacked streams can be read exactly."""
 
-    def __init__(self, addr, timeout: float = 10.0):
+    def __init__(self, addr, timeout: float = 10.0, source: str | None = None):
+        """``source``: the local address to connect from (any 127.x.y.z on
+        loopback), for tests that need many client addresses."""
         self.timeout = timeout
         if isinstance(addr, (str, Path)):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -294,6 +296,8 @@ class HttpConn:
             fam = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.socket(fam, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
+            if source is not None:
+                self.sock.bind((source, 0))
             self.sock.connect((host, port))
         self.buf = bytearray()
         self.eof = False
