@@ -512,7 +512,7 @@ conf = "/var/etc/dockermand/dockermand.json"
 want = {
     "command": ["/usr/bin/dockermand", "--config", conf], "file": [conf],
     "reload_signal": 1, "term_timeout": 12, "respawn": ["3600", "5", "5"],
-    "limits": {"nofile": "448 448"}, "stdout": True, "stderr": True, "no_new_privs": True,
+    "limits": {"nofile": "576 576"}, "stdout": True, "stderr": True, "no_new_privs": True,
     "user": "dockermand", "group": "docker",
     "jail": {"name": "dockermand", "log": True, "ubus": True, "ronly": True,
              "mount": {"/usr/bin/dockermand": "0", "/var/etc/dockermand": "0", "/bin/ubus": "0", "/var/run": "0"}},
@@ -558,7 +558,7 @@ test_full() {
 	router_with full "$FIXTURES/full.uci" && init full start || return 1
 	json_equal "$(conf_of full)" "$FIXTURES/full.json" "$(router_dir full)" || return 1
 	expect_service full '
-want = {"respawn": ["600", "10", "3"], "term_timeout": 5, "limits": {"nofile": "256 256"}}
+want = {"respawn": ["600", "10", "3"], "term_timeout": 5, "limits": {"nofile": "352 352"}}
 for k, v in want.items():
     if inst.get(k) != v:
         errors.append(f"{k}: got {inst.get(k)!r}, want {v!r}")
@@ -592,7 +592,7 @@ test_minimal() {
 	expect_service minimal '
 if inst.get("respawn") != ["3600", "5", "5"]:
     errors.append(f"respawn {inst}")
-if inst.get("term_timeout") != 12 or inst.get("limits") != {"nofile": "1600 1600"}:
+if inst.get("term_timeout") != 12 or inst.get("limits") != {"nofile": "1920 1920"}:
     errors.append("term_timeout or fd limit do not fit the daemon defaults")
 '
 }

@@ -42,7 +42,9 @@ def _refused(addr) -> bool:
     try:
         s.connect(addr)
         return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
+        # A probe that reaches the backlog just as the listener closes is
+        # reset rather than refused: either way it was not served.
         return True
     finally:
         s.close()
