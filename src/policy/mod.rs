@@ -314,7 +314,8 @@ mod tests {
     fn bind_dir() -> PathBuf {
         static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
         DIR.get_or_init(|| {
-            let dir = std::env::temp_dir().join(format!("dockermand-policy-{}", std::process::id()));
+            // One fixed place, made afresh by each run, so runs leave nothing behind.
+            let dir = std::env::temp_dir().join("dockermand-policy-unit");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(dir.join("app/sub")).unwrap();
             std::fs::write(dir.join("f"), b"x").unwrap();

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import pytest
 
@@ -29,8 +28,8 @@ LOOP_BOUND_US = 100_000
 
 @pytest.fixture
 def gwp(gateway_factory, standin, tmp_path):
-    bind_dir = tempfile.mkdtemp(prefix="dm-loop-", dir="/tmp")
-    os.mkdir(os.path.join(bind_dir, "app"))
+    bind_dir = str(tmp_path / "binds")
+    os.makedirs(os.path.join(bind_dir, "app"))
     cfg = authlib.auth_config(tokens={"operator": OP, "admin": ADMIN},
                               policy={"bind_dirs": [bind_dir], "max_body_bytes": MAX_BODY})
     path = authlib.write_config(tmp_path, cfg)
