@@ -43,6 +43,16 @@ function addPolicy(s, tab) {
 	}
 }
 
+/* The role a token or user stands for: a built-in one or a custom role. */
+function roleOption(section) {
+	const o = section.option(form.Value, 'role', _('Role'));
+	o.value('read');
+	o.value('operator');
+	o.value('admin');
+	o.rmempty = false;
+	return o;
+}
+
 return view.extend({
 	render: function() {
 		const m = new form.Map('dockermand', _('dockermand'),
@@ -117,11 +127,7 @@ return view.extend({
 		o = s.option(form.Value, 'sha256', _('SHA-256'));
 		o.validate = matches(HEX64_RE, _('64 hex digits'));
 		o.rmempty = false;
-		o = s.option(form.Value, 'role', _('Role'));
-		o.value('read');
-		o.value('operator');
-		o.value('admin');
-		o.rmempty = false;
+		roleOption(s);
 
 		s = m.section(form.GridSection, 'user', _('Users'),
 			_('Accounts of dockermand\'s own login page. Hash a password on the router with <code>dockermand --hash-password</code> (it reads the password on stdin).'));
@@ -132,11 +138,7 @@ return view.extend({
 		o = s.option(form.Value, 'password', _('Password hash'));
 		o.validate = matches(PASSWORD_RE, _('The output of dockermand --hash-password'));
 		o.rmempty = false;
-		o = s.option(form.Value, 'role', _('Role'));
-		o.value('read');
-		o.value('operator');
-		o.value('admin');
-		o.rmempty = false;
+		roleOption(s);
 
 		s = m.section(form.GridSection, 'role', _('Roles'));
 		s.addremove = true;
