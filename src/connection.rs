@@ -57,9 +57,16 @@ pub struct Ctx<'a> {
     pub admission: &'a Admission,
     pub logins: &'a mut Logins,
     pub ubus: &'a mut Ubus,
+    /// Policy checks run in this loop iteration so far.
+    pub policy_spent: &'a mut Duration,
     pub now: Instant,
     pub shutting_down: bool,
 }
+
+/// Policy time one loop iteration may start more checks in: bodies that
+/// complete together are checked over several iterations, so however many
+/// the body budget admits at once, no iteration checks more than a few.
+const POLICY_SLICE: Duration = Duration::from_millis(2);
 
 pub struct Connection {
     pub front: Side,
@@ -75,6 +82,8 @@ pub struct Connection {
     pub phase: Phase,
     /// When the current phase gives up; `None` while streaming.
     pub deadline: Option<Instant>,
+    /// Has work ready that waits for the next loop iteration, not an event.
+    rerun: bool,
 }
 
 pub enum Phase {
@@ -232,6 +241,7 @@ impl Connection {
             peer_id,
             answering_head: false,
             served: false,
+            rerun: false,
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
         }
@@ -239,6 +249,11 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed)
+    }
+
+    /// Whether the connection asked to be driven in the next iteration.
+    pub fn take_rerun(&mut self) -> bool {
+        std::mem::take(&mut self.rerun)
     }
 
     /// Idle between requests: safe to drop at shutdown.
@@ -845,6 +860,11 @@ impl Connection {
                 Framing::UntilEof => true,
             };
             if done {
+                if matches!(b.purpose, Purpose::Check { .. }) && *ctx.policy_spent >= POLICY_SLICE {
+                    self.rerun = true;
+                    self.phase = Phase::Body(b);
+                    return;
+                }
                 return self.body_complete(ctx, b);
             }
             if !self.front.readable {
@@ -923,9 +943,11 @@ impl Connection {
                 route,
             } => {
                 let content_type = req.head.header("content-type").map(<[u8]>::to_vec);
-                let verdict = ctx.stats.loop_time.timed(Work::Policy, || {
-                    check_body(kind, content_type.as_deref(), &body, &policy)
-                });
+                let started = Instant::now();
+                let verdict = check_body(kind, content_type.as_deref(), &body, &policy);
+                let took = started.elapsed();
+                *ctx.policy_spent += took;
+                ctx.stats.loop_time.work(Work::Policy, took);
                 if let Err(d) = verdict {
                     let r = Refusal::denied(route, d);
                     if !ctx.cfg.dry_run {

@@ -299,27 +299,49 @@ pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Res
     let Some(policy) = &role.policy else {
         return Ok(Pass { route, check: None });
     };
-    let form = head.header("content-type").is_some_and(|ct| {
-        ct.trim_ascii_start()
-            .to_ascii_lowercase()
-            .starts_with(b"application/x-www-form-urlencoded")
-    });
-    if form && head.body != RequestBody::None {
-        return Err(Refusal {
-            route: route.pattern,
-            ..Refusal::new(
-                403,
-                "form_body",
-                "Content-Type",
-                "form-encoded bodies are not accepted",
-            )
-        });
+    if head.body != RequestBody::None {
+        body_content_type(head).map_err(|d| Refusal::denied(route.pattern, d))?;
     }
     guard(head, route, policy).map_err(|d| Refusal::denied(route.pattern, d))?;
     Ok(Pass {
         route,
         check: route.body.map(|kind| (kind, policy.clone())),
     })
+}
+
+/// A checked role's body must not be a form: Go reads form values from the
+/// body of any request, whatever its route, and they override the query the
+/// policy checked. Go finds the media type after trimming Unicode spaces
+/// and lower-casing in Unicode (`İ` is `i`), so only a single, plain ASCII
+/// `Content-Type` is read here, and anything else is refused.
+fn body_content_type(head: &RequestHead) -> Result<(), Denial> {
+    let mut values = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+        .map(|(_, v)| v.as_slice());
+    let Some(value) = values.next() else {
+        return Ok(());
+    };
+    let refuse = |why: &str| Err(Denial::new("content_type", "Content-Type", why));
+    if values.next().is_some() {
+        return refuse("more than one Content-Type");
+    }
+    if value
+        .iter()
+        .any(|b| !b.is_ascii() || (b.is_ascii_control() && *b != b'\t'))
+    {
+        return refuse("Content-Type must be plain ASCII");
+    }
+    let media = value.trim_ascii_start().to_ascii_lowercase();
+    if media.starts_with(b"application/x-www-form-urlencoded") || media.starts_with(b"multipart/form-data") {
+        return Err(Denial::new(
+            "form_body",
+            "Content-Type",
+            "form-encoded bodies are not accepted",
+        ));
+    }
+    Ok(())
 }
 
 /// What a checked role's request head must satisfy beyond its class.
@@ -553,5 +575,29 @@ mod tests {
         let h = head("POST /build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 3\r\n\r\n");
         let r = authorize(&h, &who("operator", false), &cfg());
         assert_eq!(r.map_err(|r| r.rule), Err("form_body"));
+        // Go trims Unicode spaces and folds `İ` to `i`: such a type is refused outright.
+        for ct in [
+            "\u{a0}application/x-www-form-urlencoded",
+            "appl\u{130}cation/x-www-form-urlencoded",
+        ] {
+            let raw =
+                format!("POST /build HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: 3\r\n\r\n");
+            let h = head(&raw);
+            let r = authorize(&h, &who("operator", false), &cfg());
+            assert_eq!(r.map_err(|r| r.rule), Err("content_type"), "{ct}");
+        }
+        for ct in [
+            "multipart/form-data; boundary=x",
+            "application/x-tar\r\nContent-Type: text/plain",
+        ] {
+            let raw =
+                format!("POST /build HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: 3\r\n\r\n");
+            let r = authorize(&head(&raw), &who("operator", false), &cfg());
+            assert!(r.is_err(), "{ct}");
+        }
+        let tar = head(
+            "POST /build HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: 3\r\n\r\n",
+        );
+        assert!(authorize(&tar, &who("operator", false), &cfg()).is_ok());
     }
 }

@@ -68,6 +68,11 @@ pub struct Server {
     stop_at: Option<Instant>,
     /// At `max_connections` with no connection to evict.
     accept_paused: bool,
+    /// Connections with work waiting for the next iteration (policy checks
+    /// past this iteration's slice).
+    reruns: Vec<usize>,
+    /// Policy checks run in the current iteration.
+    policy_spent: Duration,
     /// Accepting waits until then: `accept` failed, or a batch was taken.
     accept_resume_at: Option<Instant>,
     /// The last `accept` failed (it is logged once, not at every retry).
@@ -101,6 +106,8 @@ impl Server {
             signals,
             stop_at: None,
             accept_paused: false,
+            reruns: Vec::new(),
+            policy_spent: Duration::ZERO,
             accept_resume_at: None,
             accept_failing: false,
             spare_fd: open_spare_fd(),
@@ -147,6 +154,13 @@ impl Server {
                 return Err(e);
             }
             let woke = Instant::now();
+            self.policy_spent = Duration::ZERO;
+            // Work deferred from the last iteration goes first.
+            for index in std::mem::take(&mut self.reruns) {
+                let start = Instant::now();
+                self.with_conn(index, |conn, ctx| conn.drive(ctx));
+                self.stats.loop_time.work(Work::Io, start.elapsed());
+            }
             for ev in events.iter() {
                 let start = Instant::now();
                 let kind = match ev.token() {
@@ -197,6 +211,9 @@ impl Server {
     }
 
     fn next_timeout(&self) -> Option<Duration> {
+        if !self.reruns.is_empty() {
+            return Some(Duration::ZERO);
+        }
         let now = Instant::now();
         let next = self.timers.peek().map(|Reverse((at, _))| *at);
         [next, self.stop_at, self.accept_resume_at]
@@ -221,10 +238,14 @@ impl Server {
             admission: &self.admission,
             logins: &mut self.logins,
             ubus: &mut self.ubus,
+            policy_spent: &mut self.policy_spent,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
         };
         f(&mut slot.conn, &mut ctx);
+        if slot.conn.take_rerun() {
+            self.reruns.push(index);
+        }
         if slot.conn.is_closed() {
             self.admission.closed(slot.addr, slot.serial);
             self.slots[index] = None;

@@ -79,13 +79,15 @@ impl<'de> Deserialize<'de> for GoJson {
 }
 
 /// An upper bound on the number of values in a JSON text, from one pass
-/// over its bytes: every value but the first follows a `,` or `:` or opens
-/// after a `[`, so counting those outside strings bounds the tree's size
-/// before any of it is built.
+/// over its bytes before any tree is built: one for the root, one per
+/// object member (its `:`), and one per array element (the `[` that may
+/// open the first, and each `,` inside an array).
 pub fn values_bound(text: &[u8]) -> usize {
     let mut count = 1;
     let mut in_string = false;
     let mut escaped = false;
+    // Whether each open container is an array; what a `,` separates.
+    let mut arrays: Vec<bool> = Vec::new();
     for &b in text {
         if in_string {
             match (escaped, b) {
@@ -94,12 +96,21 @@ pub fn values_bound(text: &[u8]) -> usize {
                 (false, b'"') => in_string = false,
                 _ => {}
             }
-        } else {
-            match b {
-                b'"' => in_string = true,
-                b'[' | b',' | b':' => count += 1,
-                _ => {}
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => arrays.push(false),
+            b'[' => {
+                arrays.push(true);
+                count += 1;
             }
+            b'}' | b']' => {
+                arrays.pop();
+            }
+            b':' => count += 1,
+            b',' if arrays.last() == Some(&true) => count += 1,
+            _ => {}
         }
     }
     count
@@ -114,6 +125,26 @@ pub fn fold_eq(key: &str, field: &str) -> bool {
         c => c.to_ascii_lowercase(),
     };
     key.chars().map(fold).eq(field.chars().map(fold))
+}
+
+/// A key folded as `fold_eq` folds it, into `buf`: `None` when it cannot
+/// name any field (field names are ASCII, and none is this long). Looking a
+/// folded key up costs a length check per field, not a character walk.
+pub fn fold_key<'b>(key: &str, buf: &'b mut [u8; 64]) -> Option<&'b [u8]> {
+    let mut len = 0;
+    for c in key.chars() {
+        let folded = match c {
+            '\u{212A}' => 'k',
+            '\u{17F}' => 's',
+            c => c.to_ascii_lowercase(),
+        };
+        if !folded.is_ascii() || len == buf.len() {
+            return None;
+        }
+        buf[len] = folded as u8;
+        len += 1;
+    }
+    Some(&buf[..len])
 }
 
 /// All values of struct field `name` in every object of `values`, in order:
@@ -237,10 +268,15 @@ mod tests {
             assert!(values_bound(text.as_bytes()) >= count(&v), "{text}");
         }
         assert_eq!(values_bound(br#"{"k":"[,:]"}"#), 2);
+        assert_eq!(values_bound(br#"{"a":0,"b":0,"c":[1,2]}"#), 6);
     }
 
     #[test]
     fn folding_matches_go() {
+        let mut buf = [0; 64];
+        assert_eq!(fold_key("Ho\u{17F}t\u{212A}", &mut buf), Some(&b"hostk"[..]));
+        assert_eq!(fold_key("Privıleged", &mut buf), None);
+        assert_eq!(fold_key(&"a".repeat(65), &mut buf), None);
         assert!(fold_eq("HOSTCONFIG", "HostConfig"));
         assert!(fold_eq("\u{212A}ey", "key"));
         assert!(!fold_eq("Privıleged", "Privileged"));

@@ -21,8 +21,8 @@ pub use json::{fold_eq, GoJson};
 pub use query::{check_build_query, query_pairs};
 
 use crate::route::BodyCheck;
-use json::{elements, entries, field};
-use table::{Rule, Table};
+use json::{elements, entries};
+use table::{Field, Rule, Table};
 
 /// A rule over the values of one field (every occurrence, merged).
 pub type Check = fn(&Checker, &[&GoJson], &str) -> Result<(), Denial>;
@@ -90,7 +90,11 @@ const MAX_MOUNTS: usize = 256;
 
 /// JSON values one body may hold: a real create body has a few hundred,
 /// and building the tree of a megabyte of `[[[]]]` would hold the loop.
-const MAX_JSON_VALUES: usize = 20_000;
+const MAX_JSON_VALUES: usize = 10_000;
+
+/// Keys in one object the policy walks as a struct: the largest Docker
+/// struct has about a hundred fields, and every key is looked up in them.
+const MAX_STRUCT_KEYS: usize = 256;
 
 /// Checks a complete request body for `kind`.
 pub fn check_body(
@@ -183,28 +187,42 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Checks `values`, every occurrence of one struct, against its tables.
+    /// Checks `values`, every occurrence of one struct, against its tables:
+    /// one pass files each key under its field, then each field's rule runs
+    /// once over everything filed there.
     fn fields(&self, values: &[&GoJson], tables: &[&Table], prefix: &str) -> Result<(), Denial> {
+        let all: Vec<&Field> = tables.iter().flat_map(|t| t.fields).collect();
+        let mut filed: Vec<Vec<&GoJson>> = vec![Vec::new(); all.len()];
         for v in values {
             let entries = match v {
                 GoJson::Null => continue,
                 GoJson::Object(entries) => entries,
                 _ => return Err(type_error(if prefix.is_empty() { "body" } else { prefix })),
             };
+            if entries.len() > MAX_STRUCT_KEYS {
+                return Err(Denial::new(
+                    "too_complex",
+                    prefix,
+                    format!("more than {MAX_STRUCT_KEYS} keys in one object"),
+                ));
+            }
             for (key, value) in entries {
-                let known = tables.iter().flat_map(|t| t.fields).any(|f| fold_eq(key, f.name));
-                if !known && !value.is_zero() {
-                    return Err(not_allowed(&join(prefix, key)));
+                let mut buf = [0; 64];
+                let found = json::fold_key(key, &mut buf)
+                    .and_then(|k| all.iter().position(|f| f.name.as_bytes().eq_ignore_ascii_case(k)));
+                match found {
+                    Some(i) => filed[i].push(value),
+                    None if value.is_zero() => {}
+                    None => return Err(not_allowed(&join(prefix, key))),
                 }
             }
         }
-        for t in tables {
-            for f in t.fields {
-                let found = field(values, f.name);
-                if !found.is_empty() {
-                    self.rule(&f.rule, &found, &join(prefix, f.name))?;
-                }
+        for (f, found) in all.iter().zip(&filed) {
+            if !found.is_empty() {
+                self.rule(&f.rule, found, &join(prefix, f.name))?;
             }
+        }
+        for t in tables {
             if let Some(then) = t.then {
                 then(self, values, prefix)?;
             }
