@@ -606,6 +606,11 @@ mod tests {
         );
         let syslog = r#"{"HostConfig":{"LogConfig":{"Type":"syslog","Config":{"syslog-address":"unix:///run/x.sock"}}}}"#;
         assert_eq!(rule(ContainerCreate, syslog), "log_driver");
+        let default_driver =
+            r#"{"HostConfig":{"LogConfig":{"Config":{"syslog-address":"unix:///run/x.sock"}}}}"#;
+        assert_eq!(rule(ContainerCreate, default_driver), "log_driver");
+        let local = r#"{"HostConfig":{"LogConfig":{"Type":"local","Config":{"max-size":"10m"}}}}"#;
+        assert_eq!(rule(ContainerCreate, local), "allowed");
         assert_eq!(
             rule(ContainerCreate, r#"{"HostConfig":{"VolumesFrom":["other"]}}"#),
             "volumes_from"

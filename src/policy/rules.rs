@@ -258,6 +258,24 @@ pub fn log_driver(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {
     )
 }
 
+/// Options for the daemon's *default* driver (no `Type`) could configure a
+/// driver this policy never saw, such as a `syslog` the daemon was set to.
+pub fn log_config(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {
+    let options = field(values, "Config");
+    if options.iter().all(|v| v.is_zero()) {
+        return Ok(());
+    }
+    let kinds = text_values(&field(values, "Type"), &join(name, "Type"))?;
+    if kinds.is_empty() || kinds.contains(&"") {
+        return deny(
+            "log_driver",
+            &join(name, "Config"),
+            "log options need a log driver named in Type".into(),
+        );
+    }
+    Ok(())
+}
+
 /// Volume drivers: only the built-in `local` one (others are plugins).
 pub fn local_driver(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {
     one_of(values, name, "volume_driver", &["", "local"])

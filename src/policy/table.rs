@@ -159,7 +159,7 @@ pub static HOST_CONFIG: Table = table!("HostConfig";
     "ReadonlyPaths" => check(rules::system_paths),
 );
 
-pub static LOG_CONFIG: Table = table!("LogConfig";
+pub static LOG_CONFIG: Table = table!("LogConfig", then rules::log_config;
     "Type" => check(rules::log_driver),
     "Config" => Free,
 );
