@@ -24,6 +24,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import docker
 import pytest
 
 HERE = Path(__file__).resolve().parent
@@ -147,6 +148,14 @@ def api_direct(dockerd):
     """docker-py low-level client on dockerd's own socket (for setup/cleanup/comparison)."""
     import docker
     c = docker.APIClient(base_url=dockerd.url, timeout=120)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def direct(dockerd):
+    """A docker-py client on dockerd's own socket."""
+    c = docker.DockerClient(base_url=dockerd.url, timeout=120)
     yield c
     c.close()
 

@@ -21,13 +21,6 @@ def client(gw):
 
 
 @pytest.fixture
-def direct(dockerd):
-    c = docker.DockerClient(base_url=dockerd.url, timeout=120)
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def sleeper(client, busybox_image, uniq):
     ctr = client.containers.run(busybox_image, ["sleep", "100000"], detach=True, name=uniq("py"))
     yield ctr

@@ -152,13 +152,6 @@ def pyc(gwo, api_direct):
     c.close()
 
 
-@pytest.fixture
-def direct(dockerd):
-    c = docker.DockerClient(base_url=dockerd.url, timeout=120)
-    yield c
-    c.close()
-
-
 def inspect(docker_direct, what, kind="container") -> dict:
     return json.loads(docker_direct.out(kind, "inspect", what))[0]
 
