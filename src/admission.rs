@@ -5,35 +5,8 @@
 //! connections that were already served carry someone's work.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
 
 use crate::auth::PeerId;
-
-/// What the per-address cap counts by: an IPv4 address, an IPv6 /64 (one
-/// LAN, where a host picks addresses at will) or a unix peer's uid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AddrKey {
-    V4([u8; 4]),
-    V6Net([u8; 8]),
-    Uid(u32),
-}
-
-impl From<PeerId> for AddrKey {
-    fn from(peer: PeerId) -> AddrKey {
-        match peer {
-            PeerId::Ip(IpAddr::V4(v4)) => AddrKey::V4(v4.octets()),
-            PeerId::Ip(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => AddrKey::V4(v4.octets()),
-                None => {
-                    let mut net = [0; 8];
-                    net.copy_from_slice(&v6.octets()[..8]);
-                    AddrKey::V6Net(net)
-                }
-            },
-            PeerId::Uid(uid) => AddrKey::Uid(uid),
-        }
-    }
-}
 
 /// What to do with a client just accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,20 +18,21 @@ pub enum Decision {
     Refuse,
 }
 
-/// Connections open per address, and those still sending their first head
+/// Connections open per address (a peer's `limit_key`: an IPv4 address, an
+/// IPv6 /64 or a unix uid), and those still sending their first head
 /// in accept order. Every connection is identified by its accept serial.
 #[derive(Default)]
 pub struct Admission {
-    open: HashMap<AddrKey, usize>,
+    open: HashMap<PeerId, usize>,
     /// Serial → slot; serials grow, so the first entry is the oldest.
     first_heads: BTreeMap<u64, usize>,
-    first_heads_by_addr: BTreeSet<(AddrKey, u64)>,
+    first_heads_by_addr: BTreeSet<(PeerId, u64)>,
     pub evicted: u64,
     pub refused: u64,
 }
 
 impl Admission {
-    pub fn decide(&self, key: AddrKey, active: usize, max_total: usize, max_per_addr: usize) -> Decision {
+    pub fn decide(&self, key: PeerId, active: usize, max_total: usize, max_per_addr: usize) -> Decision {
         if self.open_from(key) >= max_per_addr {
             let oldest = self.first_heads_by_addr.range((key, 0)..).next();
             return match oldest.filter(|(k, _)| *k == key) {
@@ -83,19 +57,19 @@ impl Admission {
         !self.first_heads.is_empty()
     }
 
-    pub fn opened(&mut self, key: AddrKey, serial: u64, slot: usize) {
+    pub fn opened(&mut self, key: PeerId, serial: u64, slot: usize) {
         *self.open.entry(key).or_insert(0) += 1;
         self.first_heads.insert(serial, slot);
         self.first_heads_by_addr.insert((key, serial));
     }
 
     /// Its first head is complete: from now on it is never evicted.
-    pub fn served(&mut self, key: AddrKey, serial: u64) {
+    pub fn served(&mut self, key: PeerId, serial: u64) {
         self.first_heads.remove(&serial);
         self.first_heads_by_addr.remove(&(key, serial));
     }
 
-    pub fn closed(&mut self, key: AddrKey, serial: u64) {
+    pub fn closed(&mut self, key: PeerId, serial: u64) {
         self.served(key, serial);
         if let Some(n) = self.open.get_mut(&key) {
             *n -= 1;
@@ -105,7 +79,7 @@ impl Admission {
         }
     }
 
-    pub fn open_from(&self, key: AddrKey) -> usize {
+    pub fn open_from(&self, key: PeerId) -> usize {
         self.open.get(&key).copied().unwrap_or(0)
     }
 
@@ -123,8 +97,8 @@ impl Admission {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> AddrKey {
-        AddrKey::from(PeerId::Ip(s.parse().unwrap()))
+    fn ip(s: &str) -> PeerId {
+        PeerId::Ip(s.parse().unwrap()).limit_key()
     }
 
     #[test]
@@ -133,7 +107,7 @@ mod tests {
         assert_ne!(ip("2001:db8:1:2::1"), ip("2001:db8:1:3::1"));
         assert_eq!(ip("::ffff:192.0.2.7"), ip("192.0.2.7"));
         assert_ne!(ip("192.0.2.7"), ip("192.0.2.8"));
-        assert_ne!(AddrKey::from(PeerId::Uid(0)), ip("0.0.0.0"));
+        assert_ne!(PeerId::Uid(0).limit_key(), ip("0.0.0.0"));
     }
 
     #[test]

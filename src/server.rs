@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::admission::{AddrKey, Admission, Decision};
+use crate::admission::{Admission, Decision};
 use crate::auth::{PeerId, Sessions};
 use crate::config::{Command, Config};
 use crate::connection::{turn_away, Connection, Ctx};
@@ -45,7 +45,7 @@ struct Slot {
     armed: Option<Instant>,
     /// Accept order, which is eviction order.
     serial: u64,
-    addr: AddrKey,
+    addr: PeerId,
     /// Counted by `admission` as still sending its first head.
     first_head: bool,
 }
@@ -310,7 +310,7 @@ impl Server {
                 }
                 Err(e) => return self.accept_failed(index, &e),
             };
-            let addr = AddrKey::from(peer_id);
+            let addr = peer_id.limit_key();
             let decision = self.admission.decide(
                 addr,
                 self.stats.connections_active,
@@ -342,7 +342,7 @@ impl Server {
         self.accept_resume_at = Some(Instant::now());
     }
 
-    fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: AddrKey) {
+    fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
