@@ -155,35 +155,25 @@ impl LoopTime {
             secs(self.longest),
             secs(self.longest_recent(now))
         );
-        out.push_str("# TYPE dockermand_loop_work_seconds_total counter\n");
-        for kind in Work::ALL {
-            let t = self.tally(kind);
-            let _ = writeln!(
-                out,
-                "dockermand_loop_work_seconds_total{{work=\"{}\"}} {}",
-                kind.name(),
-                secs(t.total)
-            );
-        }
-        out.push_str("# TYPE dockermand_loop_work_total counter\n");
-        for kind in Work::ALL {
-            let t = self.tally(kind);
-            let _ = writeln!(
-                out,
-                "dockermand_loop_work_total{{work=\"{}\"}} {}",
-                kind.name(),
-                t.count
-            );
-        }
-        out.push_str("# TYPE dockermand_loop_work_longest_seconds gauge\n");
-        for kind in Work::ALL {
-            let t = self.tally(kind);
-            let _ = writeln!(
-                out,
-                "dockermand_loop_work_longest_seconds{{work=\"{}\"}} {}",
-                kind.name(),
-                secs(t.longest)
-            );
+        let families: [(&str, &str, fn(&Tally) -> f64); 3] = [
+            ("dockermand_loop_work_seconds_total", "counter", |t| {
+                t.total.as_secs_f64()
+            }),
+            ("dockermand_loop_work_total", "counter", |t| t.count as f64),
+            ("dockermand_loop_work_longest_seconds", "gauge", |t| {
+                t.longest.as_secs_f64()
+            }),
+        ];
+        for (family, kind, value) in families {
+            let _ = writeln!(out, "# TYPE {family} {kind}");
+            for work in Work::ALL {
+                let _ = writeln!(
+                    out,
+                    "{family}{{work=\"{}\"}} {}",
+                    work.name(),
+                    value(&self.tally(work))
+                );
+            }
         }
     }
 }

@@ -169,11 +169,6 @@ pub fn network_mode(c: &Checker, values: &[&GoJson], name: &str) -> Verdict {
         .try_for_each(|n| network_name(c, n, name))
 }
 
-/// `NetworkID` in endpoint settings names the network as well.
-pub fn network_ref(c: &Checker, values: &[&GoJson], name: &str) -> Verdict {
-    network_mode(c, values, name)
-}
-
 /// Only network namespaced sysctls (`net.*`): dockerd refuses those with
 /// the host network itself.
 pub fn sysctls(_: &Checker, values: &[&GoJson], name: &str) -> Verdict {

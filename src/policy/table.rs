@@ -207,7 +207,8 @@ pub static ENDPOINT_SETTINGS: Table = table!("EndpointSettings";
     "IPAMConfig" => Free,
     "Links" => Free,
     "Aliases" => Free,
-    "NetworkID" => check(rules::network_ref),
+    // Names the network as well.
+    "NetworkID" => check(rules::network_mode),
     "EndpointID" => Free,
     "Gateway" => Free,
     "IPAddress" => Free,
