@@ -5,8 +5,8 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-/// Kinds of work the loop does. `Policy`, `Login` and `Spawn` happen inside
-/// `Io` and are counted there too.
+/// Kinds of work the loop does. `Policy` and `Spawn` happen inside `Io` and
+/// are counted there too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Work {
     Accept,
@@ -15,7 +15,8 @@ pub enum Work {
     Signals,
     /// Checking a request body against the policy.
     Policy,
-    /// Verifying a password.
+    /// Answering the logins the hashing worker has finished (the hashing
+    /// itself runs on the worker, off the loop).
     Login,
     /// Starting a helper process (ubus).
     Spawn,
