@@ -46,6 +46,9 @@ impl Work {
     }
 }
 
+/// A Prometheus metric family of the per-work tallies: name, type, value.
+type Family = (&'static str, &'static str, fn(&Tally) -> f64);
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tally {
     pub count: u64,
@@ -156,7 +159,7 @@ impl LoopTime {
             secs(self.longest),
             secs(self.longest_recent(now))
         );
-        let families: [(&str, &str, fn(&Tally) -> f64); 3] = [
+        let families: [Family; 3] = [
             ("dockermand_loop_work_seconds_total", "counter", |t| {
                 t.total.as_secs_f64()
             }),
