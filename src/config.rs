@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::{
+use crate::access::auth::{
     builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, UnixPeer, User,
 };
-use crate::policy::{clean_absolute, Policy};
-use crate::pool::largest_raw_body;
-use crate::route::Class;
-use crate::upstream::UpstreamAddr;
+use crate::access::policy::{clean_absolute, Policy};
+use crate::access::route::Class;
+use crate::net::upstream::UpstreamAddr;
+use crate::relay::pool::largest_raw_body;
 
 pub const USAGE: &str = "\
 dockermand: an authenticated, zero-copy gateway to the Docker Engine API

@@ -1,39 +1,27 @@
 //! dockermand: an authenticated, zero-copy gateway between Docker clients
 //! and dockerd's socket, built for routers.
 //!
-//! The modules follow the data path: `listener` accepts, `admission` decides
-//! who gets a connection slot, `connection` runs each client's state machine,
-//! `request` parses and checks its head, `upstream` reaches dockerd,
-//! `response` reads the reply head, `relay` (with `chunked` and `pool`) moves
-//! the bytes, `local` answers what we answer ourselves, and `server` is the
-//! event loop that ties them together.
+//! The modules follow the data path: `net` accepts clients and reaches
+//! dockerd, `conn` runs each client's state machine (one file per phase),
+//! `http` parses heads and encodes replies, `access` decides who may do what,
+//! `relay` moves the bytes, `console` bridges browser terminals, `local`
+//! answers our own endpoints, and `server` is the event loop that ties them
+//! together. `sys` is the only home of `unsafe`.
 
-pub mod admission;
-pub mod auth;
-pub mod base64;
-pub mod chunked;
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod access;
 pub mod config;
-pub mod connection;
+pub mod conn;
 pub mod console;
-pub mod digest;
-pub mod gate;
+pub mod crypto;
 pub mod http;
-pub mod listener;
 pub mod local;
 pub mod logger;
-pub mod login;
 pub mod looptime;
-pub mod policy;
-pub mod pool;
-pub mod reaper;
+pub mod net;
 pub mod relay;
-pub mod request;
-pub mod response;
-pub mod route;
-pub mod rpcd;
 pub mod selftest;
 pub mod server;
-pub mod sha1;
-pub mod signals;
-pub mod upstream;
-pub mod websocket;
+pub mod stats;
+pub mod sys;

@@ -1,92 +1,19 @@
-//! Replies dockermand makes itself: its own endpoints under `/_dockermand/`
-//! (a prefix no Docker API route can take) and Docker-style error replies.
+//! dockermand's own endpoints under `/_dockermand/` (a prefix no Docker API
+//! route can take): which path is which, the status and metrics figures,
+//! and the login page.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
 
-use crate::admission::Admission;
 use crate::config::Config;
-use crate::looptime::LoopTime;
-use crate::pool::Resources;
+use crate::http::reply::LocalReply;
+use crate::net::slots::Slots;
+use crate::relay::pool::Resources;
+use crate::stats::Stats;
 
 pub const PREFIX: &str = "/_dockermand/";
-
-/// Counters the status endpoint reports.
-pub struct Stats {
-    pub started: Instant,
-    pub connections_active: usize,
-    pub connections_total: u64,
-    /// Consoles with a browser, under `max_consoles`.
-    pub consoles: Gauge,
-    /// Consoles whose browser is gone and whose exec is still being ended.
-    pub consoles_ending: Gauge,
-    /// `accept` found no descriptor free (EMFILE or ENFILE).
-    pub descriptors_exhausted: u64,
-    /// Clients answered 503 through the reserved descriptor.
-    pub refused_no_descriptor: u64,
-    pub requests: u64,
-    pub rejected: u64,
-    pub upstream_errors: u64,
-    pub allowed: u64,
-    /// Denials per policy rule (dry-run "would deny" included).
-    pub denied: BTreeMap<&'static str, u64>,
-    pub loop_time: LoopTime,
-}
-
-impl Stats {
-    pub fn new(now: Instant) -> Stats {
-        Stats {
-            started: now,
-            connections_active: 0,
-            connections_total: 0,
-            consoles: Gauge::default(),
-            consoles_ending: Gauge::default(),
-            descriptors_exhausted: 0,
-            refused_no_descriptor: 0,
-            requests: 0,
-            rejected: 0,
-            upstream_errors: 0,
-            allowed: 0,
-            denied: BTreeMap::new(),
-            loop_time: LoopTime::new(now),
-        }
-    }
-
-    pub fn deny(&mut self, rule: &'static str) {
-        *self.denied.entry(rule).or_insert(0) += 1;
-    }
-}
-
-/// A count of live things kept by ownership: `hold` adds one and dropping
-/// the `Held` takes it away, so no path can forget it or take it twice.
-/// (Atomic only so that the server may run on a thread of its own, as the
-/// self-test does; one thread ever touches it.)
-#[derive(Default)]
-pub struct Gauge(Arc<AtomicUsize>);
-
-pub struct Held(Arc<AtomicUsize>);
-
-impl Gauge {
-    pub fn get(&self) -> usize {
-        self.0.load(Ordering::Relaxed)
-    }
-
-    pub fn hold(&self) -> Held {
-        self.0.fetch_add(1, Ordering::Relaxed);
-        Held(Arc::clone(&self.0))
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// The sizes of the authentication tables and queues, and what they cost.
 pub struct AuthFigures {
@@ -145,66 +72,10 @@ pub fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
     })
 }
 
-pub struct LocalReply {
-    pub status: u16,
-    content_type: &'static str,
-    body: String,
-    /// Extra header lines, each ending in CRLF.
-    pub headers: String,
-}
-
-impl LocalReply {
-    pub fn json(status: u16, value: serde_json::Value) -> LocalReply {
-        LocalReply {
-            status,
-            content_type: "application/json",
-            body: value.to_string(),
-            headers: String::new(),
-        }
-    }
-
-    /// Docker's error form: `{"message": ...}`.
-    pub fn error(status: u16, message: &str) -> LocalReply {
-        LocalReply::json(status, json!({ "message": message }))
-    }
-
-    pub fn login_page() -> LocalReply {
-        LocalReply {
-            status: 200,
-            content_type: "text/html; charset=utf-8",
-            body: LOGIN_PAGE.to_string(),
-            headers: "Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\nX-Frame-Options: DENY\r\n".into(),
-        }
-    }
-
-    pub fn with_headers(mut self, lines: &str) -> LocalReply {
-        self.headers.push_str(lines);
-        self
-    }
-
-    /// A reply to HEAD keeps its headers and drops the body.
-    pub fn encode(&self, close: bool, head_only: bool) -> Vec<u8> {
-        let mut out = format!(
-            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}{}Server: dockermand\r\n\r\n",
-            self.status,
-            reason(self.status),
-            self.content_type,
-            self.body.len(),
-            self.headers,
-            if close { "Connection: close\r\n" } else { "" },
-        )
-        .into_bytes();
-        if !head_only {
-            out.extend_from_slice(self.body.as_bytes());
-        }
-        out
-    }
-}
-
 pub fn status(
     stats: &Stats,
     res: &Resources,
-    admission: &Admission,
+    admission: &Slots,
     cfg: &Config,
     auth: &AuthFigures,
     now: Instant,
@@ -271,7 +142,7 @@ pub fn status(
 pub fn metrics(
     stats: &Stats,
     res: &Resources,
-    admission: &Admission,
+    admission: &Slots,
     auth: &AuthFigures,
     now: Instant,
 ) -> LocalReply {
@@ -339,34 +210,13 @@ pub fn metrics(
         let _ = writeln!(out, "dockermand_policy_denied_total{{rule=\"{rule}\"}} {n}");
     }
     stats.loop_time.prometheus(&mut out, now);
-    LocalReply {
-        status: 200,
-        content_type: "text/plain; version=0.0.4",
-        body: out,
-        headers: String::new(),
-    }
+    LocalReply::body(200, "text/plain; version=0.0.4", out)
 }
 
-fn reason(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        417 => "Expectation Failed",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
+pub fn login_page() -> LocalReply {
+    LocalReply::body(200, "text/html; charset=utf-8", LOGIN_PAGE.to_string()).with_headers(
+        "Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\nX-Frame-Options: DENY\r\n",
+    )
 }
 
 const LOGIN_PAGE: &str = r#"<!doctype html>
@@ -408,25 +258,5 @@ mod tests {
         );
         assert_eq!(endpoint("DELETE", "/_dockermand/status"), Some(Endpoint::Unknown));
         assert_eq!(endpoint("GET", "/containers/json"), None);
-    }
-
-    #[test]
-    fn a_gauge_counts_what_is_held() {
-        let g = Gauge::default();
-        let a = g.hold();
-        let b = g.hold();
-        assert_eq!(g.get(), 2);
-        drop(a);
-        assert_eq!(g.get(), 1);
-        drop(b);
-        assert_eq!(g.get(), 0);
-    }
-
-    #[test]
-    fn error_reply_is_docker_style() {
-        let out = String::from_utf8(LocalReply::error(400, "bad \"thing\"").encode(true, false)).unwrap();
-        assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"));
-        assert!(out.contains("Connection: close\r\n"));
-        assert!(out.ends_with("\r\n\r\n{\"message\":\"bad \\\"thing\\\"\"}"));
     }
 }

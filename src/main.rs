@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
-use dockermand::auth::PasswordHash;
+use dockermand::access::auth::PasswordHash;
 use dockermand::config::{check_file, Command, Config, USAGE};
-use dockermand::{digest, logger, selftest, server::Server};
+use dockermand::crypto::sha256 as digest;
+use dockermand::{logger, selftest, server::Server};
 
 /// Work factor for new password hashes: about 0.1 s on a router.
 const PASSWORD_ITERATIONS: u32 = 20_000;

@@ -9,16 +9,16 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::chunked::{decode, ChunkedTracker};
+use crate::access::gate::{authorize, Pass};
+use crate::access::policy::{check_body, Policy};
+use crate::access::route::{match_route, BodyCheck, Class, Matched};
 use crate::config::{Config, ListenAddr};
-use crate::gate::{authorize, Pass};
-use crate::policy::{check_body, Policy};
-use crate::request::{parse_request_head, Limits, RequestBody};
-use crate::route::{match_route, BodyCheck, Class, Matched};
+use crate::console::websocket::{encode_frame, Decoded, Decoder, Opcode};
+use crate::crypto::{base64, sha1, sha256 as digest};
+use crate::http::chunked::{decode, ChunkedTracker};
+use crate::http::request::{parse_request_head, Limits, RequestBody};
+use crate::net::upstream::UpstreamAddr;
 use crate::server::Server;
-use crate::upstream::UpstreamAddr;
-use crate::websocket::{encode_frame, Decoded, Decoder, Opcode};
-use crate::{base64, digest, sha1};
 
 const BODY: usize = 1024 * 1024;
 
@@ -154,7 +154,7 @@ fn policy() -> Result<(), String> {
     .ok()
     .flatten()
     .ok_or("head")?;
-    let operator = crate::auth::Principal {
+    let operator = crate::access::auth::Principal {
         name: "t".into(),
         role: "operator".into(),
         ambient: false,

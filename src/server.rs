@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::admission::{Admission, Decision};
-use crate::auth::{PeerId, Sessions};
+use crate::access::auth::{PeerId, Sessions};
+use crate::access::login::Logins;
+use crate::access::rpcd::Ubus;
 use crate::config::{Command, Config};
-use crate::connection::{turn_away, Connection, Ctx};
-use crate::listener::Listener;
-use crate::local::Stats;
-use crate::login::Logins;
+use crate::conn::{turn_away, Connection, Ctx};
 use crate::looptime::Work;
-use crate::pool::Resources;
-use crate::relay::{Side, Stream};
-use crate::rpcd::Ubus;
-use crate::signals::{Signal, Signals};
+use crate::net::listener::Listener;
+use crate::net::slots::{Decision, Slots};
+use crate::net::socket::{Side, Stream};
+use crate::relay::pool::Resources;
+use crate::stats::Stats;
+use crate::sys::signal::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
 const LISTENER_BASE: usize = 1;
@@ -80,7 +80,7 @@ pub struct Server {
     /// Kept open so that, out of descriptors, one can be freed to accept
     /// the next client and tell it so instead of leaving it queued.
     spare_fd: Option<File>,
-    admission: Admission,
+    admission: Slots,
 }
 
 impl Server {
@@ -111,7 +111,7 @@ impl Server {
             accept_resume_at: None,
             accept_failing: false,
             spare_fd: open_spare_fd(),
-            admission: Admission::default(),
+            admission: Slots::default(),
             cfg,
         };
         for spec in server.cfg.listen.clone() {

@@ -123,7 +123,7 @@ fn auth_header() {
 /// Known answers the properties alone cannot pin down.
 #[test]
 fn known_answers() {
-    use dockermand::websocket::accept_key;
+    use dockermand::console::websocket::accept_key;
     // RFC 6455 §1.3.
     assert_eq!(
         accept_key(b"dGhlIHNhbXBsZSBub25jZQ==").as_deref(),
@@ -135,17 +135,17 @@ fn known_answers() {
     );
     assert_eq!(accept_key(b"dGhlIHNhbXBsZSBub25jZQ"), None);
     // FIPS 180 and RFC 4231 test vectors.
-    let hex = dockermand::digest::hex;
+    let hex = dockermand::crypto::sha256::hex;
     assert_eq!(
-        hex(&dockermand::digest::sha256(b"abc")),
+        hex(&dockermand::crypto::sha256::sha256(b"abc")),
         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     );
     assert_eq!(
-        hex(&dockermand::sha1::sha1(b"abc")),
+        hex(&dockermand::crypto::sha1::sha1(b"abc")),
         "a9993e364706816aba3e25717850c26c9cd0d89d"
     );
     assert_eq!(
-        hex(&dockermand::digest::hmac_sha256(
+        hex(&dockermand::crypto::sha256::hmac_sha256(
             b"Jefe",
             b"what do ya want for nothing?"
         )),
@@ -189,7 +189,7 @@ fn request_head_at_the_limits() {
 /// Size lines and trailer sections at their limits.
 #[test]
 fn chunked_at_the_limits() {
-    use dockermand::chunked::{ChunkError, MAX_LINE, MAX_TRAILERS};
+    use dockermand::http::chunked::{ChunkError, MAX_LINE, MAX_TRAILERS};
     // A size line of MAX_LINE bytes with its CR: leading zeros, then "5\r".
     for (line, ok) in [(MAX_LINE, true), (MAX_LINE + 1, false)] {
         let mut msg = b"0".to_vec();

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use dockermand::policy::table::{tables, Rule, Table};
-use dockermand::policy::{check_body, check_build_query, fold_eq, Policy};
-use dockermand::route::{match_route, BodyCheck, Class, Matched, ROUTES};
+use dockermand::access::policy::table::{tables, Rule, Table};
+use dockermand::access::policy::{check_body, check_build_query, fold_eq, Policy};
+use dockermand::access::route::{match_route, BodyCheck, Class, Matched, ROUTES};
 use serde_json::{json, Map, Value};
 
 // ---------------------------------------------------------------------------
@@ -824,7 +824,7 @@ fn forbidden_values(v: &Value, group: &[&'static Table], prefix: &str, out: &mut
     }
 }
 
-fn verdict(body: &Value, policy: &Policy) -> Result<Result<(), dockermand::policy::Denial>, String> {
+fn verdict(body: &Value, policy: &Policy) -> Result<Result<(), dockermand::access::policy::Denial>, String> {
     let bytes = serde_json::to_vec(body).unwrap();
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         check_body(

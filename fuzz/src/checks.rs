@@ -12,11 +12,11 @@
 
 #![allow(dead_code)]
 
-use dockermand::chunked::{ChunkError, ChunkedTracker, MAX_LINE, MAX_TRAILERS};
 use dockermand::config::{self, Command, Config, ListenAddr};
+use dockermand::http::chunked::{ChunkError, ChunkedTracker, MAX_LINE, MAX_TRAILERS};
+use dockermand::http::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
+use dockermand::http::response::{parse_response_head, ResponseBody, ResponseHead};
 use dockermand::http::HeadError;
-use dockermand::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
-use dockermand::response::{parse_response_head, ResponseBody, ResponseHead};
 
 pub type Check = Result<(), String>;
 
@@ -1053,7 +1053,7 @@ pub fn config_file(data: &[u8]) -> Check {
     let upstream = file
         .upstream
         .as_ref()
-        .map(|u| dockermand::upstream::UpstreamAddr::parse(u).ok());
+        .map(|u| dockermand::net::upstream::UpstreamAddr::parse(u).ok());
     let level = file.log_level.as_ref().map(|l| model_level(l));
     let mode = file
         .unix_mode
@@ -1263,7 +1263,7 @@ pub fn verdict(target: &str, data: &[u8]) -> Option<bool> {
                 0 => parse_authorization(v).is_some(),
                 1 => parse_cookie(v, COOKIE).is_some(),
                 2 => parse_subprotocol(v).is_some(),
-                3 => dockermand::base64::decode(v).is_some(),
+                3 => dockermand::crypto::base64::decode(v).is_some(),
                 4 => PasswordHash::parse(&text).is_ok(),
                 5 => from_hex(&text).is_some(),
                 _ => return None,
@@ -1291,7 +1291,7 @@ pub fn verdict(target: &str, data: &[u8]) -> Option<bool> {
 // ---------------------------------------------------------------------------
 // route
 
-use dockermand::route::{match_route, Matched, PathError, ROUTES};
+use dockermand::access::route::{match_route, Matched, PathError, ROUTES};
 
 /// Methods a route input picks from with its first byte.
 pub const ROUTE_METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get"];
@@ -1510,8 +1510,8 @@ pub fn route(data: &[u8]) -> Check {
 // ---------------------------------------------------------------------------
 // policy
 
-use dockermand::policy::{check_body, check_build_query, Policy};
-use dockermand::route::BodyCheck;
+use dockermand::access::policy::{check_body, check_build_query, Policy};
+use dockermand::access::route::BodyCheck;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -3216,7 +3216,7 @@ pub fn build_query(data: &[u8]) -> Check {
 // ---------------------------------------------------------------------------
 // ws_frame
 
-use dockermand::websocket::{
+use dockermand::console::websocket::{
     accept_key, close_payload, encode_frame, encode_header, parse_close, valid_close_code, Decoded, Decoder,
     Opcode, MIN_BUFFER,
 };
@@ -3526,14 +3526,14 @@ pub fn ws_frame(data: &[u8]) -> Check {
         other => ensure!(!valid_close_code(code), "close {code} read back as {other:?}"),
     }
     if let Some(key) = accept_key(stream) {
-        let raw = dockermand::base64::decode(key.as_bytes());
+        let raw = dockermand::crypto::base64::decode(key.as_bytes());
         ensure!(
             key.len() == 28 && raw.is_some_and(|r| r.len() == 20),
             "accept key {key:?}"
         );
         let trimmed = stream.trim_ascii_start().trim_ascii_end();
         ensure!(
-            dockermand::base64::decode(trimmed).is_some_and(|n| n.len() == 16),
+            dockermand::crypto::base64::decode(trimmed).is_some_and(|n| n.len() == 16),
             "accept key for a key that is not 16 bytes of base64"
         );
     }
@@ -3543,8 +3543,8 @@ pub fn ws_frame(data: &[u8]) -> Check {
 // ---------------------------------------------------------------------------
 // auth_header
 
-use dockermand::auth::{parse_authorization, parse_cookie, parse_subprotocol, PasswordHash, COOKIE};
-use dockermand::digest::{from_hex, hex};
+use dockermand::access::auth::{parse_authorization, parse_cookie, parse_subprotocol, PasswordHash, COOKIE};
+use dockermand::crypto::sha256::{from_hex, hex};
 
 /// Fuzz target `auth_header`: byte 0 picks the parser (mod 7), the rest is
 /// its input: 0 `Authorization`, 1 `Cookie`, 2 `Sec-WebSocket-Protocol`,
@@ -3608,22 +3608,22 @@ pub fn auth_header(data: &[u8]) -> Check {
             );
         }
         3 => {
-            if let Some(bytes) = dockermand::base64::decode(v) {
-                let again = dockermand::base64::encode(&bytes);
+            if let Some(bytes) = dockermand::crypto::base64::decode(v) {
+                let again = dockermand::crypto::base64::encode(&bytes);
                 ensure!(
                     again.as_bytes() == v,
                     "{} decodes, but encodes back as {again:?}",
                     show(v)
                 );
             }
-            let enc = dockermand::base64::encode(v);
+            let enc = dockermand::crypto::base64::encode(v);
             ensure!(
                 enc.len() == v.len().div_ceil(3) * 4,
                 "encoded length {}",
                 enc.len()
             );
             ensure!(
-                dockermand::base64::decode(enc.as_bytes()).as_deref() == Some(v),
+                dockermand::crypto::base64::decode(enc.as_bytes()).as_deref() == Some(v),
                 "round trip of {}",
                 show(v)
             );
@@ -3634,15 +3634,15 @@ pub fn auth_header(data: &[u8]) -> Check {
                 return Ok(());
             };
             ensure!(
-                (1..=dockermand::auth::MAX_PASSWORD_ITERATIONS).contains(&h.iterations),
+                (1..=dockermand::access::auth::MAX_PASSWORD_ITERATIONS).contains(&h.iterations),
                 "iterations {}",
                 h.iterations
             );
             let canonical = format!(
                 "pbkdf2-sha256${}${}${}",
                 h.iterations,
-                dockermand::base64::encode(&h.salt),
-                dockermand::base64::encode(&h.hash)
+                dockermand::crypto::base64::encode(&h.salt),
+                dockermand::crypto::base64::encode(&h.hash)
             );
             ensure!(
                 PasswordHash::parse(&canonical).as_ref() == Ok(&h),
@@ -3658,7 +3658,7 @@ pub fn auth_header(data: &[u8]) -> Check {
                 );
             }
             ensure!(from_hex(&hex(v)).as_deref() == Some(v), "hex round trip");
-            if let Some(d) = dockermand::auth::token_digest_from_hex(&text) {
+            if let Some(d) = dockermand::access::auth::token_digest_from_hex(&text) {
                 ensure!(
                     text.len() == 64 && hex(&d) == text.to_ascii_lowercase(),
                     "digest {text:?}"

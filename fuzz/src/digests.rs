@@ -19,18 +19,18 @@ pub fn check(v: &[u8]) -> Result<(), String> {
 
     let want: [u8; 32] = sha2::Sha256::digest(v).into();
     ensure!(
-        dockermand::digest::sha256(v) == want,
+        dockermand::crypto::sha256::sha256(v) == want,
         "sha256 of {} bytes",
         v.len()
     );
-    let mut h = dockermand::digest::Sha256::new();
+    let mut h = dockermand::crypto::sha256::Sha256::new();
     h.update(key);
     h.update(msg);
     ensure!(h.finish() == want, "sha256 fed in two pieces at {split}");
 
     let want: [u8; 20] = sha1::Sha1::digest(v).into();
-    ensure!(dockermand::sha1::sha1(v) == want, "sha1 of {} bytes", v.len());
-    let mut h = dockermand::sha1::Sha1::new();
+    ensure!(dockermand::crypto::sha1::sha1(v) == want, "sha1 of {} bytes", v.len());
+    let mut h = dockermand::crypto::sha1::Sha1::new();
     h.update(key);
     h.update(msg);
     ensure!(h.finish() == want, "sha1 fed in two pieces at {split}");
@@ -39,7 +39,7 @@ pub fn check(v: &[u8]) -> Result<(), String> {
     mac.update(msg);
     let want: [u8; 32] = mac.finalize().into_bytes().into();
     ensure!(
-        dockermand::digest::hmac_sha256(key, msg) == want,
+        dockermand::crypto::sha256::hmac_sha256(key, msg) == want,
         "hmac-sha256 with a {split}-byte key"
     );
     Ok(())

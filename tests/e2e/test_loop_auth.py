@@ -30,7 +30,7 @@ TOKEN = authlib.new_token("admin")
 USER, PASSWORD = "alice", "s3cret-passw0rd"
 # A generous bound for one loop iteration on this machine.
 LOOP_BOUND_US = 100_000
-# Mirrors src/login.rs and src/rpcd.rs.
+# Mirrors src/access/login.rs and src/access/rpcd.rs.
 PEER_FAILURES = 5
 GLOBAL_FAILURES = 60
 MAX_QUEUED = 16

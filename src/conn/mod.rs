@@ -12,29 +12,32 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use serde_json::json;
 
-use crate::admission::Admission;
-use crate::auth::{
+use crate::access::auth::{
     parse_cookie, parse_subprotocol, without_token_subprotocols, LoginRequest, PeerId, Principal,
     SessionKind, Sessions, COOKIE, RPCD_CACHE,
 };
-use crate::chunked::{self, ChunkedTracker};
+use crate::access::gate::{self, Authn, Pass, Refusal};
+use crate::access::login::{self, Logins, Verdict};
+use crate::access::policy::{check_body, Policy};
+use crate::access::route::{BodyCheck, Class};
+use crate::access::rpcd::{AccessCheck, Ubus, Unavailable};
 use crate::config::Config;
+use crate::console::reaper::Reaper;
+use crate::console::websocket::accept_key;
 use crate::console::{handshake_reply, Console, ExecRequest, Io, Keepalive, Outcome as ConsoleOutcome};
-use crate::gate::{self, Authn, Pass, Refusal};
+use crate::http::chunked::{self, ChunkedTracker};
+use crate::http::reply::LocalReply;
+use crate::http::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
+use crate::http::response::{parse_response_head, ResponseBody};
 use crate::http::HeadError;
-use crate::local::{self, AuthFigures, Endpoint, LocalReply, Stats};
-use crate::login::{self, Logins, Verdict};
+use crate::local::{self, AuthFigures, Endpoint};
 use crate::looptime::Work;
-use crate::policy::{check_body, Policy};
-use crate::pool::{largest_raw_body, BodyReservation, Resources, CHUNK};
-use crate::reaper::Reaper;
-use crate::relay::{Flow, FlowError, Framing, Side};
-use crate::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
-use crate::response::{parse_response_head, ResponseBody};
-use crate::route::{BodyCheck, Class};
-use crate::rpcd::{AccessCheck, Ubus, Unavailable};
-use crate::upstream::UpstreamAddr;
-use crate::websocket::accept_key;
+use crate::net::slots::Slots;
+use crate::net::socket::Side;
+use crate::net::upstream::UpstreamAddr;
+use crate::relay::flow::{Flow, FlowError, Framing};
+use crate::relay::pool::{largest_raw_body, BodyReservation, Resources, CHUNK};
+use crate::stats::Stats;
 
 /// How long a closing connection may keep sending before it is cut.
 const LINGER: Duration = Duration::from_secs(2);
@@ -54,7 +57,7 @@ pub struct Ctx<'a> {
     pub cfg: &'a Config,
     pub stats: &'a mut Stats,
     pub sessions: &'a mut Sessions,
-    pub admission: &'a Admission,
+    pub admission: &'a Slots,
     pub logins: &'a mut Logins,
     pub ubus: &'a mut Ubus,
     /// Policy checks run in this loop iteration so far.
@@ -476,7 +479,7 @@ impl Connection {
             Some(Endpoint::LoginPage) => {
                 self.log_local(&req, 200);
                 let close = !req.head.keep_alive || req.head.body != RequestBody::None;
-                return self.reply(ctx, LocalReply::login_page(), close);
+                return self.reply(ctx, local::login_page(), close);
             }
             Some(Endpoint::Login) => return self.read_body(ctx, req, Purpose::Login, LOGIN_BODY_LIMIT),
             _ => {}
@@ -1560,7 +1563,7 @@ fn flow_error(what: &'static str, e: &FlowError) -> &'static str {
 /// `POST .../containers/{id}/attach` and `POST .../exec/{id}/start`, with or
 /// without an API version prefix: dockerd hijacks these connections.
 fn is_hijack_route(path: &str) -> bool {
-    let path = crate::route::strip_version(path);
+    let path = crate::access::route::strip_version(path);
     (path.starts_with("/containers/") && path.ends_with("/attach"))
         || (path.starts_with("/exec/") && path.ends_with("/start"))
 }

@@ -23,7 +23,7 @@ pub fn query_pairs(target: &str) -> Option<Vec<(String, String)>> {
 /// Go's `QueryUnescape`: `+` is a space, then `%XX` escapes; control
 /// characters, which Go would pass, are refused too (fail closed).
 fn unescape(s: &str) -> Option<String> {
-    crate::route::decode_path(&s.replace('+', " "), false).ok()
+    crate::access::route::decode_path(&s.replace('+', " "), false).ok()
 }
 
 /// What a build parameter may hold.

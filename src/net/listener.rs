@@ -9,9 +9,9 @@ use std::path::PathBuf;
 use mio::net::{TcpListener, UnixListener};
 use mio::{event, Interest, Registry, Token};
 
-use crate::auth::PeerId;
+use crate::access::auth::PeerId;
 use crate::config::ListenAddr;
-use crate::relay::Stream;
+use crate::net::socket::Stream;
 
 /// Pending connections the kernel may queue (capped by somaxconn).
 const BACKLOG: libc::c_int = 1024;

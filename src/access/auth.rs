@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::digest::{ct_eq, from_hex, hex, pbkdf2_sha256, random_bytes, sha256};
-use crate::policy::Policy;
-use crate::route::Class;
+use crate::access::policy::Policy;
+use crate::access::route::Class;
+use crate::crypto::sha256::{ct_eq, from_hex, hex, pbkdf2_sha256, random_bytes, sha256};
 
 /// Name of our session cookie.
 pub const COOKIE: &str = "dockermand_session";
@@ -104,8 +104,8 @@ impl PasswordHash {
             return Err(bad());
         };
         let iterations: u32 = iter.parse().map_err(|_| bad())?;
-        let salt = crate::base64::decode(salt.as_bytes()).ok_or_else(bad)?;
-        let hash: [u8; 32] = crate::base64::decode(hash.as_bytes())
+        let salt = crate::crypto::base64::decode(salt.as_bytes()).ok_or_else(bad)?;
+        let hash: [u8; 32] = crate::crypto::base64::decode(hash.as_bytes())
             .and_then(|h| h.try_into().ok())
             .ok_or_else(bad)?;
         if scheme != "pbkdf2-sha256" || iterations == 0 {
@@ -129,8 +129,8 @@ impl PasswordHash {
         let hash = pbkdf2_sha256(password.as_bytes(), &salt, iterations);
         Ok(format!(
             "pbkdf2-sha256${iterations}${}${}",
-            crate::base64::encode(&salt),
-            crate::base64::encode(&hash)
+            crate::crypto::base64::encode(&salt),
+            crate::crypto::base64::encode(&hash)
         ))
     }
 

@@ -1,5 +1,10 @@
 //! Small pieces of HTTP/1.1 syntax shared by the request and response parsers.
 
+pub mod chunked;
+pub mod reply;
+pub mod request;
+pub mod response;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     /// The head does not fit in the configured limit.

@@ -26,8 +26,8 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use crate::console::Call;
-use crate::local::Held;
-use crate::relay::{Side, Stream};
+use crate::net::socket::{Side, Stream};
+use crate::stats::Held;
 
 /// How long a hung-up process gets before SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(3);
@@ -488,7 +488,7 @@ mod tests {
             Some(0),
             true,
             now,
-            crate::local::Gauge::default().hold(),
+            crate::stats::Gauge::default().hold(),
         );
         r.pause(now);
         assert_eq!(r.deadline(), now + FIRST_PAUSE);

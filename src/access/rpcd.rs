@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::{parse_ubus_access, Rpcd};
-use crate::digest::sha256;
+use crate::access::auth::{parse_ubus_access, Rpcd};
+use crate::crypto::sha256::sha256;
 
 /// Output beyond this is not an answer we want.
 const MAX_OUTPUT: usize = 4096;

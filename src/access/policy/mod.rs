@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 pub use json::{fold_eq, GoJson};
 pub use query::{check_build_query, query_pairs};
 
-use crate::route::BodyCheck;
+use crate::access::route::BodyCheck;
 use json::{elements, entries};
 use table::{Field, Rule, Table};
 

@@ -10,19 +10,24 @@
 //! `console_idle`, is closed (1001). Once the browser is gone, however and
 //! whenever it went, a `Reaper` ends the exec's process.
 
+pub mod reaper;
+pub mod websocket;
+
 use std::io;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::chunked;
-use crate::local::{Gauge, Held};
-use crate::pool::{Buffer, Resources};
-use crate::reaper::{boot_ticks, Reaper};
-use crate::relay::Side;
-use crate::response::{parse_response_head, ResponseBody};
-use crate::websocket::{close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError};
+use crate::console::reaper::{boot_ticks, Reaper};
+use crate::console::websocket::{
+    close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError,
+};
+use crate::http::chunked;
+use crate::http::response::{parse_response_head, ResponseBody};
+use crate::net::socket::Side;
+use crate::relay::pool::{Buffer, Resources};
+use crate::stats::{Gauge, Held};
 
 /// Largest message from the browser; text (control) messages are smaller.
 pub const MAX_MESSAGE: u64 = 16 * 1024 * 1024;

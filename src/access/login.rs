@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Token, Waker};
 
-use crate::auth::{PasswordHash, PeerId};
+use crate::access::auth::{PasswordHash, PeerId};
 
 /// Failed logins one peer (IPv6: one /64) may make per window before 429.
 pub const PEER_FAILURES: u32 = 5;

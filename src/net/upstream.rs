@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use mio::net::{TcpStream, UnixStream};
 
-use crate::relay::Stream;
+use crate::net::socket::Stream;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UpstreamAddr {

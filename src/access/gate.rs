@@ -4,14 +4,14 @@
 
 use std::time::Instant;
 
-use crate::auth::{
+use crate::access::auth::{
     looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, PeerId, Principal,
     SessionKind, Sessions, COOKIE,
 };
+use crate::access::policy::{check_build_query, Denial, Policy};
+use crate::access::route::{match_route, BodyCheck, Guard, Matched, Route};
 use crate::config::Config;
-use crate::policy::{check_build_query, Denial, Policy};
-use crate::request::{RequestBody, RequestHead, Upgrade};
-use crate::route::{match_route, BodyCheck, Guard, Matched, Route};
+use crate::http::request::{RequestBody, RequestHead, Upgrade};
 
 /// A request we answer with an error instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,7 +366,7 @@ fn guard(head: &RequestHead, route: &Route, policy: &Policy) -> Result<(), Denia
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::{parse_request_head, Limits};
+    use crate::http::request::{parse_request_head, Limits};
 
     fn head(raw: &str) -> RequestHead {
         let limits = Limits {
@@ -420,9 +420,9 @@ mod tests {
 
     fn cfg() -> Config {
         let mut c = Config::default();
-        c.auth.tokens.push(crate::auth::Token {
+        c.auth.tokens.push(crate::access::auth::Token {
             name: "t".into(),
-            sha256: crate::digest::sha256(b"tok"),
+            sha256: crate::crypto::sha256::sha256(b"tok"),
             role: "read".into(),
         });
         c
@@ -556,7 +556,7 @@ mod tests {
     #[test]
     fn local_users_stand_for_themselves_only_without_a_credential() {
         let mut c = cfg();
-        c.auth.unix_peers.push(crate::auth::UnixPeer {
+        c.auth.unix_peers.push(crate::access::auth::UnixPeer {
             uid: 1000,
             role: "operator".into(),
         });

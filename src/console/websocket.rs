@@ -21,8 +21,8 @@
 //! * Once a Close frame has been decoded, everything after it is discarded
 //!   (§5.5.1: no data frames may follow a Close).
 
-use crate::base64;
-use crate::sha1::Sha1;
+use crate::crypto::base64;
+use crate::crypto::sha1::Sha1;
 
 /// Appended to the client's key to prove the server speaks WebSocket
 /// (RFC 6455 §1.3).

@@ -294,9 +294,9 @@ pub static NETWORK_DISCONNECT: Table = table!("NetworkDisconnectRequest";
 );
 
 /// The top-level tables of each checked body.
-pub fn tables(kind: crate::route::BodyCheck) -> &'static [&'static Table] {
-    use crate::route::BodyCheck::*;
-    static BODIES: [(crate::route::BodyCheck, &[&Table]); 9] = [
+pub fn tables(kind: crate::access::route::BodyCheck) -> &'static [&'static Table] {
+    use crate::access::route::BodyCheck::*;
+    static BODIES: [(crate::access::route::BodyCheck, &[&Table]); 9] = [
         (
             ContainerCreate,
             &[&CONTAINER_CONFIG, &RESOURCES, &HOST_CONFIG, &CREATE_WRAPPER],

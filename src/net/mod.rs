@@ -1,0 +1,7 @@
+//! The network edge: listening sockets, the sockets a connection holds, the
+//! way to dockerd, and who gets a connection slot.
+
+pub mod listener;
+pub mod slots;
+pub mod socket;
+pub mod upstream;

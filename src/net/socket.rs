@@ -1,0 +1,173 @@
+//! The sockets a connection holds: a client or upstream stream, and the
+//! `Side` that tracks what edge-triggered readiness has promised about it.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use mio::net::{TcpStream, UnixStream};
+use mio::{event, Interest, Registry, Token};
+
+use crate::sys::{recv, send};
+
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// The uid of the process at the other end of a unix socket, as it was
+    /// when it connected (`SO_PEERCRED`); the kernel vouches for it.
+    pub fn peer_uid(&self) -> io::Result<u32> {
+        self.peer_credentials().map(|c| c.uid)
+    }
+
+    /// The pid of the process at the other end of a unix socket (the one
+    /// that connected, or listened), as our pid namespace sees it: 0 when it
+    /// runs in a namespace we cannot see into.
+    pub fn peer_pid(&self) -> io::Result<libc::pid_t> {
+        self.peer_credentials().map(|c| c.pid)
+    }
+
+    fn peer_credentials(&self) -> io::Result<libc::ucred> {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: `cred` is a valid, writable ucred and `len` holds its size,
+        // so the kernel writes at most that many bytes into it.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::from_mut(&mut cred).cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(cred)
+    }
+
+    pub fn shutdown_write(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Write),
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+}
+
+impl event::Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
+
+/// One end of a connection with the readiness that edge-triggered events
+/// reported and that no `WouldBlock` has taken back yet.
+pub struct Side {
+    pub stream: Stream,
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer shut down its sending side (or vanished).
+    pub read_closed: bool,
+    write_shut: bool,
+}
+
+impl Side {
+    pub fn new(stream: Stream) -> Side {
+        Side {
+            stream,
+            readable: false,
+            writable: false,
+            read_closed: false,
+            write_shut: false,
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.stream.fd()
+    }
+
+    pub fn shutdown_write(&mut self) {
+        if !self.write_shut {
+            self.write_shut = true;
+            self.stream.shutdown_write();
+        }
+    }
+
+    /// Peeks at buffered input; `Ok(None)` when there is none right now.
+    pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let r = recv(self.fd(), buf, libc::MSG_PEEK);
+        would_block(&mut self.readable, r)
+    }
+
+    /// Reads into `buf`; `Ok(None)` when there is nothing right now.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let r = recv(self.fd(), buf, 0);
+        would_block(&mut self.readable, r)
+    }
+
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
+        let r = send(self.fd(), buf);
+        would_block(&mut self.writable, r)
+    }
+
+    /// Drops exactly `n` bytes that were peeked at before.
+    pub fn consume(&mut self, scratch: &mut [u8], mut n: usize) -> io::Result<()> {
+        while n > 0 {
+            let want = n.min(scratch.len());
+            match recv(self.fd(), &mut scratch[..want], 0) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(got) => n -= got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns `WouldBlock` into `Ok(None)` and forgets the readiness it denies.
+fn would_block(ready: &mut bool, r: io::Result<usize>) -> io::Result<Option<usize>> {
+    match r {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            *ready = false;
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
