@@ -554,7 +554,7 @@ impl Config {
                 65_536,
             ),
             check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024),
-            check_range("max_headers", self.max_headers, 8, 1000),
+            check_range("max_headers", self.max_headers, 8, crate::http::MAX_HEADERS),
             check_range("max_consoles", self.max_consoles, 1, 4096),
         ]
         .into_iter()

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::http::reply::LocalReply;
-use crate::net::slots::Slots;
+use crate::net::intake::Intake;
 use crate::relay::pool::Resources;
 use crate::stats::Stats;
 
@@ -75,7 +75,7 @@ pub fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
 pub fn status(
     stats: &Stats,
     res: &Resources,
-    admission: &Slots,
+    intake: &Intake,
     cfg: &Config,
     auth: &AuthFigures,
     now: Instant,
@@ -92,11 +92,11 @@ pub fn status(
                 "max": cfg.max_connections,
                 "consoles": stats.consoles.get(),
                 "consoles_ending": stats.consoles_ending.get(),
-                "per_address_max": admission.busiest(),
+                "per_address_max": intake.busiest(),
                 "per_address_limit": cfg.max_connections_per_address,
-                "sending_first_head": admission.first_heads(),
-                "evicted": admission.evicted,
-                "refused_per_address": admission.refused,
+                "sending_first_head": intake.first_heads(),
+                "evicted": intake.evicted,
+                "refused_per_address": intake.refused,
                 "descriptors_exhausted": stats.descriptors_exhausted,
                 "refused_no_descriptor": stats.refused_no_descriptor,
             },
@@ -142,7 +142,7 @@ pub fn status(
 pub fn metrics(
     stats: &Stats,
     res: &Resources,
-    admission: &Slots,
+    intake: &Intake,
     auth: &AuthFigures,
     now: Instant,
 ) -> LocalReply {
@@ -152,18 +152,14 @@ pub fn metrics(
         ("connections_total", "counter", stats.connections_total),
         ("consoles_active", "gauge", stats.consoles.get() as u64),
         ("consoles_ending", "gauge", stats.consoles_ending.get() as u64),
-        ("connections_per_address_max", "gauge", admission.busiest() as u64),
+        ("connections_per_address_max", "gauge", intake.busiest() as u64),
         (
             "connections_sending_first_head",
             "gauge",
-            admission.first_heads() as u64,
+            intake.first_heads() as u64,
         ),
-        ("connections_evicted_total", "counter", admission.evicted),
-        (
-            "connections_refused_per_address_total",
-            "counter",
-            admission.refused,
-        ),
+        ("connections_evicted_total", "counter", intake.evicted),
+        ("connections_refused_per_address_total", "counter", intake.refused),
         (
             "accept_descriptors_exhausted_total",
             "counter",

@@ -17,8 +17,8 @@ use crate::access::rpcd::Ubus;
 use crate::config::{Command, Config};
 use crate::conn::{turn_away, Connection, Ctx};
 use crate::looptime::Work;
+use crate::net::intake::{Decision, Intake};
 use crate::net::listener::Listener;
-use crate::net::slots::{Decision, Slots};
 use crate::net::socket::{Side, Stream};
 use crate::relay::pool::Resources;
 use crate::stats::Stats;
@@ -46,7 +46,7 @@ struct Slot {
     /// Accept order, which is eviction order.
     serial: u64,
     addr: PeerId,
-    /// Counted by `admission` as still sending its first head.
+    /// Counted by `intake` as still sending its first head.
     first_head: bool,
 }
 
@@ -80,7 +80,7 @@ pub struct Server {
     /// Kept open so that, out of descriptors, one can be freed to accept
     /// the next client and tell it so instead of leaving it queued.
     spare_fd: Option<File>,
-    admission: Slots,
+    intake: Intake,
 }
 
 impl Server {
@@ -111,7 +111,7 @@ impl Server {
             accept_resume_at: None,
             accept_failing: false,
             spare_fd: open_spare_fd(),
-            admission: Slots::default(),
+            intake: Intake::default(),
             cfg,
         };
         for spec in server.cfg.listen.clone() {
@@ -238,7 +238,7 @@ impl Server {
             cfg: &self.cfg,
             stats: &mut self.stats,
             sessions: &mut self.sessions,
-            admission: &self.admission,
+            intake: &self.intake,
             logins: &mut self.logins,
             ubus: &mut self.ubus,
             policy_spent: &mut self.policy_spent,
@@ -250,7 +250,7 @@ impl Server {
             self.reruns.push(index);
         }
         if slot.conn.is_closed() {
-            self.admission.closed(slot.addr, slot.serial);
+            self.intake.closed(slot.addr, slot.serial);
             self.slots[index] = None;
             self.free.push(index);
             self.stats.connections_active -= 1;
@@ -264,7 +264,7 @@ impl Server {
         }
         if slot.first_head && !slot.conn.awaiting_first_head() {
             slot.first_head = false;
-            self.admission.served(slot.addr, slot.serial);
+            self.intake.served(slot.addr, slot.serial);
         }
         // Deadlines that move later (every keep-alive request) reuse the
         // armed entry, which re-arms when it fires: one entry per connection.
@@ -284,7 +284,7 @@ impl Server {
                 return;
             }
             let full = self.stats.connections_active >= self.cfg.max_connections;
-            if full && !self.admission.can_evict() {
+            if full && !self.intake.can_evict() {
                 if !self.accept_paused {
                     log::warn!(
                         "connection limit {} reached and every connection is in use; not accepting",
@@ -314,7 +314,7 @@ impl Server {
                 Err(e) => return self.accept_failed(index, &e),
             };
             let addr = peer_id.limit_key();
-            let decision = self.admission.decide(
+            let decision = self.intake.decide(
                 addr,
                 self.stats.connections_active,
                 self.cfg.max_connections,
@@ -323,17 +323,17 @@ impl Server {
             match decision {
                 Decision::Admit => {}
                 Decision::EvictFirst(victim) => {
-                    self.admission.evicted += 1;
+                    self.intake.evicted += 1;
                     if let Some(v) = self.slots.get(victim).and_then(Option::as_ref) {
                         log::debug!("{} evicted while sending its first head, for {peer}", v.conn.peer);
                     }
                     self.with_conn(victim, |conn, ctx| conn.evict(ctx));
                 }
                 Decision::Refuse => {
-                    self.admission.refused += 1;
+                    self.intake.refused += 1;
                     log::debug!(
                         "{peer} refused: {} connections from its address are in use",
-                        self.admission.open_from(addr)
+                        self.intake.open_from(addr)
                     );
                     let why = "too many connections from this address";
                     turn_away(&mut Side::new(stream), &mut self.res.scratch, why);
@@ -366,7 +366,7 @@ impl Server {
         self.stats.connections_active += 1;
         self.stats.connections_total += 1;
         let serial = self.stats.connections_total;
-        self.admission.opened(addr, serial, slot);
+        self.intake.opened(addr, serial, slot);
         self.slots[slot] = Some(Slot {
             conn,
             armed: None,

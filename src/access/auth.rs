@@ -387,17 +387,11 @@ impl Sessions {
     }
 
     /// The principal of a live session of `kind`; tickets work once.
-    pub fn lookup(&mut self, secret: &str, kind: SessionKind, now: Instant) -> Option<Principal> {
-        let key = sha256(secret.as_bytes());
-        let s = self.by_hash.get(&key)?;
-        if s.kind != kind || s.expires <= now {
-            return None;
-        }
-        let p = s.principal.clone();
-        if kind == SessionKind::Ticket {
-            self.by_hash.remove(&key);
-        }
-        Some(p)
+    /// The principal of a live session. Looking does not spend a ticket:
+    /// whoever admits a request with one removes it (`remove`).
+    pub fn lookup(&self, secret: &str, kind: SessionKind, now: Instant) -> Option<Principal> {
+        let s = self.by_hash.get(&sha256(secret.as_bytes()))?;
+        (s.kind == kind && s.expires > now).then(|| s.principal.clone())
     }
 
     pub fn remove(&mut self, secret: &str) {
@@ -584,6 +578,7 @@ mod tests {
             .create(SessionKind::Ticket, p.clone(), Duration::from_secs(30), now)
             .unwrap();
         assert!(s.lookup(&t, SessionKind::Ticket, now).is_some());
+        s.remove(&t);
         assert!(s.lookup(&t, SessionKind::Ticket, now).is_none());
     }
 

@@ -112,8 +112,10 @@ pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
 /// anonymous admin, and a token given to one site's pages must not work
 /// from another's. A cookie principal needs an allowed `Origin` even when
 /// there is none, because browsers send the cookie by themselves. The
-/// docker CLI sends no `Origin`.
-pub fn check_origin(head: &RequestHead, principal: &Principal, cors: &[String]) -> Result<(), Refusal> {
+/// docker CLI sends no `Origin`. This is the only Origin rule: the API, our
+/// endpoints, consoles and the login (which makes a cookie, and so is not
+/// `ambient` yet) all use it.
+pub fn check_origin(head: &RequestHead, ambient: bool, cors: &[String]) -> Result<(), Refusal> {
     let state_changing = !matches!(head.method.as_str(), "GET" | "HEAD") || head.upgrade.is_some();
     if !state_changing || allowed_origin(head, cors).is_some() {
         return Ok(());
@@ -127,7 +129,7 @@ pub fn check_origin(head: &RequestHead, principal: &Principal, cors: &[String]) 
             "WebSocket from an origin that is not allowed",
         ));
     }
-    if principal.ambient {
+    if ambient {
         return Err(Refusal::new(
             403,
             "csrf",
@@ -161,14 +163,11 @@ pub fn is_preflight(head: &RequestHead) -> bool {
         && head.header("access-control-request-method").is_some()
 }
 
-pub fn preflight_headers(origin: &str) -> String {
-    format!(
-        "{}Access-Control-Allow-Methods: GET, POST, PUT, DELETE, HEAD\r\n\
-         Access-Control-Allow-Headers: Content-Type, X-Registry-Auth, X-Requested-With, Authorization\r\n\
-         Access-Control-Max-Age: 600\r\n",
-        cors_headers(origin)
-    )
-}
+/// What a preflight's answer adds to the CORS headers every reply to an
+/// allowed origin carries.
+pub const PREFLIGHT_HEADERS: &str = "Access-Control-Allow-Methods: GET, POST, PUT, DELETE, HEAD\r\n\
+     Access-Control-Allow-Headers: Content-Type, X-Registry-Auth, X-Requested-With, Authorization\r\n\
+     Access-Control-Max-Age: 600\r\n";
 
 pub enum Authn {
     Principal(Principal),
@@ -184,7 +183,7 @@ pub fn authenticate(
     head: &RequestHead,
     peer: PeerId,
     cfg: &Config,
-    sessions: &mut Sessions,
+    sessions: &Sessions,
     now: Instant,
 ) -> Authn {
     if cfg.auth.is_open() {
@@ -204,7 +203,7 @@ pub fn authenticate(
         if let Some((token, _)) = head.header("sec-websocket-protocol").and_then(parse_subprotocol) {
             return bearer_principal(&token, cfg, sessions, now);
         }
-        if let Some(ticket) = query_param(&head.target, "ticket") {
+        if let Some(ticket) = ticket(head) {
             return match sessions.lookup(&ticket, SessionKind::Ticket, now) {
                 Some(p) => Authn::Principal(p),
                 None => Authn::Invalid,
@@ -224,7 +223,16 @@ pub fn authenticate(
     local_user.map_or(Authn::Missing, Authn::Principal)
 }
 
-fn bearer_principal(secret: &str, cfg: &Config, sessions: &mut Sessions, now: Instant) -> Authn {
+/// The one-time ticket a WebSocket handshake carries in its query, if any.
+/// It is spent once the request has been looked at, whatever the answer.
+pub fn ticket(head: &RequestHead) -> Option<String> {
+    if head.upgrade != Some(Upgrade::WebSocket) {
+        return None;
+    }
+    query_param(&head.target, "ticket")
+}
+
+fn bearer_principal(secret: &str, cfg: &Config, sessions: &Sessions, now: Instant) -> Authn {
     if let Some(t) = cfg.auth.find_token(secret) {
         return Authn::Principal(Principal {
             name: format!("token:{}", t.name),
@@ -261,7 +269,7 @@ pub struct Pass {
 
 /// Decides whether `principal` may send this request to dockerd.
 pub fn authorize(head: &RequestHead, principal: &Principal, cfg: &Config) -> Result<Pass, Refusal> {
-    check_origin(head, principal, &cfg.cors_origins)?;
+    check_origin(head, principal.ambient, &cfg.cors_origins)?;
     let route = match match_route(&head.method, &head.target) {
         Ok(Matched::Route(r)) => r,
         Ok(Matched::NoRoute) => {
@@ -494,7 +502,7 @@ mod tests {
 
     /// The rule that refuses `raw` from `p`, if any.
     fn origin_rule(raw: &str, p: &Principal) -> Option<&'static str> {
-        check_origin(&head(raw), p, &cfg().cors_origins)
+        check_origin(&head(raw), p.ambient, &cfg().cors_origins)
             .err()
             .map(|r| r.rule)
     }
@@ -545,7 +553,7 @@ mod tests {
 
     /// Who `authenticate` takes a request from `peer` for, in short.
     fn authn(raw: &str, peer: PeerId, c: &Config) -> String {
-        match authenticate(&head(raw), peer, c, &mut Sessions::default(), Instant::now()) {
+        match authenticate(&head(raw), peer, c, &Sessions::default(), Instant::now()) {
             Authn::Principal(p) => format!("{} {}", p.name, p.role),
             Authn::Missing => "missing".into(),
             Authn::Invalid => "invalid".into(),

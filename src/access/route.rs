@@ -98,22 +98,28 @@ pub struct Route {
     pub class: Class,
     pub body: Option<BodyCheck>,
     pub guard: Guard,
+    /// dockerd may take the connection over with a plain 200 (attach and
+    /// exec start, without an `Upgrade` header): it becomes a tunnel.
+    pub hijacks: bool,
 }
 
 macro_rules! routes {
-    ($($method:literal $pattern:literal $class:ident $(: $body:ident)? $(! $guard:ident)?;)*) => {
+    ($($method:literal $pattern:literal $class:ident $(: $body:ident)? $(! $guard:ident)? $(@ $hijack:ident)?;)*) => {
         &[$(Route {
             method: $method,
             pattern: $pattern,
             class: Class::$class,
             body: routes!(@body $($body)?),
             guard: routes!(@guard $($guard)?),
+            hijacks: routes!(@hijack $($hijack)?),
         },)*]
     };
     (@body) => { None };
     (@body $b:ident) => { Some(BodyCheck::$b) };
     (@guard) => { Guard::None };
     (@guard $g:ident) => { Guard::$g };
+    (@hijack) => { false };
+    (@hijack Hijack) => { true };
 }
 
 pub const ROUTES: &[Route] = routes! {
@@ -153,12 +159,12 @@ pub const ROUTES: &[Route] = routes! {
     "POST" "/containers/{name*}/wait" Write;
     "POST" "/containers/{name*}/update" Write: ContainerUpdate;
     "POST" "/containers/{name*}/resize" Exec;
-    "POST" "/containers/{name*}/attach" Exec;
+    "POST" "/containers/{name*}/attach" Exec @ Hijack;
     "GET" "/containers/{name*}/attach/ws" Exec;
     "POST" "/containers/{name*}/exec" Exec: ExecCreate;
     "DELETE" "/containers/{name}" Write;
 
-    "POST" "/exec/{id*}/start" Exec;
+    "POST" "/exec/{id*}/start" Exec @ Hijack;
     "POST" "/exec/{id*}/resize" Exec;
     "GET" "/exec/{id*}/json" Read;
 
@@ -425,6 +431,21 @@ mod tests {
             Ok(Matched::Route(r)) => Some(r.class),
             _ => None,
         }
+    }
+
+    #[test]
+    fn the_table_says_which_routes_hijack() {
+        let hijacks = |m: &str, t: &str| match match_route(m, t) {
+            Ok(Matched::Route(r)) => Some(r.hijacks),
+            _ => None,
+        };
+        assert_eq!(hijacks("POST", "/containers/abc/attach"), Some(true));
+        assert_eq!(hijacks("POST", "/v1.47/exec/abc/start"), Some(true));
+        assert_eq!(hijacks("GET", "/containers/abc/attach/ws"), Some(false));
+        assert_eq!(hijacks("POST", "/containers/abc/start"), Some(false));
+        assert_eq!(hijacks("POST", "/exec/abc/resize"), Some(false));
+        let marked: Vec<_> = ROUTES.iter().filter(|r| r.hijacks).map(|r| r.pattern).collect();
+        assert_eq!(marked, ["/containers/{name*}/attach", "/exec/{id*}/start"]);
     }
 
     #[test]

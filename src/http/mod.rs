@@ -5,6 +5,19 @@ pub mod reply;
 pub mod request;
 pub mod response;
 
+use std::mem::MaybeUninit;
+
+/// The most headers a head may have, whatever the configuration says.
+pub const MAX_HEADERS: usize = 1000;
+
+/// Room for `MAX_HEADERS` parsed headers, left uninitialised: a head is
+/// parsed into it on the stack without allocating or zeroing anything.
+pub type HeaderSlots<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS];
+
+pub fn header_slots<'b>() -> HeaderSlots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS]
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HeadError {
     /// The head does not fit in the configured limit.
@@ -36,17 +49,35 @@ impl HeadError {
 
 /// Length of the head (through the empty line) if it ends within `max` bytes.
 pub fn find_head_end(buf: &[u8], max: usize) -> Option<usize> {
+    find_head_end_from(buf, 0, max)
+}
+
+/// `find_head_end` for a buffer whose first `scanned` bytes were searched
+/// before: only the new bytes (and the three before them) are looked at.
+pub fn find_head_end_from(buf: &[u8], scanned: usize, max: usize) -> Option<usize> {
     let window = &buf[..buf.len().min(max)];
-    window.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    let start = scanned.saturating_sub(3);
+    let rest = window.get(start..)?;
+    rest.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| start + i + 4)
 }
 
 /// Rejects the line-ending and folding tricks that parsers disagree on:
 /// bare LF, bare CR, NUL, obs-fold and leading empty lines.
 pub fn validate_line_endings(head: &[u8]) -> Result<(), HeadError> {
-    if matches!(head.first(), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+    validate_line_endings_from(head, 0)
+}
+
+/// `validate_line_endings` for a head whose first `checked` bytes passed
+/// before (a CR at the old end is looked at again, now that its next byte
+/// may be here).
+pub fn validate_line_endings_from(head: &[u8], checked: usize) -> Result<(), HeadError> {
+    if checked == 0 && matches!(head.first(), Some(b'\r' | b'\n' | b' ' | b'\t')) {
         return Err(HeadError::Bad("head must not start with whitespace"));
     }
-    for (i, &b) in head.iter().enumerate() {
+    let start = checked.saturating_sub(1).min(head.len());
+    for (i, &b) in head.iter().enumerate().skip(start) {
         match b {
             0 => return Err(HeadError::Bad("NUL byte in head")),
             b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(HeadError::Bad("bare LF in head")),

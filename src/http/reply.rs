@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+#[derive(Debug)]
 pub struct LocalReply {
     pub status: u16,
     content_type: &'static str,

@@ -5,8 +5,8 @@
 //! way (RFC 9112), so that what we check is exactly what dockerd executes.
 
 use crate::http::{
-    connection_tokens, end_to_end, eq_ignore_case, find_head_end, parse_content_length,
-    validate_line_endings, write_headers, HeadError, Headers,
+    connection_tokens, end_to_end, eq_ignore_case, find_head_end, header_slots, parse_content_length,
+    validate_line_endings, write_headers, HeadError, Headers, MAX_HEADERS,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -118,9 +118,9 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
     let raw = &buf[..head_len];
     validate_line_endings(raw)?;
 
-    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut slots);
-    match req.parse(raw) {
+    let mut slots = header_slots();
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(raw, &mut slots[..limits.max_headers.min(MAX_HEADERS)]) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         Ok(_) => return Err(HeadError::Bad("malformed request head")),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),

@@ -4,8 +4,8 @@
 //! upstream error (502), never a guess.
 
 use crate::http::{
-    connection_tokens, end_to_end, eq_ignore_case, find_head_end, parse_content_length,
-    validate_line_endings, write_headers, HeadError, Headers,
+    connection_tokens, end_to_end, eq_ignore_case, find_head_end, header_slots, parse_content_length,
+    validate_line_endings, write_headers, HeadError, Headers, MAX_HEADERS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +76,10 @@ pub fn parse_response_head(
     };
     let raw = &buf[..head_len];
     validate_line_endings(raw)?;
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut resp = httparse::Response::new(&mut slots);
-    match resp.parse(raw) {
+    let mut slots = header_slots();
+    let mut resp = httparse::Response::new(&mut []);
+    let slots = &mut slots[..max_headers.min(MAX_HEADERS)];
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, raw, slots) {
         Ok(httparse::Status::Complete(n)) if n == head_len => {}
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooManyHeaders),
         _ => return Err(HeadError::Bad("malformed response head")),

@@ -1,7 +1,8 @@
 //! The network edge: listening sockets, the sockets a connection holds, the
 //! way to dockerd, and who gets a connection slot.
 
+pub mod intake;
 pub mod listener;
-pub mod slots;
+pub mod outbox;
 pub mod socket;
 pub mod upstream;

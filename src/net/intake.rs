@@ -22,7 +22,7 @@ pub enum Decision {
 /// IPv6 /64 or a unix uid), and those still sending their first head
 /// in accept order. Every connection is identified by its accept serial.
 #[derive(Default)]
-pub struct Slots {
+pub struct Intake {
     open: HashMap<PeerId, usize>,
     /// Serial → slot; serials grow, so the first entry is the oldest.
     first_heads: BTreeMap<u64, usize>,
@@ -31,7 +31,7 @@ pub struct Slots {
     pub refused: u64,
 }
 
-impl Slots {
+impl Intake {
     pub fn decide(&self, key: PeerId, active: usize, max_total: usize, max_per_addr: usize) -> Decision {
         if self.open_from(key) >= max_per_addr {
             let oldest = self.first_heads_by_addr.range((key, 0)..).next();
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn the_per_address_cap_evicts_that_address_own_oldest_first_head() {
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        let mut adm = Slots::default();
+        let mut adm = Intake::default();
         adm.opened(b, 1, 10);
         adm.opened(a, 2, 20);
         adm.opened(a, 3, 30);
@@ -128,7 +128,7 @@ mod tests {
     #[test]
     fn a_full_server_evicts_the_oldest_first_head_of_anyone() {
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
-        let mut adm = Slots::default();
+        let mut adm = Intake::default();
         adm.opened(a, 1, 10);
         adm.opened(b, 2, 20);
         adm.opened(a, 3, 30);

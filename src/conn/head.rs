@@ -1,0 +1,164 @@
+//! The head phase: a request head is read once, into the loop's scratch
+//! buffer, searched only where it is new, parsed, admitted, and acted on.
+
+use super::admit::{admit, closes_after_reply, Admission, View};
+use super::{Connection, Ctx, Phase, Request};
+use crate::access::gate;
+use crate::http::request::{parse_request_head, Limits, RequestHead};
+use crate::http::{find_head_end_from, validate_line_endings_from, HeadError};
+
+impl Connection {
+    pub(super) fn read_head(&mut self, ctx: &mut Ctx, started: bool) -> Phase {
+        if let Some(back) = &self.back {
+            // An idle upstream that speaks or hangs up is stale.
+            if back.readable || back.read_closed {
+                self.drop_upstream(ctx);
+            }
+        }
+        if ctx.shutting_down && !started && self.early.is_empty() {
+            return Phase::Closed;
+        }
+        let limit = ctx.cfg.max_head_bytes.min(ctx.res.scratch.len());
+        let scratch = &mut ctx.res.scratch;
+        let mut len = self.early.len().min(limit);
+        scratch[..len].copy_from_slice(&self.early[..len]);
+        let mut end = find_head_end_from(&scratch[..len], self.scanned, limit);
+        if end.is_none() && len < limit && self.front.readable {
+            match self.front.read(&mut scratch[len..limit]) {
+                Ok(Some(0)) | Err(_) => return Phase::Closed,
+                Ok(None) => {}
+                Ok(Some(n)) => {
+                    // A short read emptied the socket: the next byte brings a
+                    // new edge, so asking again would only hear "would block".
+                    if len + n < limit && !self.front.read_closed {
+                        self.front.readable = false;
+                    }
+                    len += n;
+                    end = find_head_end_from(&scratch[..len], self.scanned, limit);
+                }
+            }
+        }
+        let Some(head_len) = end else {
+            return self.partial_head(ctx, started, len, limit);
+        };
+        let limits = Limits {
+            max_head_bytes: ctx.cfg.max_head_bytes,
+            max_headers: ctx.cfg.max_headers,
+        };
+        let parsed = parse_request_head(&ctx.res.scratch[..head_len], &limits);
+        self.keep_early(ctx, head_len, len);
+        match parsed {
+            Ok(Some(head)) => {
+                self.served = true;
+                self.start_request(ctx, head)
+            }
+            Ok(None) => self.bad_head(ctx, HeadError::Bad("malformed request head")),
+            Err(e) => self.bad_head(ctx, e),
+        }
+    }
+
+    /// Keeps `scratch[from..to]`, the bytes after a head, for what comes next.
+    fn keep_early(&mut self, ctx: &Ctx, from: usize, to: usize) {
+        self.scanned = 0;
+        if from == to {
+            // Nothing to keep: give back what a partial head may have used.
+            self.early = Vec::new();
+        } else {
+            self.early.clear();
+            self.early.extend_from_slice(&ctx.res.scratch[from..to]);
+        }
+    }
+
+    /// The first `len` bytes of scratch are a head that has not ended yet.
+    fn partial_head(&mut self, ctx: &mut Ctx, started: bool, len: usize, limit: usize) -> Phase {
+        if len == self.scanned {
+            // Nothing new since the last look.
+            return Phase::Head {
+                started: started || len > 0,
+            };
+        }
+        if len >= limit {
+            return self.bad_head(ctx, HeadError::TooLarge);
+        }
+        if let Err(e) = validate_line_endings_from(&ctx.res.scratch[..len], self.scanned) {
+            return self.bad_head(ctx, e);
+        }
+        self.early.clear();
+        self.early.extend_from_slice(&ctx.res.scratch[..len]);
+        self.scanned = len;
+        if !started {
+            // A head gets the header timeout from accept or from the end of
+            // the last request, never more: its first byte only shortens a
+            // keep-alive wait.
+            let head_deadline = ctx.now + ctx.cfg.header_timeout;
+            self.deadline = Some(self.deadline.map_or(head_deadline, |d| d.min(head_deadline)));
+        }
+        Phase::Head { started: true }
+    }
+
+    fn bad_head(&mut self, ctx: &mut Ctx, e: HeadError) -> Phase {
+        ctx.stats.rejected += 1;
+        log::info!("{} rejected request: {}", self.peer, e.message());
+        self.reply_error(ctx, e.status(), e.message(), true)
+    }
+
+    fn start_request(&mut self, ctx: &mut Ctx, head: RequestHead) -> Phase {
+        ctx.stats.requests += 1;
+        self.answering_head = head.is_head();
+        let view = View {
+            cfg: ctx.cfg,
+            sessions: ctx.sessions,
+            peer: self.peer_id,
+            now: ctx.now,
+            consoles_open: ctx.stats.consoles.get(),
+        };
+        let admission = admit(&head, &view);
+        // A ticket works once, whatever the answer to the request.
+        if let Some(ticket) = gate::ticket(&head) {
+            ctx.sessions.remove(&ticket);
+        }
+        let req = Request {
+            cors: gate::allowed_origin(&head, &ctx.cfg.cors_origins),
+            head,
+        };
+        self.act(ctx, req, admission)
+    }
+
+    /// Carries out an admission: the only place its answers turn into phases.
+    pub(super) fn act(&mut self, ctx: &mut Ctx, req: Request, admission: Admission) -> Phase {
+        match admission {
+            Admission::Forward {
+                principal,
+                hijacks,
+                dry_run,
+            } => {
+                match dry_run {
+                    Some(r) => self.audit(ctx, &req, &principal, &r, true),
+                    None => ctx.stats.allowed += 1,
+                }
+                self.forward(ctx, req, None, hijacks)
+            }
+            Admission::ReadBody { purpose, limit } => self.read_body(ctx, req, purpose, limit),
+            Admission::AskRpcd { session } if ctx.ubus.recently_refused(&session, ctx.now) => {
+                self.unauthorized(ctx, &req, "invalid or expired credentials")
+            }
+            Admission::AskRpcd { session } => self.ask_rpcd(ctx, req, session, "write"),
+            Admission::Reply { reply, close } => {
+                self.log_local(&req, reply.status);
+                self.reply_to(ctx, &req, reply, close)
+            }
+            Admission::Refuse { principal, refusal } => self.refuse(ctx, &req, &principal, refusal),
+            Admission::Endpoint { endpoint, principal } => {
+                let reply = self.endpoint(ctx, &req, endpoint, principal);
+                self.log_local(&req, reply.status);
+                let close = closes_after_reply(&req.head);
+                self.reply_to(ctx, &req, reply, close)
+            }
+            Admission::OpenConsole {
+                principal,
+                exec,
+                handshake,
+            } => self.open_console(ctx, req, principal, exec, handshake),
+        }
+    }
+}
