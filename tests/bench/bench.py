@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -30,16 +31,26 @@ ROOT = HERE.parent.parent
 BUILD = ROOT / "target" / "bench" / "build" / "release"
 STANDIN = BUILD / "standin"
 LOAD = BUILD / "benchload"
+RELAY = BUILD / "splicerelay"
 # DMBENCH_DOCKERMAND benchmarks another build (to compare two versions).
 DOCKERMAND = Path(os.environ.get("DMBENCH_DOCKERMAND") or ROOT / "target" / "release" / "dockermand")
 CONF = HERE / "conf"
+# The static musl x86_64 build (cross/build.sh), measured for idle RSS only.
+MUSL_TARGET = "x86_64-unknown-linux-musl"
+MUSL_ARCH = "x86_64"
+MUSL = Path(os.environ.get("DMBENCH_DOCKERMAND_MUSL") or ROOT / "cross" / "out" / MUSL_TARGET / "dockermand")
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FOLLOW = "/containers/bench/logs?follow=1&stdout=1"
-ALL_SYSTEMS = ["direct", "dockermand", "dockermand-copy", "socat", "nginx", "haproxy"]
+ALL_SYSTEMS = ["direct", "dockermand", "dockermand-copy", "dockermand-policy", "splicerelay",
+               "socat", "nginx", "haproxy"]
 BASE = "dockermand"
+# The peers the "better of nginx and HAProxy" goals compare with.
+PEERS = ("nginx", "haproxy")
+# dockermand-policy's Bearer token, made up per run.
+TOKEN = "dmbench-" + secrets.token_hex(16)
 
 
 def cpu_env(name, default):
@@ -239,9 +250,10 @@ def arg_lines(text):
     return [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
 
 
-def http_ping(port, timeout=0.5):
+def http_ping(port, headers=(), timeout=0.5):
+    extra = "".join(f"{h}\r\n" for h in headers)
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        s.sendall(f"GET /_ping HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n".encode())
         data = b""
         while True:
             chunk = s.recv(4096)
@@ -252,12 +264,28 @@ def http_ping(port, timeout=0.5):
 
 
 class System:
-    def __init__(self, name, upstream_sock, rundir):
+    def __init__(self, name, upstream_sock, rundir, binary=None):
         self.name = name
         self.upstream_sock = upstream_sock
         self.rundir = Path(rundir)
         self.proc = None
         self.port = None
+        # dockermand's executable (another build, e.g. the static musl one).
+        self.binary = binary
+
+    @property
+    def headers(self):
+        """Header lines every request to this system carries."""
+        if self.name == "dockermand-policy":
+            return [f"Authorization: Bearer {TOKEN}"]
+        return []
+
+    def load_args(self):
+        """benchload's --target and --header arguments for this system."""
+        out = ["--target", self.target]
+        for h in self.headers:
+            out += ["--header", h]
+        return out
 
     @property
     def pid(self):
@@ -276,8 +304,16 @@ class System:
         subs = dict(PORT=self.port, UPSTREAM_SOCK=self.upstream_sock, RUN=self.rundir)
         tag = f"{self.name}-{self.port}"
         if self.name.startswith("dockermand"):
-            extra = "--no-splice" if self.name == "dockermand-copy" else ""
-            argv = [DOCKERMAND] + arg_lines(render("dockermand.args.in", EXTRA=extra, **subs))
+            extra = ""
+            if self.name == "dockermand-copy":
+                extra = "--no-splice"
+            elif self.name == "dockermand-policy":
+                conf = self.rundir / f"{tag}.json"
+                conf.write_text(render("dockermand-policy.json.in", TOKEN_HASH=token_sha256()))
+                extra = f"--config\n{conf}"
+            argv = [self.binary or DOCKERMAND] + arg_lines(render("dockermand.args.in", EXTRA=extra, **subs))
+        elif self.name == "splicerelay":
+            argv = [RELAY] + arg_lines(render("splicerelay.args.in", **subs))
         elif self.name == "socat":
             argv = ["socat"] + arg_lines(render("socat.args.in", **subs))
         elif self.name == "nginx":
@@ -297,7 +333,7 @@ class System:
             if not self.proc.alive():
                 raise BenchError(f"{self.name} exited at start:\n{self.proc.log_tail()}")
             try:
-                if http_ping(self.port):
+                if http_ping(self.port, self.headers):
                     break
             except OSError:
                 pass
@@ -340,6 +376,15 @@ class System:
             self.proc = None
 
 
+def token_sha256():
+    """The hash dockermand stores for TOKEN, as dockermand computes it."""
+    r = subprocess.run([str(DOCKERMAND), "--hash-token", TOKEN], capture_output=True, text=True)
+    digest = r.stdout.strip()
+    if r.returncode != 0 or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise BenchError(f"dockermand --hash-token: {r.stdout.strip()} {r.stderr.strip()}")
+    return digest
+
+
 def _username():
     import pwd
 
@@ -372,8 +417,10 @@ def benchload(*args, timeout=900):
 class Holder:
     """benchload hold: keeps N connections open until released."""
 
-    def __init__(self, target, path, conns, stream):
+    def __init__(self, target, path, conns, stream, headers=()):
         args = [LOAD, "hold", "--target", target, "--path", path, "--conns", conns]
+        for h in headers:
+            args += ["--header", h]
         if stream:
             args.append("--stream")
         self.p = subprocess.Popen(
@@ -446,6 +493,15 @@ def fig(fid, *args, **kw):
 ERRORS = []
 
 
+NOTES = []
+
+
+def note(msg):
+    """Something skipped or worth knowing, that is no failure."""
+    log("note: " + msg)
+    NOTES.append(msg)
+
+
 def record_error(what, e):
     msg = f"{what}: {e}"
     log("ERROR " + msg)
@@ -481,7 +537,7 @@ def phase_rate(systems, cfg, path, conns, close, tag, label, runs, one_core=Fals
                     s.pin(CPU_LOAD)
                 s.quiesce()
                 c0 = s.cpu()
-                args = ["rate", "--target", s.target, "--path", path, "--conns", conns,
+                args = ["rate", *s.load_args(), "--path", path, "--conns", conns,
                         "--duration", dur, "--warmup", warm]
                 if close:
                     args.append("--close")
@@ -513,8 +569,10 @@ def phase_wrk(systems, cfg, conns, runs):
     for r in range(runs):
         for s in rotate([s for s in systems if s.name != "direct" and
                          (cfg.wrk_systems is None or s.name in cfg.wrk_systems)], r):
-            cmd = ["wrk", "-t1", f"-c{conns}", f"-d{cfg.wrk_secs}s", "--latency",
-                   f"http://127.0.0.1:{s.port}/_ping"]
+            cmd = ["wrk", "-t1", f"-c{conns}", f"-d{cfg.wrk_secs}s", "--latency"]
+            for h in s.headers:
+                cmd += ["-H", h]
+            cmd.append(f"http://127.0.0.1:{s.port}/_ping")
             try:
                 res = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                                      preexec_fn=affinity(CPU_LOAD))
@@ -556,7 +614,7 @@ def phase_transfer(systems, cfg, runs):
                 try:
                     s.quiesce()
                     c0 = s.cpu()
-                    res = benchload(args[0], "--target", s.target, *args[1:])
+                    res = benchload(args[0], *s.load_args(), *args[1:])
                     s.quiesce()
                     c1 = s.cpu()
                     s.check_alive()
@@ -642,7 +700,7 @@ def phase_syscalls(systems, cfg, rundir):
                         break
                     if "attached" in line:
                         attached += 1
-                res = benchload(args[0], "--target", s.target, *args[1:])
+                res = benchload(args[0], *s.load_args(), *args[1:])
                 s.quiesce()
                 st.send_signal(signal.SIGINT)
                 st.communicate(timeout=10)
@@ -671,7 +729,7 @@ def phase_rss(systems, cfg, runs):
                 s.start()
                 time.sleep(cfg.settle)
                 idle, pidle = tree_mem(s.pid)
-                h = Holder(s.target, "/_ping", idle_n, stream=False)
+                h = Holder(s.target, "/_ping", idle_n, stream=False, headers=s.headers)
                 time.sleep(cfg.settle)
                 samples = sample_mem(s.pid, cfg.mem_samples)
                 lost = h.release()
@@ -681,7 +739,7 @@ def phase_rss(systems, cfg, runs):
                 s.start()
                 time.sleep(cfg.settle)
                 idle2, _ = tree_mem(s.pid)
-                h = Holder(s.target, FOLLOW, streams_n, stream=True)
+                h = Holder(s.target, FOLLOW, streams_n, stream=True, headers=s.headers)
                 time.sleep(cfg.stream_wait)  # full mode: at least one more chunk on every stream
                 ssamples = [x[0] for x in sample_mem(s.pid, cfg.mem_samples)]
                 lost = h.release()
@@ -698,6 +756,62 @@ def phase_rss(systems, cfg, runs):
             except BenchError as e:
                 record_error(f"{s.name} rss run {r + 1}", e)
                 s.stop()
+
+
+def prepare_musl(cfg, rundir):
+    """The static musl binary to measure, or None (with a note saying why).
+    A full run builds it with cross/build.sh (incremental, so it also brings
+    a present one up to date); the quick run only uses one that is there."""
+    override = bool(os.environ.get("DMBENCH_DOCKERMAND_MUSL"))
+    how = f"cross/build.sh {MUSL_TARGET}"
+    if not cfg.quick and not override:
+        log(f"building the static musl binary ({how})")
+        build_log = Path(rundir) / "cross-build.log"
+        with open(build_log, "wb") as out:
+            try:
+                r = subprocess.run([str(ROOT / "cross" / "build.sh"), MUSL_TARGET], stdout=out,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=3600)
+                ok = r.returncode == 0
+            except (OSError, subprocess.TimeoutExpired):
+                ok = False
+        if not ok:
+            tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-10:])
+            if not MUSL.exists():
+                raise BenchError(f"{how} failed:\n{tail}")
+            note(f"RSS idle, static musl: {how} failed; measured the binary already there ({MUSL})")
+    if not MUSL.exists():
+        note(f"RSS idle, static musl {MUSL_ARCH}: skipped, {MUSL} is absent (build it with {how})")
+        return None
+    if cfg.quick and not override:
+        newest = max((p.stat().st_mtime for p in (ROOT / "src").rglob("*.rs")), default=0)
+        if MUSL.stat().st_mtime < newest:
+            note(f"RSS idle, static musl: {MUSL} is older than src/ (rebuild it with {how})")
+    copy = Path(rundir) / "dockermand-musl"
+    shutil.copy2(MUSL, copy)
+    return copy
+
+
+def phase_rss_musl(binary, sock, cfg, runs, rundir):
+    """Idle RSS of the static musl build (what a router runs), on a fresh
+    process each run. Shown in the dockermand column."""
+    fid = "rss_idle_musl"
+    f = fig(fid, f"RSS idle, static musl {MUSL_ARCH}", "KiB", "lower", kind="kib",
+            note=f"the static {MUSL_TARGET} build (cross/build.sh), same flags; dockermand column")
+    # Beside the other idle rows.
+    if "pss_idle" in ORDER:
+        ORDER.remove(fid)
+        ORDER.insert(ORDER.index("pss_idle") + 1, fid)
+    for r in range(runs):
+        s = System(BASE, sock, rundir, binary=binary)
+        try:
+            s.start()
+            time.sleep(cfg.settle)
+            rss, _ = tree_mem(s.pid)
+            f.add(BASE, rss)
+        except BenchError as e:
+            record_error(f"dockermand-musl rss run {r + 1}", e)
+        finally:
+            s.stop()
 
 
 def phase_sizes(names):
@@ -867,7 +981,7 @@ def phase_dockerd(cfg, names, runs, rundir):
         for r in range(runs):
             for s in rotate(systems, r):
                 try:
-                    res = benchload("rate", "--target", s.target, "--path", "/containers/json",
+                    res = benchload("rate", *s.load_args(), "--path", "/containers/json",
                                     "--conns", 1, "--duration", cfg.duration, "--warmup", cfg.warmup)
                     if res["requests"] == 0 or res["errors"]:
                         raise BenchError(f"containers/json: {res}")
@@ -876,7 +990,7 @@ def phase_dockerd(cfg, names, runs, rundir):
 
                     s.quiesce()
                     c0 = s.cpu()
-                    res = benchload("get", "--target", s.target, "--path", f"/containers/{cid}/export",
+                    res = benchload("get", *s.load_args(), "--path", f"/containers/{cid}/export",
                                     "--expect", export_size)
                     s.quiesce()
                     c1 = s.cpu()
@@ -885,7 +999,7 @@ def phase_dockerd(cfg, names, runs, rundir):
                         f_expc.add(s.name, (c1 - c0) / (export_size / GiB))
 
                     c0 = s.cpu()
-                    res = benchload("post", "--target", s.target, "--path", "/images/load?quiet=1",
+                    res = benchload("post", *s.load_args(), "--path", "/images/load?quiet=1",
                                     "--file", load_tar, "--content-type", "application/x-tar")
                     s.quiesce()
                     c1 = s.cpu()
@@ -989,6 +1103,18 @@ def med(fid, system):
     return st["median"] if st else None
 
 
+def better_peer(fid):
+    """(system, median) of the better of nginx and HAProxy on a figure: the
+    lower value when lower is better (CPU), the higher otherwise (req/s)."""
+    f = FIGS.get(fid)
+    got = [(p, med(fid, p)) for p in PEERS]
+    got = [(p, v) for p, v in got if v is not None]
+    if not f or not got:
+        return None, None
+    pick = min if f.better == "lower" else max
+    return pick(got, key=lambda pv: pv[1])
+
+
 def goals(cfg):
     out = []
 
@@ -1006,28 +1132,62 @@ def goals(cfg):
             return None
         return a / b
 
-    for kid, what in (("dl", "download CL"), ("dlc", "download chunked"),
-                      ("ul", "upload CL"), ("ulc", "upload chunked")):
+    def vs_peers(text, fid, op, target):
+        """dockermand / the better of nginx and HAProxy on one figure."""
+        peer, v = better_peer(fid)
+        a = med(fid, BASE)
+        value = a / v if a is not None and v else None
+        goal(f"{text} (better peer: {peer or '—'})", value, op, target)
+
+    transfers = (("dl", "download CL"), ("dlc", "download chunked"),
+                 ("ul", "upload CL"), ("ulc", "upload chunked"))
+    dockerd = (("d_export", "docker export"), ("d_load", "docker load"))
+
+    for kid, what in transfers:
         goal(f"throughput dockermand/direct, {what}", ratio(f"{kid}_mibs", BASE, f"{kid}_mibs", "direct"),
              ">=", 0.95)
-    for kid, what in (("dl", "download CL"), ("dlc", "download chunked"),
-                      ("ul", "upload CL"), ("ulc", "upload chunked")):
-        goal(f"CPU per GiB dockermand/nginx, {what}", ratio(f"{kid}_cpu", BASE, f"{kid}_cpu", "nginx"),
-             "<=", 0.5)
+    for fid, what in dockerd:
+        goal(f"throughput dockermand/direct, real dockerd, {what}", ratio(fid, BASE, fid, "direct"),
+             ">=", 0.95)
+    # The bare splice relay is the ceiling of any userspace relay here.
+    for kid, what in transfers:
+        goal(f"throughput dockermand/splicerelay, {what}",
+             ratio(f"{kid}_mibs", BASE, f"{kid}_mibs", "splicerelay"), ">=", 0.9)
+    for fid, what in dockerd:
+        goal(f"throughput dockermand/splicerelay, real dockerd, {what}",
+             ratio(fid, BASE, fid, "splicerelay"), ">=", 0.9)
+    # Splicing must cost less CPU than copying, and well under the peers.
+    cpu_figs = [(f"{kid}_cpu", what) for kid, what in transfers] + \
+               [(f"{fid}_cpu", f"real dockerd, {what}") for fid, what in dockerd]
+    for fid, what in cpu_figs:
+        goal(f"CPU per GiB dockermand/dockermand-copy (splice vs copy), {what}",
+             ratio(fid, BASE, fid, "dockermand-copy"), "<=", 1.0)
+    for fid, what in cpu_figs:
+        vs_peers(f"CPU per GiB dockermand/better of nginx and HAProxy, {what}", fid, "<=", 0.8)
+    for c in (16, 128):
+        vs_peers(f"proxy CPU/req dockermand/better of nginx and HAProxy, c={c} keep-alive",
+                 f"ping_c{c}_ka_cpu", "<=", 0.9)
+    goal("proxy CPU/req dockermand-policy/dockermand (operator token), c=16 keep-alive",
+         ratio("ping_c16_ka_cpu", "dockermand-policy", "ping_c16_ka_cpu", BASE), "<=", 1.1)
+    vs_peers("req/s dockermand/better of nginx and HAProxy, c=16 keep-alive", "ping_c16_ka_rps", ">=", 1.1)
+    goal("req/s dockermand/nginx, c=16 no keep-alive",
+         ratio("ping_c16_close_rps", BASE, "ping_c16_close_rps", "nginx"), ">=", 1.0)
+    # Against HAProxy alone where no goal above judges the figure.
     for c in cfg.concurrency:
         for close, mode in ((False, "keep-alive"), (True, "no keep-alive")):
+            if c == 16:
+                continue
             tag = f"ping_c{c}_{'close' if close else 'ka'}"
             goal(f"req/s dockermand/haproxy, c={c} {mode}", ratio(f"{tag}_rps", BASE, f"{tag}_rps", "haproxy"),
                  ">=", 1.0)
+    goal("syscalls per small request (/_ping c=16 keep-alive)", med("sys_req", BASE), "<=", 4.5, "{:.2f}")
     for tag, where in (("ping_c1_ka_1core", "all on one core"),
                        ("ping_c1_ka", "proxy on its own core")):
         a, b = med(f"{tag}_p50", BASE), med(f"{tag}_p50", "direct")
         goal(f"added p50 latency [µs] (dockermand − direct, c=1 keep-alive, {where})",
              None if a is None or b is None else a - b, "<=", 30, "{:.1f}")
-    for fid, what in (("d_export", "docker export"), ("d_load", "docker load")):
-        goal(f"throughput dockermand/direct, real dockerd, {what}", ratio(fid, BASE, fid, "direct"),
-             ">=", 0.95)
     goal("RSS idle [KiB]", med("rss_idle", BASE), "<=", 1024, "{:.0f}")
+    goal(f"RSS idle, static musl {MUSL_ARCH} [KiB]", med("rss_idle_musl", BASE), "<=", 1024, "{:.0f}")
     goal("RSS per active stream [KiB]", med("rss_per_stream", BASE), "<=", 70, "{:.1f}")
     goal(f"RSS with {cfg.idle_clients} idle clients [KiB]", med("rss_idle_clients", BASE), "<=",
          8 * 1024, "{:.0f}")
@@ -1040,6 +1200,10 @@ direct           the load tool on the upstream's unix socket, no proxy. No value
                  wrk rows (wrk has no unix sockets) nor in the CPU, memory, syscall and
                  size rows (there is no proxy process).
 dockermand-copy  dockermand --no-splice (copies through user-space buffers).
+dockermand-policy dockermand with a config holding one Bearer token of role operator;
+                 every request carries it (Authorization: Bearer ...).
+splicerelay      a bare TCP→unix splice(2) relay, no HTTP: the ceiling of any userspace
+                 relay on this machine (its goals compare transfers only).
 layout           proxy pinned to CPU {CPU_PROXY}, load tool to CPU {CPU_LOAD}, upstream to CPU {CPU_UPSTREAM};
                  "one core" rows move the proxy onto CPU {CPU_LOAD} too, so no request crosses CPUs.
 req/s, p50, p99  closed loop: each connection sends its next request when the reply is
@@ -1108,6 +1272,8 @@ def main():
     ap.add_argument("--no-dockerd", action="store_true", help="skip the real-dockerd figures")
     ap.add_argument("--no-wrk", action="store_true", help="skip the wrk cross-check")
     ap.add_argument("--no-strace", action="store_true", help="skip the syscall counts")
+    ap.add_argument("--no-musl", action="store_true",
+                    help="skip the idle RSS of the static musl build (full runs build it)")
     ap.add_argument("--out-dir", default=str(ROOT / "target" / "bench"))
     a = ap.parse_args()
 
@@ -1138,7 +1304,7 @@ def main():
             ap.error(f"unknown system {n}")
     if BASE not in names:
         ap.error("the dockermand column is needed for the ratios")
-    for tool in [DOCKERMAND, STANDIN, LOAD]:
+    for tool in [DOCKERMAND, STANDIN, LOAD] + ([RELAY] if "splicerelay" in names else []):
         if not tool.exists():
             sys.exit(f"bench: {tool} is missing; run tests/bench/run.sh")
     need = {"socat": "socat", "nginx": "nginx", "haproxy": "haproxy"}
@@ -1185,6 +1351,15 @@ def main():
         # Memory first, each on a fresh process.
         log("phase: memory")
         phase_rss([System(n, sock, rundir) for n in names], cfg, cfg.runs)
+        if a.no_musl:
+            note("RSS idle, static musl: skipped (--no-musl)")
+        else:
+            try:
+                musl = prepare_musl(cfg, rundir)
+                if musl:
+                    phase_rss_musl(musl, sock, cfg, cfg.runs, rundir)
+            except BenchError as e:
+                record_error("static musl build", e)
 
         systems = []
         for n in names:
@@ -1221,7 +1396,9 @@ def main():
             if s.name.startswith("dockermand"):
                 try:
                     with socket.create_connection(("127.0.0.1", s.port), timeout=2) as c:
-                        c.sendall(b"GET /_dockermand/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                        extra = "".join(f"{h}\r\n" for h in s.headers)
+                        c.sendall(f"GET /_dockermand/status HTTP/1.1\r\nHost: localhost\r\n{extra}"
+                                  "Connection: close\r\n\r\n".encode())
                         data = b""
                         while chunk := c.recv(65536):
                             data += chunk
@@ -1298,6 +1475,7 @@ def main():
         ],
         "goals": gs,
         "dockermand_status": dm_status,
+        "notes": NOTES,
         "errors": ERRORS,
     }
     text = (
@@ -1305,6 +1483,8 @@ def main():
         f"min–max below; {meta['elapsed_s']} s; load average {' '.join(load_before)} before)\n\n"
         + table(names, cfg.runs) + "\n\n" + legend() + "\n\n" + goals_text(gs) + "\n"
     )
+    if NOTES:
+        text += "\nnotes:\n" + "\n".join("  " + n for n in NOTES) + "\n"
     if ERRORS:
         text += "\nerrors:\n" + "\n".join("  " + e for e in ERRORS) + "\n"
     print(text)

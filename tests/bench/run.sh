@@ -49,7 +49,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 if [ -z "${DMBENCH_DOCKERMAND:-}" ]; then
     cargo build --release --quiet
 fi
-for tool in standin load; do
+for tool in standin load relay; do
     cargo build --release --quiet \
         --manifest-path "$here/$tool/Cargo.toml" \
         --target-dir "$root/target/bench/build"

@@ -1,5 +1,6 @@
 //! The few Linux calls the bench tools need beyond std (epoll, listen,
-//! setsockopt), declared by hand so the tools depend on std alone.
+//! setsockopt, and pipe2/fcntl/splice for the splice relay), declared by hand
+//! so the tools depend on std alone.
 
 #![allow(dead_code)]
 
@@ -42,6 +43,16 @@ extern "C" {
     fn close(fd: c_int) -> c_int;
     fn listen(fd: c_int, backlog: c_int) -> c_int;
     fn setsockopt(fd: c_int, level: c_int, name: c_int, val: *const c_void, len: u32) -> c_int;
+    fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
+    fn fcntl(fd: c_int, cmd: c_int, ...) -> c_int;
+    fn splice(
+        fd_in: c_int,
+        off_in: *mut i64,
+        fd_out: c_int,
+        off_out: *mut i64,
+        len: usize,
+        flags: u32,
+    ) -> isize;
 }
 
 fn check(r: c_int) -> io::Result<c_int> {
@@ -141,3 +152,60 @@ pub fn set_int_opt(fd: c_int, level: c_int, name: c_int, value: c_int) -> io::Re
 pub const SOL_SOCKET: c_int = 1;
 pub const SO_SNDBUF: c_int = 7;
 pub const SO_RCVBUF: c_int = 8;
+
+pub const O_NONBLOCK: c_int = 0o4000;
+pub const O_CLOEXEC: c_int = 0o2000000;
+const F_SETPIPE_SZ: c_int = 1031;
+const F_GETPIPE_SZ: c_int = 1032;
+pub const SPLICE_F_MOVE: u32 = 1;
+pub const SPLICE_F_NONBLOCK: u32 = 2;
+
+/// A kernel pipe; both ends are closed on drop.
+pub struct Pipe {
+    pub r: c_int,
+    pub w: c_int,
+}
+
+impl Pipe {
+    /// pipe2(2) with the given flags (O_NONBLOCK, O_CLOEXEC).
+    pub fn new(flags: c_int) -> io::Result<Pipe> {
+        let mut fds = [0 as c_int; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        check(unsafe { pipe2(fds.as_mut_ptr(), flags) })?;
+        Ok(Pipe { r: fds[0], w: fds[1] })
+    }
+
+    /// Asks for a capacity of `bytes` (F_SETPIPE_SZ); returns the capacity
+    /// the kernel granted (it rounds up to a power of two pages).
+    pub fn set_size(&self, bytes: usize) -> io::Result<usize> {
+        // SAFETY: plain fcntl on a descriptor we own, int argument.
+        check(unsafe { fcntl(self.w, F_SETPIPE_SZ, bytes as c_int) }).map(|n| n as usize)
+    }
+
+    /// The current capacity (F_GETPIPE_SZ).
+    pub fn size(&self) -> io::Result<usize> {
+        // SAFETY: plain fcntl on a descriptor we own.
+        check(unsafe { fcntl(self.w, F_GETPIPE_SZ) }).map(|n| n as usize)
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        // SAFETY: we own both descriptors.
+        unsafe {
+            close(self.r);
+            close(self.w);
+        }
+    }
+}
+
+/// splice(2) between two descriptors without offsets (one must be a pipe).
+pub fn splice_fds(from: c_int, to: c_int, len: usize, flags: u32) -> io::Result<usize> {
+    // SAFETY: null offsets: both ends use their own file position.
+    let n = unsafe { splice(from, std::ptr::null_mut(), to, std::ptr::null_mut(), len, flags) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}

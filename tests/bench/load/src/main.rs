@@ -18,7 +18,9 @@
 //!       first body bytes only), prints "ready", then keeps them open,
 //!       draining, until a line or EOF arrives on standard input.
 //!
-//! T is tcp:HOST:PORT or unix:/path.
+//! T is tcp:HOST:PORT or unix:/path. Every command takes `--header "Name: value"`
+//! (repeatable): extra header lines sent with every request, e.g. an
+//! `Authorization: Bearer ...` for a gateway that wants a token.
 
 #[path = "../../common/sys.rs"]
 mod sys;
@@ -27,6 +29,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use sys::{Epoll, EPOLLIN};
@@ -107,6 +110,26 @@ impl Args {
     fn flag(&self, name: &str) -> bool {
         self.0.iter().any(|a| a == name)
     }
+    /// Every value of a repeatable option.
+    fn all(&self, name: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut it = self.0.iter();
+        while let Some(a) = it.next() {
+            if a == name {
+                if let Some(v) = it.next() {
+                    out.push(v.as_str());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The `--header` lines, each ending in CRLF, sent with every request.
+static EXTRA_HEADERS: OnceLock<String> = OnceLock::new();
+
+fn extra_headers() -> &'static str {
+    EXTRA_HEADERS.get().map(|s| s.as_str()).unwrap_or("")
 }
 
 fn die(msg: &str) -> ! {
@@ -116,6 +139,15 @@ fn die(msg: &str) -> ! {
 
 fn main() {
     let args = Args(std::env::args().skip(1).collect());
+    let mut headers = String::new();
+    for h in args.all("--header") {
+        if !h.contains(':') || h.contains('\r') || h.contains('\n') {
+            die(&format!("bad --header {h:?}: want \"Name: value\" on one line"));
+        }
+        headers.push_str(h);
+        headers.push_str("\r\n");
+    }
+    let _ = EXTRA_HEADERS.set(headers);
     let result = match args.0.first().map(|s| s.as_str()) {
         Some("rate") => rate(&args),
         Some("get") => get(&args),
@@ -131,7 +163,8 @@ fn main() {
 
 fn request(path: &str, close: bool) -> Vec<u8> {
     format!(
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: dmbench/1\r\n{}\r\n",
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: dmbench/1\r\n{}{}\r\n",
+        extra_headers(),
         if close { "Connection: close\r\n" } else { "" }
     )
     .into_bytes()
@@ -640,7 +673,8 @@ fn post(args: &Args) -> io::Result<()> {
     s.write_all(
         format!(
             "POST {path} HTTP/1.1\r\nHost: localhost\r\nUser-Agent: dmbench/1\r\n\
-             Content-Type: {content_type}\r\n{framing}\r\n"
+             {}Content-Type: {content_type}\r\n{framing}\r\n",
+            extra_headers()
         )
         .as_bytes(),
     )?;
