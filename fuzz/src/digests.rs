@@ -29,7 +29,11 @@ pub fn check(v: &[u8]) -> Result<(), String> {
     ensure!(h.finish() == want, "sha256 fed in two pieces at {split}");
 
     let want: [u8; 20] = sha1::Sha1::digest(v).into();
-    ensure!(dockermand::crypto::sha1::sha1(v) == want, "sha1 of {} bytes", v.len());
+    ensure!(
+        dockermand::crypto::sha1::sha1(v) == want,
+        "sha1 of {} bytes",
+        v.len()
+    );
     let mut h = dockermand::crypto::sha1::Sha1::new();
     h.update(key);
     h.update(msg);

@@ -10,10 +10,10 @@ use crate::access::auth::{parse_subprotocol, without_token_subprotocols};
 use crate::access::gate;
 use crate::http::chunked::ChunkedTracker;
 use crate::http::request::{RequestBody, RequestHead, Upgrade};
-use crate::http::response::{parse_response_head, ResponseBody, ResponseHead};
-use crate::http::{find_head_end_from, HeadError};
+use crate::http::response::{parse_scanned_response, ResponseBody, ResponseHead};
+use crate::http::{scan_head, HeadError};
 use crate::relay::flow::{Flow, FlowError, Framing};
-use crate::relay::pool::{BodyReservation, Resources};
+use crate::relay::pool::{BodyReservation, ByteCounters, Resources};
 
 /// What the log line and the tunnel decision need to know of the request.
 pub(super) struct Summary {
@@ -333,26 +333,24 @@ fn read_response_head(
         // A short read emptied the socket; the next byte brings an edge.
         back.readable = false;
     }
-    let scanned = len;
+    let mut scanned = len;
     len += n;
     let mut at = 0;
     loop {
         let buf = &ctx.res.scratch[at..len];
-        let from = if at == 0 { scanned } else { 0 };
-        if find_head_end_from(buf, from, limit).is_none() {
-            if buf.len() >= limit {
-                return Err("reply head from the Docker daemon is too large");
+        let head_len = match scan_head(buf, scanned, limit) {
+            Ok(Some(head_len)) => head_len,
+            Ok(None) => {
+                ex.partial = buf.to_vec();
+                return Ok(true);
             }
-            ex.partial = buf.to_vec();
-            return Ok(true);
-        }
-        let head = match parse_response_head(buf, limit, ctx.cfg.max_headers, ex.req.is_head) {
-            Ok(Some(h)) => h,
-            Ok(None) | Err(HeadError::Bad(_)) => return Err("malformed reply from the Docker daemon"),
             Err(HeadError::TooLarge) => return Err("reply head from the Docker daemon is too large"),
             Err(_) => return Err("malformed reply from the Docker daemon"),
         };
-        at += head.head_len;
+        let head = parse_scanned_response(&buf[..head_len], ctx.cfg.max_headers, ex.req.is_head)
+            .map_err(|_| "malformed reply from the Docker daemon")?;
+        at += head_len;
+        scanned = 0;
         if head.is_interim() {
             if !ex.req.http10 {
                 ex.down.queue(&head.encode_for_client(false, ""));
@@ -360,19 +358,19 @@ fn read_response_head(
             continue;
         }
         ex.partial = Vec::new();
-        let rest_start = at;
-        return accept_reply(ctx, ex, &head, rest_start, len);
+        let rest = &ctx.res.scratch[at..len];
+        return accept_reply(ex, &head, rest, ctx.shutting_down, &mut ctx.res.bytes);
     }
 }
 
 /// Queues the client's reply head and the body bytes read with it, and sets
 /// the framing of the rest.
 fn accept_reply(
-    ctx: &mut Ctx,
     ex: &mut Exchange,
     head: &ResponseHead,
-    from: usize,
-    to: usize,
+    rest: &[u8],
+    shutting_down: bool,
+    bytes: &mut ByteCounters,
 ) -> Result<bool, &'static str> {
     let upgraded = head.status == 101;
     if upgraded && ex.req.upgrade.is_none() {
@@ -381,9 +379,7 @@ fn accept_reply(
     let hijacked = ex.req.hijacks && head.status == 200 && head.body == ResponseBody::UntilClose;
     let tunnel = upgraded || hijacked;
     let close_client = !tunnel
-        && (!ex.req.keep_alive
-            || !head.keep_alive && head.body == ResponseBody::UntilClose
-            || ctx.shutting_down);
+        && (!ex.req.keep_alive || !head.keep_alive && head.body == ResponseBody::UntilClose || shutting_down);
     let mut ours = ex.req.cors.as_deref().map(gate::cors_headers).unwrap_or_default();
     // A browser fails a WebSocket whose handshake selects none of the
     // protocols it offered; dockerd was only offered the others.
@@ -400,7 +396,6 @@ fn accept_reply(
         ResponseBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
         ResponseBody::UntilClose => Framing::UntilEof,
     };
-    let rest = &ctx.res.scratch[from..to];
     let body =
         body_prefix(&mut framing, rest).map_err(|_| "invalid chunked framing from the Docker daemon")?;
     // dockerd never sends more than one reply: bytes after it mean the
@@ -408,7 +403,7 @@ fn accept_reply(
     let extra = body < rest.len();
     ex.down.queue(&head.encode_for_client(close_client, &ours));
     ex.down.queue(&rest[..body]);
-    ctx.res.bytes.copied += body as u64;
+    bytes.copied += body as u64;
     ex.down
         .set_framing(if tunnel { Framing::Length(0) } else { framing });
     ex.reply = Some(Reply {

@@ -4,8 +4,8 @@
 use super::admit::{admit, closes_after_reply, Admission, View};
 use super::{Connection, Ctx, Phase, Request};
 use crate::access::gate;
-use crate::http::request::{parse_request_head, Limits, RequestHead};
-use crate::http::{find_head_end_from, validate_line_endings_from, HeadError};
+use crate::http::request::{parse_scanned_request, Limits, RequestHead};
+use crate::http::{scan_head, HeadError};
 
 impl Connection {
     pub(super) fn read_head(&mut self, ctx: &mut Ctx, started: bool) -> Phase {
@@ -19,11 +19,15 @@ impl Connection {
             return Phase::Closed;
         }
         let limit = ctx.cfg.max_head_bytes.min(ctx.res.scratch.len());
+        let mut len = self.early.len();
+        if len > limit {
+            // The limit was lowered by a reload while these bytes waited.
+            return self.bad_head(ctx, HeadError::TooLarge);
+        }
         let scratch = &mut ctx.res.scratch;
-        let mut len = self.early.len().min(limit);
-        scratch[..len].copy_from_slice(&self.early[..len]);
-        let mut end = find_head_end_from(&scratch[..len], self.scanned, limit);
-        if end.is_none() && len < limit && self.front.readable {
+        scratch[..len].copy_from_slice(&self.early);
+        let mut scan = scan_head(&scratch[..len], self.scanned, limit);
+        if matches!(scan, Ok(None)) && self.front.readable {
             match self.front.read(&mut scratch[len..limit]) {
                 Ok(Some(0)) | Err(_) => return Phase::Closed,
                 Ok(None) => {}
@@ -33,26 +37,28 @@ impl Connection {
                     if len + n < limit && !self.front.read_closed {
                         self.front.readable = false;
                     }
+                    self.scanned = self.scanned.max(len);
                     len += n;
-                    end = find_head_end_from(&scratch[..len], self.scanned, limit);
+                    scan = scan_head(&scratch[..len], self.scanned, limit);
                 }
             }
         }
-        let Some(head_len) = end else {
-            return self.partial_head(ctx, started, len, limit);
+        let head_len = match scan {
+            Ok(Some(head_len)) => head_len,
+            Ok(None) => return self.partial_head(ctx, started, len),
+            Err(e) => return self.bad_head(ctx, e),
         };
         let limits = Limits {
             max_head_bytes: ctx.cfg.max_head_bytes,
             max_headers: ctx.cfg.max_headers,
         };
-        let parsed = parse_request_head(&ctx.res.scratch[..head_len], &limits);
+        let parsed = parse_scanned_request(&ctx.res.scratch[..head_len], &limits);
         self.keep_early(ctx, head_len, len);
         match parsed {
-            Ok(Some(head)) => {
+            Ok(head) => {
                 self.served = true;
                 self.start_request(ctx, head)
             }
-            Ok(None) => self.bad_head(ctx, HeadError::Bad("malformed request head")),
             Err(e) => self.bad_head(ctx, e),
         }
     }
@@ -69,19 +75,15 @@ impl Connection {
         }
     }
 
-    /// The first `len` bytes of scratch are a head that has not ended yet.
-    fn partial_head(&mut self, ctx: &mut Ctx, started: bool, len: usize, limit: usize) -> Phase {
-        if len == self.scanned {
+    /// The first `len` bytes of scratch are a head that has not ended yet
+    /// (and passed the scan so far).
+    fn partial_head(&mut self, ctx: &mut Ctx, started: bool, len: usize) -> Phase {
+        if len == self.early.len() {
             // Nothing new since the last look.
+            self.scanned = len;
             return Phase::Head {
                 started: started || len > 0,
             };
-        }
-        if len >= limit {
-            return self.bad_head(ctx, HeadError::TooLarge);
-        }
-        if let Err(e) = validate_line_endings_from(&ctx.res.scratch[..len], self.scanned) {
-            return self.bad_head(ctx, e);
         }
         self.early.clear();
         self.early.extend_from_slice(&ctx.res.scratch[..len]);

@@ -385,14 +385,11 @@ impl Call {
             side.readable = false;
             return Ok(None);
         }
-        let total = head.head_len + used;
+        let (status, total) = (head.status, head.head_len + used);
         if side.consume(scratch, total).is_err() {
             return Err("the Docker daemon closed the connection");
         }
-        Ok(Some(Reply {
-            status: head.status,
-            body,
-        }))
+        Ok(Some(Reply { status, body }))
     }
 
     fn sent(&self) -> bool {

@@ -47,50 +47,39 @@ impl HeadError {
     }
 }
 
-/// Length of the head (through the empty line) if it ends within `max` bytes.
-pub fn find_head_end(buf: &[u8], max: usize) -> Option<usize> {
-    find_head_end_from(buf, 0, max)
-}
-
-/// `find_head_end` for a buffer whose first `scanned` bytes were searched
-/// before: only the new bytes (and the three before them) are looked at.
-pub fn find_head_end_from(buf: &[u8], scanned: usize, max: usize) -> Option<usize> {
+/// Looks for the end of a head in `buf` while rejecting the line-ending
+/// and folding tricks that parsers disagree on (bare LF, bare CR, NUL,
+/// obs-fold, leading whitespace), in one pass. The first `scanned` bytes
+/// passed an earlier call: only the new bytes (and the three before them,
+/// which the end and a CR's pairing may span) are looked at again.
+/// `Ok(Some(len))` is the length of the head through its empty line,
+/// `Ok(None)` that it has not ended yet and may still fit in `max` bytes.
+pub fn scan_head(buf: &[u8], scanned: usize, max: usize) -> Result<Option<usize>, HeadError> {
     let window = &buf[..buf.len().min(max)];
-    let start = scanned.saturating_sub(3);
-    let rest = window.get(start..)?;
-    rest.windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| start + i + 4)
-}
-
-/// Rejects the line-ending and folding tricks that parsers disagree on:
-/// bare LF, bare CR, NUL, obs-fold and leading empty lines.
-pub fn validate_line_endings(head: &[u8]) -> Result<(), HeadError> {
-    validate_line_endings_from(head, 0)
-}
-
-/// `validate_line_endings` for a head whose first `checked` bytes passed
-/// before (a CR at the old end is looked at again, now that its next byte
-/// may be here).
-pub fn validate_line_endings_from(head: &[u8], checked: usize) -> Result<(), HeadError> {
-    if checked == 0 && matches!(head.first(), Some(b'\r' | b'\n' | b' ' | b'\t')) {
+    if scanned == 0 && matches!(window.first(), Some(b'\r' | b'\n' | b' ' | b'\t')) {
         return Err(HeadError::Bad("head must not start with whitespace"));
     }
-    let start = checked.saturating_sub(1).min(head.len());
-    for (i, &b) in head.iter().enumerate().skip(start) {
+    let start = scanned.saturating_sub(3).min(window.len());
+    for (i, &b) in window.iter().enumerate().skip(start) {
         match b {
+            // Most bytes are printable: one comparison lets them pass.
+            b'!'.. => {}
             0 => return Err(HeadError::Bad("NUL byte in head")),
-            b'\n' if i == 0 || head[i - 1] != b'\r' => return Err(HeadError::Bad("bare LF in head")),
-            b'\r' if head.get(i + 1).is_some_and(|&n| n != b'\n') => {
+            b'\n' if i == 0 || window[i - 1] != b'\r' => return Err(HeadError::Bad("bare LF in head")),
+            b'\n' if i >= 3 && &window[i - 3..i] == b"\r\n\r" => return Ok(Some(i + 1)),
+            b'\r' if window.get(i + 1).is_some_and(|&n| n != b'\n') => {
                 return Err(HeadError::Bad("bare CR in head"))
             }
-            b' ' | b'\t' if i > 0 && head[i - 1] == b'\n' => {
+            b' ' | b'\t' if i > 0 && window[i - 1] == b'\n' => {
                 return Err(HeadError::Bad("obsolete line folding"))
             }
             _ => {}
         }
     }
-    Ok(())
+    if buf.len() >= max {
+        return Err(HeadError::TooLarge);
+    }
+    Ok(None)
 }
 
 pub fn eq_ignore_case(a: &str, b: &str) -> bool {
@@ -123,21 +112,26 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// A header list as `(name, value)` pairs, in order.
 pub type Headers = Vec<(String, Vec<u8>)>;
 
-/// The end-to-end headers of a parsed head: hop-by-hop ones, and those the
-/// `Connection` header nominates, left out.
+/// Whether a header goes on to the next hop: hop-by-hop headers, and those
+/// the `Connection` header nominates, do not.
+pub fn is_end_to_end(name: &str, nominated: &[String]) -> bool {
+    !is_hop_by_hop(name) && !nominated.iter().any(|n| eq_ignore_case(name, n))
+}
+
+/// The end-to-end headers of a parsed head, owned.
 pub fn end_to_end(headers: &[httparse::Header], nominated: &[String]) -> Headers {
     headers
         .iter()
-        .filter(|h| !is_hop_by_hop(h.name) && !nominated.iter().any(|n| eq_ignore_case(h.name, n)))
+        .filter(|h| is_end_to_end(h.name, nominated))
         .map(|h| (h.name.to_string(), h.value.to_vec()))
         .collect()
 }
 
-pub fn write_headers(out: &mut Vec<u8>, headers: &[(String, Vec<u8>)]) {
+pub fn write_headers<N: AsRef<[u8]>, V: AsRef<[u8]>>(out: &mut Vec<u8>, headers: &[(N, V)]) {
     for (name, value) in headers {
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name.as_ref());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
+        out.extend_from_slice(value.as_ref());
         out.extend_from_slice(b"\r\n");
     }
 }
@@ -156,8 +150,39 @@ mod tests {
 
     #[test]
     fn head_end_respects_limit() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nbody", 100), Some(18));
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\n", 17), None);
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\n\r\nbody", 0, 100), Ok(Some(18)));
+        assert_eq!(
+            scan_head(b"GET / HTTP/1.1\r\n\r\n", 0, 17),
+            Err(HeadError::TooLarge)
+        );
+        assert_eq!(scan_head(b"GET / HTTP/1.1\r\n", 0, 100), Ok(None));
+    }
+
+    /// A head that arrives a byte at a time is found, and refused, exactly
+    /// where a scan of the whole of it would find or refuse it.
+    #[test]
+    fn scanning_in_pieces_agrees_with_one_scan() {
+        let cases: [&[u8]; 6] = [
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nbody\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: \0\r\n\r\n",
+            b"\r\nGET / HTTP/1.1\r\n\r\n",
+        ];
+        for whole in cases {
+            let once = scan_head(whole, 0, 64);
+            let mut scanned = 0;
+            let mut pieces = Ok(None);
+            for end in 1..=whole.len() {
+                pieces = scan_head(&whole[..end], scanned, 64);
+                if !matches!(pieces, Ok(None)) {
+                    break;
+                }
+                scanned = end;
+            }
+            assert_eq!(pieces, once, "{:?}", String::from_utf8_lossy(whole));
+        }
     }
 
     #[test]

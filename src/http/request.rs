@@ -5,8 +5,8 @@
 //! way (RFC 9112), so that what we check is exactly what dockerd executes.
 
 use crate::http::{
-    connection_tokens, end_to_end, eq_ignore_case, find_head_end, header_slots, parse_content_length,
-    validate_line_endings, write_headers, HeadError, Headers, MAX_HEADERS,
+    connection_tokens, end_to_end, eq_ignore_case, header_slots, parse_content_length, scan_head,
+    write_headers, HeadError, Headers, MAX_HEADERS,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -107,17 +107,16 @@ const PROTECTED: [&str; 4] = ["host", "content-length", "transfer-encoding", "au
 
 /// `Ok(None)` means the head is not complete yet and may still fit.
 pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, HeadError> {
-    let head_len = match find_head_end(buf, limits.max_head_bytes) {
-        Some(len) => len,
-        None if buf.len() >= limits.max_head_bytes => return Err(HeadError::TooLarge),
-        None => {
-            validate_line_endings(buf)?;
-            return Ok(None);
-        }
-    };
-    let raw = &buf[..head_len];
-    validate_line_endings(raw)?;
+    match scan_head(buf, 0, limits.max_head_bytes)? {
+        Some(head_len) => parse_scanned_request(&buf[..head_len], limits).map(Some),
+        None => Ok(None),
+    }
+}
 
+/// Parses a whole head that `scan_head` found and passed: `raw` ends with
+/// its empty line.
+pub fn parse_scanned_request(raw: &[u8], limits: &Limits) -> Result<RequestHead, HeadError> {
+    let head_len = raw.len();
     let mut slots = header_slots();
     let mut req = httparse::Request::new(&mut []);
     match req.parse_with_uninit_headers(raw, &mut slots[..limits.max_headers.min(MAX_HEADERS)]) {
@@ -234,7 +233,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
 
     let headers = end_to_end(req.headers, &nominated);
 
-    Ok(Some(RequestHead {
+    Ok(RequestHead {
         method: method.to_string(),
         target: target.to_string(),
         minor_version,
@@ -243,7 +242,7 @@ pub fn parse_request_head(buf: &[u8], limits: &Limits) -> Result<Option<RequestH
         keep_alive: !close_token && (minor_version == 1 || keep_alive_token) && upgrade.is_none(),
         upgrade,
         headers,
-    }))
+    })
 }
 
 /// Whether `value` (a slice of `raw`) is followed directly by CRLF.

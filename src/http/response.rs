@@ -4,8 +4,8 @@
 //! upstream error (502), never a guess.
 
 use crate::http::{
-    connection_tokens, end_to_end, eq_ignore_case, find_head_end, header_slots, parse_content_length,
-    validate_line_endings, write_headers, HeadError, Headers, MAX_HEADERS,
+    connection_tokens, eq_ignore_case, header_slots, is_end_to_end, parse_content_length, scan_head,
+    write_headers, HeadError, MAX_HEADERS,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,20 +17,23 @@ pub enum ResponseBody {
     UntilClose,
 }
 
+/// A reply head, borrowed from the bytes it was parsed from: it is used
+/// (encoded for the client) before those bytes are reused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseHead {
+pub struct ResponseHead<'a> {
     pub status: u16,
-    pub reason: String,
+    pub reason: &'a str,
     pub head_len: usize,
     pub body: ResponseBody,
     /// dockerd will keep this connection open after the body.
     pub keep_alive: bool,
     /// Value of `Upgrade` on a 101.
-    pub upgrade: Option<Vec<u8>>,
-    pub headers: Headers,
+    pub upgrade: Option<&'a [u8]>,
+    /// End-to-end headers, in order, as received.
+    pub headers: Vec<(&'a str, &'a [u8])>,
 }
 
-impl ResponseHead {
+impl ResponseHead<'_> {
     /// 1xx other than 101: forwarded, then the real response follows.
     pub fn is_interim(&self) -> bool {
         (100..200).contains(&self.status) && self.status != 101
@@ -40,7 +43,7 @@ impl ResponseHead {
         self.headers
             .iter()
             .find(|(n, _)| eq_ignore_case(n, name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| *v)
     }
 
     /// The head as the client gets it. `close` says the gateway will close
@@ -48,10 +51,19 @@ impl ResponseHead {
     /// of ours (CORS, the subprotocol we select), each ending in CRLF.
     pub fn encode_for_client(&self, close: bool, extra: &str) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", self.status, self.reason).as_bytes());
+        out.extend_from_slice(b"HTTP/1.1 ");
+        // A status is three digits (the parser checked 100..=599).
+        out.extend_from_slice(&[
+            b'0' + (self.status / 100) as u8,
+            b'0' + (self.status / 10 % 10) as u8,
+            b'0' + (self.status % 10) as u8,
+            b' ',
+        ]);
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
         write_headers(&mut out, &self.headers);
         out.extend_from_slice(extra.as_bytes());
-        if let Some(upgrade) = &self.upgrade {
+        if let Some(upgrade) = self.upgrade {
             out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
             out.extend_from_slice(upgrade);
             out.extend_from_slice(b"\r\n");
@@ -63,19 +75,27 @@ impl ResponseHead {
     }
 }
 
+/// `Ok(None)` means the head is not complete yet and may still fit.
 pub fn parse_response_head(
     buf: &[u8],
     max_head_bytes: usize,
     max_headers: usize,
     request_was_head: bool,
-) -> Result<Option<ResponseHead>, HeadError> {
-    let head_len = match find_head_end(buf, max_head_bytes) {
-        Some(len) => len,
-        None if buf.len() >= max_head_bytes => return Err(HeadError::TooLarge),
-        None => return Ok(None),
-    };
-    let raw = &buf[..head_len];
-    validate_line_endings(raw)?;
+) -> Result<Option<ResponseHead<'_>>, HeadError> {
+    match scan_head(buf, 0, max_head_bytes)? {
+        Some(head_len) => parse_scanned_response(&buf[..head_len], max_headers, request_was_head).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Parses a whole head that `scan_head` found and passed: `raw` ends with
+/// its empty line.
+pub fn parse_scanned_response(
+    raw: &[u8],
+    max_headers: usize,
+    request_was_head: bool,
+) -> Result<ResponseHead<'_>, HeadError> {
+    let head_len = raw.len();
     let mut slots = header_slots();
     let mut resp = httparse::Response::new(&mut []);
     let slots = &mut slots[..max_headers.min(MAX_HEADERS)];
@@ -118,7 +138,7 @@ pub fn parse_response_head(
                 }
             }
         } else if eq_ignore_case(h.name, "upgrade") {
-            upgrade = Some(h.value.to_vec());
+            upgrade = Some(h.value);
         }
     }
     if chunked && content_length.is_some() {
@@ -138,23 +158,28 @@ pub fn parse_response_head(
             None => ResponseBody::UntilClose,
         }
     };
-    let headers = end_to_end(resp.headers, &nominated);
-    Ok(Some(ResponseHead {
+    let headers = resp
+        .headers
+        .iter()
+        .filter(|h| is_end_to_end(h.name, &nominated))
+        .map(|h| (h.name, h.value))
+        .collect();
+    Ok(ResponseHead {
         status,
-        reason: resp.reason.unwrap_or("").to_string(),
+        reason: resp.reason.unwrap_or(""),
         head_len,
         keep_alive: !close && body != ResponseBody::UntilClose,
         body,
         upgrade: if status == 101 { upgrade } else { None },
         headers,
-    }))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(raw: &[u8], head: bool) -> Result<Option<ResponseHead>, HeadError> {
+    fn parse(raw: &[u8], head: bool) -> Result<Option<ResponseHead<'_>>, HeadError> {
         parse_response_head(raw, 16384, 100, head)
     }
 
@@ -207,7 +232,7 @@ mod tests {
     fn upgrade_reply_keeps_protocol() {
         let raw = b"HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
         let r = parse(raw, false).unwrap().unwrap();
-        assert_eq!(r.upgrade.as_deref(), Some(&b"tcp"[..]));
+        assert_eq!(r.upgrade, Some(&b"tcp"[..]));
         let out = String::from_utf8(r.encode_for_client(false, "")).unwrap();
         assert_eq!(out, "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n");
     }
