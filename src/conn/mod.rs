@@ -356,18 +356,8 @@ impl Connection {
 
     /// Releases everything; the socket fds close when the connection drops.
     pub fn close(&mut self, ctx: &mut Ctx) {
-        match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Exchange(mut ex) => {
-                ex.up.release(ctx.res);
-                ex.down.release(ctx.res);
-            }
-            Phase::Tunnel(mut t) => {
-                t.up.release(ctx.res);
-                t.down.release(ctx.res);
-            }
-            Phase::Rpcd(mut w) => self.stop_rpcd(ctx, &mut w),
-            Phase::Console(c) => c.release(ctx.res),
-            _ => {}
+        if let Phase::Rpcd(mut w) = std::mem::replace(&mut self.phase, Phase::Closed) {
+            self.stop_rpcd(ctx, &mut w);
         }
         self.drop_upstream(ctx);
         let _ = ctx.registry.deregister(&mut self.front.stream);
@@ -678,12 +668,11 @@ impl Connection {
                 self.phase = Phase::Console(c);
             }
             ConsoleOutcome::Fail(status, message) => {
-                c.release(ctx.res);
                 self.drop_upstream(ctx);
                 self.reply_error(ctx, status, &message, true);
             }
             ConsoleOutcome::Done => {
-                let reaper = c.finish(ctx.res, &ctx.stats.consoles_ending, ctx.now);
+                let reaper = c.finish(&ctx.stats.consoles_ending, ctx.now);
                 self.drop_upstream(ctx);
                 self.front.shutdown_write();
                 match reaper {
@@ -1266,9 +1255,7 @@ impl Connection {
 
     /// Something went wrong before any byte of a reply reached the client:
     /// the client gets a clear error instead of a torn connection.
-    fn fail_before_reply(&mut self, ctx: &mut Ctx, mut ex: Box<Exchange>, status: u16, why: &'static str) {
-        ex.up.release(ctx.res);
-        ex.down.release(ctx.res);
+    fn fail_before_reply(&mut self, ctx: &mut Ctx, ex: Box<Exchange>, status: u16, why: &'static str) {
         self.drop_upstream(ctx);
         if ex.reply.is_some() || ex.down.spliced + ex.down.copied > 0 {
             log_exchange(&self.peer, &ex, End::Aborted(why));
@@ -1284,11 +1271,9 @@ impl Connection {
         self.reply_error(ctx, status, why, true);
     }
 
-    fn end_exchange(&mut self, ctx: &mut Ctx, mut ex: Box<Exchange>, end: End) {
+    fn end_exchange(&mut self, ctx: &mut Ctx, ex: Box<Exchange>, end: End) {
         let aborted = matches!(end, End::Aborted(_));
         log_exchange(&self.peer, &ex, end);
-        ex.up.release(ctx.res);
-        ex.down.release(ctx.res);
         let Some(reply) = ex.reply.as_ref().filter(|_| !aborted) else {
             self.phase = Phase::Closed;
             return;
@@ -1336,8 +1321,6 @@ impl Connection {
                         t.req.target,
                         flow_error("tunnel", &e)
                     );
-                    t.up.release(ctx.res);
-                    t.down.release(ctx.res);
                     return;
                 }
             }
@@ -1357,8 +1340,6 @@ impl Connection {
                     t.up.spliced + t.up.copied,
                     t.down.spliced + t.down.copied
                 );
-                t.up.release(ctx.res);
-                t.down.release(ctx.res);
                 return;
             }
             if !progress {

@@ -1,6 +1,6 @@
 //! SHA-256, HMAC-SHA-256 and PBKDF2 (FIPS 180-4, RFC 2104, RFC 8018) for
-//! hashed tokens and passwords, constant-time comparison, and kernel
-//! randomness for session ids. Small on purpose: no crypto crate needed.
+//! hashed tokens and passwords, and constant-time comparison. Small on
+//! purpose: no crypto crate needed.
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -188,25 +188,6 @@ pub fn from_hex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// Bytes from the kernel's CSPRNG.
-pub fn random_bytes<const N: usize>() -> std::io::Result<[u8; N]> {
-    let mut out = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
-        // SAFETY: writing at most N - filled bytes into the rest of `out`.
-        let n = unsafe { libc::getrandom(out[filled..].as_mut_ptr().cast(), N - filled, 0) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e);
-            }
-        } else {
-            filled += n as usize;
-        }
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -285,6 +266,5 @@ mod tests {
         assert_eq!(from_hex("00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(from_hex("0g"), None);
         assert_eq!(from_hex("+1"), None);
-        assert_ne!(random_bytes::<16>().unwrap(), [0; 16]);
     }
 }
