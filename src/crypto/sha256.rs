@@ -218,6 +218,45 @@ mod tests {
         );
     }
 
+    /// Every way of cutting a message in two, and in three pieces, across
+    /// one and two block boundaries and the length field's block, gives the
+    /// one-shot digest: NIST's two-block vector (56 bytes, so its padding
+    /// spills into a second block) and a 200-byte message.
+    #[test]
+    fn pieces_split_at_any_offset_hash_like_the_whole() {
+        let nist = b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+        let long: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        for (message, expected) in [
+            (
+                &nist[..],
+                "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1".to_string(),
+            ),
+            (&long[..], hex(&sha256(&long))),
+        ] {
+            for i in 0..=message.len() {
+                let mut h = Sha256::new();
+                h.update(&message[..i]);
+                h.update(&message[i..]);
+                assert_eq!(hex(&h.finish()), expected, "split at {i}");
+                for j in i..=message.len() {
+                    let mut h = Sha256::new();
+                    h.update(&message[..i]);
+                    h.update(&message[i..j]);
+                    h.update(&message[j..]);
+                    assert_eq!(hex(&h.finish()), expected, "split at {i} and {j}");
+                }
+            }
+        }
+        let mut h = Sha256::new();
+        for byte in nist {
+            h.update(std::slice::from_ref(byte));
+        }
+        assert_eq!(
+            hex(&h.finish()),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
     #[test]
     fn hmac_rfc4231_case_2() {
         assert_eq!(
@@ -226,6 +265,7 @@ mod tests {
         );
     }
 
+    /// RFC 4231 test cases 6 and 7: a 131-byte key is hashed first.
     #[test]
     fn hmac_rfc4231_keys_longer_than_a_block() {
         let key = [0xaa; 131];
