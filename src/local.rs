@@ -130,8 +130,8 @@ pub fn status(
                 "ubus_refused_cached": auth.ubus_refused,
                 "ubus_refused_hits": auth.ubus_refused_hits,
             },
-            "buffers_in_use": res.buffers_in_use,
-            "pipes_in_use": res.pipes_in_use,
+            "buffers_in_use": res.buffers_in_use(),
+            "pipes_in_use": res.pipes_in_use(),
             "splice": res.splice_enabled,
             "loop": stats.loop_time.json(now),
         }),
@@ -182,8 +182,8 @@ pub fn metrics(
         ("upstream_errors_total", "counter", stats.upstream_errors),
         ("policy_allowed_total", "counter", stats.allowed),
         ("sessions", "gauge", auth.sessions as u64),
-        ("buffers_in_use", "gauge", res.buffers_in_use as u64),
-        ("pipes_in_use", "gauge", res.pipes_in_use as u64),
+        ("buffers_in_use", "gauge", res.buffers_in_use() as u64),
+        ("pipes_in_use", "gauge", res.pipes_in_use() as u64),
     ];
     for (name, kind, value) in gauges {
         let _ = writeln!(out, "# TYPE dockermand_{name} {kind}\ndockermand_{name} {value}");

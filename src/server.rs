@@ -254,6 +254,14 @@ impl Server {
             self.slots[index] = None;
             self.free.push(index);
             self.stats.connections_active -= 1;
+            // Pooled pipes and buffers are only ever held by a connection's
+            // flows and console, and go back when those drop: with the last
+            // connection gone, none may still be out.
+            debug_assert!(
+                self.stats.connections_active > 0
+                    || (self.res.pipes_in_use(), self.res.buffers_in_use()) == (0, 0),
+                "pipes or buffers outlived every connection"
+            );
             if self.accept_paused && self.stats.connections_active < self.cfg.max_connections {
                 self.accept_paused = false;
                 for i in 0..self.listeners.len() {

@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use crate::access::policy::Policy;
 use crate::access::route::Class;
-use crate::crypto::sha256::{ct_eq, from_hex, hex, pbkdf2_sha256, random_bytes, sha256};
+use crate::crypto::random::random_bytes;
+use crate::crypto::sha256::{ct_eq, from_hex, hex, pbkdf2_sha256, sha256};
 
 /// Name of our session cookie.
 pub const COOKIE: &str = "dockermand_session";

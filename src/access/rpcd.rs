@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::access::auth::{parse_ubus_access, Rpcd};
 use crate::crypto::sha256::sha256;
+use crate::sys;
 
 /// Output beyond this is not an answer we want.
 const MAX_OUTPUT: usize = 4096;
@@ -142,17 +143,20 @@ impl AccessCheck {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()?;
-        let check = AccessCheck {
+        let mut check = AccessCheck {
             child,
             output: Vec::new(),
             function,
             _slot: slot,
         };
-        let fd = check.fd().ok_or_else(|| io::Error::other("no stdout"))?;
-        // SAFETY: fcntl on the child's stdout pipe, which we own.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        // A blocking stdout would stall the event loop: such a child is ended.
+        let nonblocking = match check.child.stdout.as_ref() {
+            Some(stdout) => sys::set_nonblocking(stdout.as_fd()),
+            None => Err(io::Error::other("no stdout")),
+        };
+        if let Err(e) = nonblocking {
+            check.reap();
+            return Err(e);
         }
         Ok(check)
     }

@@ -75,12 +75,11 @@ impl Connection {
                 Phase::Console(c)
             }
             Outcome::Fail(status, message) => {
-                c.release(ctx.res);
                 self.drop_upstream(ctx);
                 self.reply_error(ctx, status, &message, true)
             }
             Outcome::Done => {
-                let reaper = c.finish(ctx.res, &ctx.stats.consoles_ending, ctx.now);
+                let reaper = c.finish(&ctx.stats.consoles_ending, ctx.now);
                 self.drop_upstream(ctx);
                 match reaper {
                     // The client is done with: only the exec is left.

@@ -13,7 +13,7 @@ use crate::http::request::{RequestBody, RequestHead, Upgrade};
 use crate::http::response::{parse_scanned_response, ResponseBody, ResponseHead};
 use crate::http::{scan_head, HeadError};
 use crate::relay::flow::{Flow, FlowError, Framing};
-use crate::relay::pool::{BodyReservation, ByteCounters, Resources};
+use crate::relay::pool::{BodyReservation, ByteCounters};
 
 /// What the log line and the tunnel decision need to know of the request.
 pub(super) struct Summary {
@@ -52,13 +52,6 @@ pub struct Exchange {
     eof_forwarded: bool,
     /// Held until the checked body queued for dockerd has been sent.
     pub(super) body_reservation: Option<BodyReservation>,
-}
-
-impl Exchange {
-    pub(super) fn release(&mut self, res: &mut Resources) {
-        self.up.release(res);
-        self.down.release(res);
-    }
 }
 
 /// How an exchange ended, for the log line.
@@ -264,11 +257,10 @@ impl Connection {
     fn fail_before_reply(
         &mut self,
         ctx: &mut Ctx,
-        mut ex: Box<Exchange>,
+        ex: Box<Exchange>,
         status: u16,
         why: &'static str,
     ) -> Phase {
-        ex.release(ctx.res);
         self.drop_upstream(ctx);
         if ex.reply.is_some() || ex.down.spliced + ex.down.copied > 0 {
             log_exchange(&self.peer, &ex, End::Aborted(why));
@@ -283,10 +275,9 @@ impl Connection {
         self.reply_error(ctx, status, why, true)
     }
 
-    fn end_exchange(&mut self, ctx: &mut Ctx, mut ex: Box<Exchange>, end: End) -> Phase {
+    fn end_exchange(&mut self, ctx: &mut Ctx, ex: Box<Exchange>, end: End) -> Phase {
         let aborted = matches!(end, End::Aborted(_));
         log_exchange(&self.peer, &ex, end);
-        ex.release(ctx.res);
         let Some(reply) = ex.reply.as_ref().filter(|_| !aborted) else {
             return Phase::Closed;
         };

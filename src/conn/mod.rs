@@ -243,12 +243,8 @@ impl Connection {
     /// buffers and pipes go back, helper processes are reaped), and the
     /// socket fds close when the connection drops.
     pub fn close(&mut self, ctx: &mut Ctx) {
-        match std::mem::replace(&mut self.phase, Phase::Closed) {
-            Phase::Exchange(mut ex) => ex.release(ctx.res),
-            Phase::Tunnel(mut t) => t.release(ctx.res),
-            Phase::Console(c) => c.release(ctx.res),
-            Phase::Rpcd(mut w) => w.stop(ctx),
-            _ => {}
+        if let Phase::Rpcd(mut w) = std::mem::replace(&mut self.phase, Phase::Closed) {
+            w.stop(ctx);
         }
         self.drop_upstream(ctx);
         let _ = ctx.registry.deregister(&mut self.front.stream);

@@ -4,7 +4,6 @@
 use super::exchange::{flow_error, Summary};
 use super::{Connection, Ctx, Phase};
 use crate::relay::flow::{Flow, Framing};
-use crate::relay::pool::Resources;
 
 pub struct Tunnel {
     req: Summary,
@@ -21,17 +20,11 @@ impl Tunnel {
             down: Flow::new(Framing::UntilEof, !splice_enabled),
         }
     }
-
-    pub(super) fn release(&mut self, res: &mut Resources) {
-        self.up.release(res);
-        self.down.release(res);
-    }
 }
 
 impl Connection {
     pub(super) fn tunnel(&mut self, ctx: &mut Ctx, mut t: Box<Tunnel>) -> Phase {
         let Some(back) = self.back.as_mut() else {
-            t.release(ctx.res);
             return Phase::Closed;
         };
         loop {
@@ -47,7 +40,6 @@ impl Connection {
                         t.req.target,
                         flow_error("tunnel", &e)
                     );
-                    t.release(ctx.res);
                     return Phase::Closed;
                 }
             };
@@ -67,7 +59,6 @@ impl Connection {
                     t.up.spliced + t.up.copied,
                     t.down.spliced + t.down.copied
                 );
-                t.release(ctx.res);
                 return Phase::Closed;
             }
             if !progress {

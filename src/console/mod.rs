@@ -79,7 +79,7 @@ enum Msg {
 }
 
 impl WsLink {
-    fn new(res: &mut Resources) -> WsLink {
+    fn new(res: &Resources) -> WsLink {
         WsLink {
             decoder: Decoder::new(MAX_MESSAGE),
             inbuf: res.take_buffer(),
@@ -94,11 +94,6 @@ impl WsLink {
             close_sent: false,
             peer_closed: false,
         }
-    }
-
-    pub fn release(self, res: &mut Resources) {
-        res.give_buffer(self.inbuf);
-        res.give_buffer(self.outbuf);
     }
 
     fn room(&self) -> usize {
@@ -705,14 +700,9 @@ impl Console {
         }
     }
 
-    pub fn release(self, res: &mut Resources) {
-        self.link.release(res);
-    }
-
     /// The browser side is over: its buffers and slot are given back, and
     /// what is left is ending the exec's process if it may still run.
-    pub fn finish(self, res: &mut Resources, ending: &Gauge, now: Instant) -> Option<Reaper> {
-        self.link.release(res);
+    pub fn finish(self, ending: &Gauge, now: Instant) -> Option<Reaper> {
         match self.mode {
             Mode::Exec(e) if e.start_sent && !e.process_over => Some(Reaper::new(
                 e.exec_id,

@@ -21,13 +21,14 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use crate::console::Call;
 use crate::net::socket::{Side, Stream};
 use crate::stats::Held;
+use crate::sys::process;
 
 /// How long a hung-up process gets before SIGKILL.
 const HANGUP_GRACE: Duration = Duration::from_secs(3);
@@ -97,9 +98,7 @@ pub fn boot_ticks() -> Option<u64> {
 }
 
 fn ticks_per_second() -> u64 {
-    // SAFETY: sysconf only reads a system setting.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    u64::try_from(hz).ok().filter(|&hz| hz > 0).unwrap_or(100)
+    process::clock_ticks_per_second().unwrap_or(100)
 }
 
 /// Field 22 of `/proc/PID/stat`, counted after the command name, which may
@@ -146,20 +145,10 @@ struct Pinned(OwnedFd);
 
 impl Pinned {
     fn pin(pid: libc::pid_t, container: &str, started_after: Option<u64>) -> Result<Pinned, PinError> {
-        // SAFETY: pidfd_open takes a pid and flags and returns a new
-        // descriptor or -1; no memory is passed.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(match io::Error::last_os_error().raw_os_error() {
-                Some(libc::ESRCH) => PinError::Gone,
-                _ => PinError::Foreign("cannot be held as a pidfd (Linux 5.3 or later is needed)"),
-            });
-        }
-        let Ok(fd) = i32::try_from(fd) else {
-            return Err(PinError::Foreign("got an impossible pidfd"));
-        };
-        // SAFETY: the descriptor was just created for us and nothing else owns it.
-        let pinned = Pinned(unsafe { OwnedFd::from_raw_fd(fd) });
+        let pinned = Pinned(process::pidfd_open(pid).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => PinError::Gone,
+            _ => PinError::Foreign("cannot be held as a pidfd (Linux 5.3 or later is needed)"),
+        })?);
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|_| PinError::Gone)?;
         let cgroup = fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|_| PinError::Gone)?;
         if !pinned.alive() {
@@ -178,22 +167,7 @@ impl Pinned {
     }
 
     fn signal(&self, signal: libc::c_int) -> io::Result<()> {
-        // SAFETY: pidfd_send_signal with a pidfd we own, a valid signal
-        // number (or 0), no siginfo (null) and no flags.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                signal,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        process::pidfd_send_signal(self.0.as_fd(), signal)
     }
 
     /// Not yet reaped, so its pid is still its own.
@@ -466,11 +440,7 @@ mod tests {
         let mut child = std::process::Command::new("sleep").arg("60").spawn().unwrap();
         let pid = libc::pid_t::try_from(child.id()).unwrap();
         // (a sleep outside any container cannot pass `pin`: held directly)
-        // SAFETY: as in `Pinned::pin`.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        assert!(fd >= 0);
-        // SAFETY: the descriptor is new and owned by nothing else.
-        let pinned = Pinned(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        let pinned = Pinned(process::pidfd_open(pid).unwrap());
         assert!(pinned.alive());
         pinned.signal(libc::SIGHUP).unwrap();
         let status = child.wait().unwrap();

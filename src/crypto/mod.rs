@@ -3,5 +3,6 @@
 //! and PBKDF2 for tokens and passwords, Base64, and kernel randomness.
 
 pub mod base64;
+pub mod random;
 pub mod sha1;
 pub mod sha256;

@@ -2,7 +2,7 @@
 //! client connections.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 
@@ -12,6 +12,7 @@ use mio::{event, Interest, Registry, Token};
 use crate::access::auth::PeerId;
 use crate::config::ListenAddr;
 use crate::net::socket::Stream;
+use crate::sys;
 
 /// Pending connections the kernel may queue (capped by somaxconn).
 const BACKLOG: libc::c_int = 1024;
@@ -48,11 +49,11 @@ impl Listener {
         // A burst of clients (a dashboard opening many streams) should wait
         // in the queue, not in SYN retries: std's backlog is 128.
         let fd = match &socket {
-            Socket::Tcp(l) => l.as_raw_fd(),
-            Socket::Unix(l, _) => l.as_raw_fd(),
+            Socket::Tcp(l) => l.as_fd(),
+            Socket::Unix(l, _) => l.as_fd(),
         };
-        // SAFETY: listen(2) again on our listening socket only raises the backlog.
-        unsafe { libc::listen(fd, BACKLOG) };
+        // Failing that only leaves std's backlog, which still works.
+        let _ = sys::socket::listen(fd, BACKLOG);
         Ok(Listener {
             spec: spec.clone(),
             bound,

@@ -2,11 +2,12 @@
 //! `Side` that tracks what edge-triggered readiness has promised about it.
 
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use mio::net::{TcpStream, UnixStream};
 use mio::{event, Interest, Registry, Token};
 
+use crate::sys::socket::peer_credentials;
 use crate::sys::{recv, send};
 
 pub enum Stream {
@@ -14,14 +15,16 @@ pub enum Stream {
     Unix(UnixStream),
 }
 
-impl Stream {
-    pub fn fd(&self) -> RawFd {
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
+}
 
+impl Stream {
     /// The uid of the process at the other end of a unix socket, as it was
     /// when it connected (`SO_PEERCRED`); the kernel vouches for it.
     pub fn peer_uid(&self) -> io::Result<u32> {
@@ -36,27 +39,7 @@ impl Stream {
     }
 
     fn peer_credentials(&self) -> io::Result<libc::ucred> {
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: `cred` is a valid, writable ucred and `len` holds its size,
-        // so the kernel writes at most that many bytes into it.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                std::ptr::from_mut(&mut cred).cast(),
-                &mut len,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(cred)
+        peer_credentials(self.as_fd())
     }
 
     pub fn shutdown_write(&self) {
@@ -117,8 +100,8 @@ impl Side {
         }
     }
 
-    pub fn fd(&self) -> RawFd {
-        self.stream.fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.stream.as_fd()
     }
 
     pub fn shutdown_write(&mut self) {
@@ -152,7 +135,6 @@ impl Side {
             match recv(self.fd(), &mut scratch[..want], 0) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(got) => n -= got,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
