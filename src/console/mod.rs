@@ -25,6 +25,7 @@ use crate::console::websocket::{
 };
 use crate::http::chunked;
 use crate::http::response::{parse_response_head, ResponseBody};
+use crate::net::outbox::Outbox;
 use crate::net::socket::Side;
 use crate::relay::pool::{Buffer, Resources};
 use crate::stats::{Gauge, Held};
@@ -139,16 +140,9 @@ impl WsLink {
     }
 
     fn flush(&mut self, front: &mut Side) -> io::Result<bool> {
-        let mut progress = false;
-        while self.outbuf.start < self.outbuf.end && front.writable {
-            match front.write(&self.outbuf.data[self.outbuf.start..self.outbuf.end])? {
-                Some(n) => {
-                    self.outbuf.start += n;
-                    progress = true;
-                }
-                None => break,
-            }
-        }
+        let sent = front.send_ready(&self.outbuf.data[self.outbuf.start..self.outbuf.end])?;
+        self.outbuf.start += sent;
+        let progress = sent > 0;
         if self.outbuf.start == self.outbuf.end {
             self.outbuf.start = 0;
             self.outbuf.end = 0;
@@ -293,8 +287,7 @@ struct Control {
 
 /// An HTTP request of ours to dockerd and its small reply.
 pub struct Call {
-    out: Vec<u8>,
-    written: usize,
+    out: Outbox,
     connected: bool,
 }
 
@@ -310,8 +303,7 @@ impl Call {
             body.len()
         );
         Call {
-            out: out.into_bytes(),
-            written: 0,
+            out: Outbox::new(out.into_bytes()),
             connected: false,
         }
     }
@@ -328,14 +320,10 @@ impl Call {
                 _ => return Err("cannot connect to the Docker daemon"),
             }
         }
-        while self.written < self.out.len() && side.writable {
-            match side.write(&self.out[self.written..]) {
-                Ok(Some(n)) => self.written += n,
-                Ok(None) => break,
-                Err(_) => return Err("the Docker daemon closed the connection"),
-            }
+        if self.out.flush(side).is_err() {
+            return Err("the Docker daemon closed the connection");
         }
-        if self.written < self.out.len() || !side.readable {
+        if !self.out.is_empty() || !side.readable {
             return Ok(None);
         }
         let limit = MAX_CALL_REPLY.min(scratch.len());
@@ -388,7 +376,7 @@ impl Call {
     }
 
     fn sent(&self) -> bool {
-        self.written == self.out.len()
+        self.out.is_empty()
     }
 }
 
@@ -954,12 +942,9 @@ impl Exec {
         let Some(p) = link.pending.as_mut() else {
             return Ok(true);
         };
-        while p.start < p.end && back.writable {
-            match back.write(&link.inbuf.data[p.start..p.end]) {
-                Ok(Some(n)) => p.start += n,
-                Ok(None) => break,
-                Err(_) => return Ok(true),
-            }
+        match back.send_ready(&link.inbuf.data[p.start..p.end]) {
+            Ok(sent) => p.start += sent,
+            Err(_) => return Ok(true),
         }
         Ok(p.start == p.end)
     }

@@ -1,6 +1,5 @@
-//! Bytes waiting to go out on a socket, and the one loop that writes them
-//! until the socket would block: replies made here, heads and interim
-//! replies queued by a flow, a console's calls to dockerd.
+//! Bytes waiting to go out on a socket: replies made here, heads and
+//! interim replies queued by a flow, a console's calls to dockerd.
 
 use std::io;
 
@@ -35,19 +34,11 @@ impl Outbox {
     /// Once everything is written the memory is given back, so an outbox
     /// that lives as long as a tunnel does not keep a head's worth of it.
     pub fn flush(&mut self, side: &mut Side) -> io::Result<bool> {
-        let mut progress = false;
-        while !self.is_empty() && side.writable {
-            match side.write(&self.bytes[self.written..])? {
-                Some(n) => {
-                    self.written += n;
-                    progress = true;
-                }
-                None => break,
-            }
-        }
+        let sent = side.send_ready(&self.bytes[self.written..])?;
+        self.written += sent;
         if self.is_empty() && self.bytes.capacity() > 0 {
             *self = Outbox::default();
         }
-        Ok(progress)
+        Ok(sent > 0)
     }
 }

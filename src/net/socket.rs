@@ -128,6 +128,19 @@ impl Side {
         would_block(&mut self.writable, r)
     }
 
+    /// Writes as much of `bytes` as the socket takes now; returns how much.
+    /// The one loop that writes until the socket would block.
+    pub fn send_ready(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let mut sent = 0;
+        while sent < bytes.len() && self.writable {
+            match self.write(&bytes[sent..])? {
+                Some(n) => sent += n,
+                None => break,
+            }
+        }
+        Ok(sent)
+    }
+
     /// Drops exactly `n` bytes that were peeked at before.
     pub fn consume(&mut self, scratch: &mut [u8], mut n: usize) -> io::Result<()> {
         while n > 0 {

@@ -9,6 +9,7 @@
 use std::io;
 
 use crate::http::chunked::{ChunkError, ChunkedTracker};
+use crate::net::outbox::Outbox;
 use crate::net::socket::Side;
 use crate::relay::pool::{Buffer, Pipe, Resources};
 use crate::sys::splice;
@@ -41,8 +42,7 @@ pub enum FlowError {
 
 pub struct Flow {
     /// Written to `dst` before any body byte (heads, interim responses).
-    head: Vec<u8>,
-    head_written: usize,
+    head: Outbox,
     framing: Framing,
     /// Bytes at the front of `src` already known to belong to the message.
     owed: u64,
@@ -58,8 +58,7 @@ pub struct Flow {
 impl Flow {
     pub fn new(framing: Framing, copy_only: bool) -> Flow {
         Flow {
-            head: Vec::new(),
-            head_written: 0,
+            head: Outbox::default(),
             framing,
             owed: 0,
             pipe: None,
@@ -72,11 +71,7 @@ impl Flow {
     }
 
     pub fn queue(&mut self, bytes: &[u8]) {
-        if self.head_written == self.head.len() {
-            self.head.clear();
-            self.head_written = 0;
-        }
-        self.head.extend_from_slice(bytes);
+        self.head.push(bytes);
     }
 
     pub fn set_framing(&mut self, framing: Framing) {
@@ -98,7 +93,7 @@ impl Flow {
     }
 
     fn head_pending(&self) -> bool {
-        self.head_written < self.head.len()
+        !self.head.is_empty()
     }
 
     /// Everything of the message has reached `dst`.
@@ -128,24 +123,7 @@ impl Flow {
     }
 
     fn flush_head(&mut self, dst: &mut Side) -> Result<bool, FlowError> {
-        let mut progress = false;
-        while self.head_pending() && dst.writable {
-            match dst
-                .write(&self.head[self.head_written..])
-                .map_err(FlowError::Write)?
-            {
-                Some(n) => {
-                    self.head_written += n;
-                    progress = true;
-                }
-                None => break,
-            }
-        }
-        if !self.head_pending() && !self.head.is_empty() {
-            self.head = Vec::new();
-            self.head_written = 0;
-        }
-        Ok(progress)
+        self.head.flush(dst).map_err(FlowError::Write)
     }
 
     fn drain(&mut self, dst: &mut Side) -> Result<bool, FlowError> {
