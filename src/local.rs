@@ -87,7 +87,7 @@ pub fn status(
             "uptime_seconds": now.duration_since(stats.started).as_secs(),
             "upstream": cfg.upstream.to_string(),
             "connections": {
-                "active": stats.connections_active,
+                "active": stats.connections_active.get(),
                 "total": stats.connections_total,
                 "max": cfg.max_connections,
                 "consoles": stats.consoles.get(),
@@ -148,7 +148,11 @@ pub fn metrics(
 ) -> LocalReply {
     let mut out = String::new();
     let gauges: [(&str, &str, u64); 20] = [
-        ("connections_active", "gauge", stats.connections_active as u64),
+        (
+            "connections_active",
+            "gauge",
+            stats.connections_active.get() as u64,
+        ),
         ("connections_total", "counter", stats.connections_total),
         ("consoles_active", "gauge", stats.consoles.get() as u64),
         ("consoles_ending", "gauge", stats.consoles_ending.get() as u64),

@@ -21,7 +21,7 @@ use crate::net::intake::{Decision, Intake};
 use crate::net::listener::Listener;
 use crate::net::socket::{Side, Stream};
 use crate::relay::pool::Resources;
-use crate::stats::Stats;
+use crate::stats::{Held, Stats};
 use crate::sys::signal::{Signal, Signals};
 
 const SIGNAL_TOKEN: Token = Token(0);
@@ -48,6 +48,8 @@ struct Slot {
     addr: PeerId,
     /// Counted by `intake` as still sending its first head.
     first_head: bool,
+    /// Its place in the count of open connections, given up with the slot.
+    _counted: Held,
 }
 
 pub struct Server {
@@ -205,8 +207,11 @@ impl Server {
             let now = Instant::now();
             self.stats.loop_time.iteration(now - woke, now);
             if let Some(stop_at) = self.stop_at {
-                if self.stats.connections_active == 0 || Instant::now() >= stop_at {
-                    log::info!("stopped; {} connection(s) cut", self.stats.connections_active);
+                if self.stats.connections_active.get() == 0 || Instant::now() >= stop_at {
+                    log::info!(
+                        "stopped; {} connection(s) cut",
+                        self.stats.connections_active.get()
+                    );
                     return Ok(());
                 }
             }
@@ -253,16 +258,15 @@ impl Server {
             self.intake.closed(slot.addr, slot.serial);
             self.slots[index] = None;
             self.free.push(index);
-            self.stats.connections_active -= 1;
             // Pooled pipes and buffers are only ever held by a connection's
             // flows and console, and go back when those drop: with the last
             // connection gone, none may still be out.
             debug_assert!(
-                self.stats.connections_active > 0
+                self.stats.connections_active.get() > 0
                     || (self.res.pipes_in_use(), self.res.buffers_in_use()) == (0, 0),
                 "pipes or buffers outlived every connection"
             );
-            if self.accept_paused && self.stats.connections_active < self.cfg.max_connections {
+            if self.accept_paused && self.stats.connections_active.get() < self.cfg.max_connections {
                 self.accept_paused = false;
                 for i in 0..self.listeners.len() {
                     self.accept_all(i);
@@ -291,7 +295,7 @@ impl Server {
             if self.accept_resume_at.is_some() {
                 return;
             }
-            let full = self.stats.connections_active >= self.cfg.max_connections;
+            let full = self.stats.connections_active.get() >= self.cfg.max_connections;
             if full && !self.intake.can_evict() {
                 if !self.accept_paused {
                     log::warn!(
@@ -324,7 +328,7 @@ impl Server {
             let addr = peer_id.limit_key();
             let decision = self.intake.decide(
                 addr,
-                self.stats.connections_active,
+                self.stats.connections_active.get(),
                 self.cfg.max_connections,
                 self.cfg.max_connections_per_address,
             );
@@ -371,7 +375,6 @@ impl Server {
             return;
         }
         let conn = Connection::new(side, front_token, peer, peer_id, Instant::now(), &self.cfg);
-        self.stats.connections_active += 1;
         self.stats.connections_total += 1;
         let serial = self.stats.connections_total;
         self.intake.opened(addr, serial, slot);
@@ -381,6 +384,7 @@ impl Server {
             serial,
             addr,
             first_head: true,
+            _counted: self.stats.connections_active.hold(),
         });
         self.with_conn(slot, |_, _| {});
     }
@@ -459,7 +463,7 @@ impl Server {
         }
         log::info!(
             "stopping: {} connection(s) get up to {}s to finish",
-            self.stats.connections_active,
+            self.stats.connections_active.get(),
             self.cfg.shutdown_grace.as_secs()
         );
         self.stop_at = Some(Instant::now() + self.cfg.shutdown_grace);

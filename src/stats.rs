@@ -11,7 +11,7 @@ use crate::looptime::LoopTime;
 /// Counters the status endpoint reports.
 pub struct Stats {
     pub started: Instant,
-    pub connections_active: usize,
+    pub connections_active: Gauge,
     pub connections_total: u64,
     /// Consoles with a browser, under `max_consoles`.
     pub consoles: Gauge,
@@ -34,7 +34,7 @@ impl Stats {
     pub fn new(now: Instant) -> Stats {
         Stats {
             started: now,
-            connections_active: 0,
+            connections_active: Gauge::default(),
             connections_total: 0,
             consoles: Gauge::default(),
             consoles_ending: Gauge::default(),

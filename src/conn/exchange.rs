@@ -12,6 +12,7 @@ use crate::http::chunked::ChunkedTracker;
 use crate::http::request::{RequestBody, RequestHead, Upgrade};
 use crate::http::response::{parse_scanned_response, ResponseBody, ResponseHead};
 use crate::http::{scan_head, HeadError};
+use crate::net::head_reader::HeadReader;
 use crate::relay::flow::{Flow, FlowError, Framing};
 use crate::relay::pool::{BodyReservation, ByteCounters};
 
@@ -46,9 +47,7 @@ pub struct Exchange {
     up: Flow,
     down: Flow,
     reply: Option<Reply>,
-    /// A reply head that has not ended yet (rare: dockerd writes its head
-    /// in one piece).
-    partial: Vec<u8>,
+    reader: HeadReader,
     eof_forwarded: bool,
     /// Held until the checked body queued for dockerd has been sent.
     pub(super) body_reservation: Option<BodyReservation>,
@@ -161,7 +160,7 @@ impl Connection {
             up,
             down: Flow::new(Framing::Length(0), copy_only),
             reply: None,
-            partial: Vec::new(),
+            reader: HeadReader::default(),
             eof_forwarded: false,
             body_reservation: None,
         }))
@@ -310,29 +309,19 @@ fn read_response_head(
     ctx: &mut Ctx,
     ex: &mut Exchange,
 ) -> Result<bool, &'static str> {
-    let limit = ctx.cfg.max_head_bytes.min(ctx.res.scratch.len());
-    let scratch = &mut ctx.res.scratch;
-    let mut len = ex.partial.len();
-    scratch[..len].copy_from_slice(&ex.partial);
-    let n = match back.read(&mut scratch[len..limit]) {
-        Ok(Some(0)) => return Err("the Docker daemon closed the connection without a reply"),
-        Ok(Some(n)) => n,
-        Ok(None) => return Ok(false),
-        Err(_) => return Err("error reading from the Docker daemon"),
+    let limit = ctx.cfg.max_head_bytes;
+    let Some(got) = ex.reader.read(back, &mut ctx.res.scratch, limit)? else {
+        return Ok(false);
     };
-    if len + n < limit && !back.read_closed {
-        // A short read emptied the socket; the next byte brings an edge.
-        back.readable = false;
-    }
-    let mut scanned = len;
-    len += n;
+    let (len, mut scanned) = (got.len, got.kept);
     let mut at = 0;
     loop {
         let buf = &ctx.res.scratch[at..len];
         let head_len = match scan_head(buf, scanned, limit) {
             Ok(Some(head_len)) => head_len,
             Ok(None) => {
-                ex.partial = buf.to_vec();
+                // Rare: dockerd writes a head in one piece.
+                ex.reader.keep(buf);
                 return Ok(true);
             }
             Err(HeadError::TooLarge) => return Err("reply head from the Docker daemon is too large"),
@@ -348,7 +337,6 @@ fn read_response_head(
             }
             continue;
         }
-        ex.partial = Vec::new();
         let rest = &ctx.res.scratch[at..len];
         return accept_reply(ex, &head, rest, ctx.shutting_down, &mut ctx.res.bytes);
     }

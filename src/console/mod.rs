@@ -25,6 +25,7 @@ use crate::console::websocket::{
 };
 use crate::http::chunked;
 use crate::http::response::{parse_response_head, ResponseBody};
+use crate::net::head_reader::HeadReader;
 use crate::net::outbox::Outbox;
 use crate::net::socket::Side;
 use crate::relay::pool::{Buffer, Resources};
@@ -289,11 +290,18 @@ struct Control {
 pub struct Call {
     out: Outbox,
     connected: bool,
+    reader: HeadReader,
+    /// The most of the reply read at once: what comes after it (only ever
+    /// the exec's stream, after a switch) must fit the browser's buffer.
+    read_limit: usize,
 }
 
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
+    /// Bytes that came after the reply: after a switch, the first of the
+    /// exec's stream.
+    pub after: Vec<u8>,
 }
 
 impl Call {
@@ -305,11 +313,13 @@ impl Call {
         Call {
             out: Outbox::new(out.into_bytes()),
             connected: false,
+            reader: HeadReader::default(),
+            read_limit: MAX_CALL_REPLY,
         }
     }
 
-    /// Sends the request and reads the reply head and body, without ever
-    /// taking bytes beyond them from the socket.
+    /// Sends the request and reads the reply head and body (and whatever
+    /// came with them, in `after`).
     pub fn poll(&mut self, side: &mut Side, scratch: &mut [u8]) -> Result<Option<Reply>, &'static str> {
         if !self.connected {
             if !side.writable {
@@ -326,53 +336,51 @@ impl Call {
         if !self.out.is_empty() || !side.readable {
             return Ok(None);
         }
-        let limit = MAX_CALL_REPLY.min(scratch.len());
-        let window = &mut scratch[..limit];
-        let n = match side.peek(window) {
-            Ok(Some(0)) | Err(_) => return Err("the Docker daemon closed the connection"),
-            Ok(Some(n)) => n,
-            Ok(None) => return Ok(None),
+        let Some(got) = self.reader.read(side, scratch, self.read_limit)? else {
+            return Ok(None);
         };
-        let head = match parse_response_head(&window[..n], window.len(), 100, false) {
+        let buf = &scratch[..got.len];
+        let head = match parse_response_head(buf, self.read_limit, 100, false) {
             Ok(Some(h)) => h,
             Ok(None) => {
-                side.readable = false;
+                self.reader.keep(buf);
                 return Ok(None);
             }
             Err(_) => return Err("malformed reply from the Docker daemon"),
         };
-        let rest = &window[head.head_len..n];
-        let (used, body) = match head.body {
-            _ if head.status == 101 => (0, Vec::new()),
-            ResponseBody::None => (0, Vec::new()),
-            ResponseBody::Length(len) if (len as usize) <= rest.len() => {
-                (len as usize, rest[..len as usize].to_vec())
+        let rest = &buf[head.head_len..];
+        let body = match head.body {
+            // What follows a switch is the exec's stream.
+            _ if head.status == 101 => Some((0, Vec::new())),
+            ResponseBody::None => Some((0, Vec::new())),
+            ResponseBody::Length(len) => {
+                (len as usize <= rest.len()).then(|| (len as usize, rest[..len as usize].to_vec()))
             }
             ResponseBody::Chunked => {
                 let mut t = chunked::ChunkedTracker::new();
                 match t.advance(rest) {
-                    Ok(k) if t.is_done() => (
+                    Ok(k) if t.is_done() => Some((
                         k,
                         chunked::decode(&rest[..k]).map_err(|_| "malformed reply from the Docker daemon")?,
-                    ),
-                    Ok(_) => (usize::MAX, Vec::new()),
+                    )),
+                    Ok(_) => None,
                     Err(_) => return Err("malformed reply from the Docker daemon"),
                 }
             }
-            _ => (usize::MAX, Vec::new()),
+            ResponseBody::UntilClose => None,
         };
-        if used == usize::MAX {
-            if n == window.len() {
+        let Some((used, body)) = body else {
+            if got.len >= self.read_limit {
                 return Err("reply from the Docker daemon too large");
             }
-            side.readable = false;
+            self.reader.keep(buf);
             return Ok(None);
-        }
-        let (status, total) = (head.status, head.head_len + used);
-        if side.consume(scratch, total).is_err() {
-            return Err("the Docker daemon closed the connection");
-        }
-        Ok(Some(Reply { status, body }))
+        };
+        Ok(Some(Reply {
+            status: head.status,
+            body,
+            after: rest[used..].to_vec(),
+        }))
     }
 
     fn sent(&self) -> bool {
@@ -975,12 +983,16 @@ impl Exec {
                         .ok_or_else(|| gateway("unexpected exec create reply"))?;
                     self.started_after = boot_ticks();
                     let body = json!({ "Detach": false, "Tty": self.req.tty }).to_string();
-                    let start = Call::new(
+                    let mut start = Call::new(
                         "POST",
                         &format!("/exec/{id}/start"),
                         "Connection: Upgrade\r\nUpgrade: tcp\r\n",
                         &body,
                     );
+                    // The stream's first bytes may come with the switch:
+                    // no more than one output frame, which the browser's
+                    // buffer has room for right after the handshake.
+                    start.read_limit = OUT_FRAME;
                     start_connected(&mut self.stage, start);
                     self.exec_id = id;
                     progress = true;
@@ -1001,6 +1013,10 @@ impl Exec {
                     handshake.clear();
                     *upgraded = true;
                     self.stage = Stage::Open;
+                    if !reply.after.is_empty() {
+                        self.output_seen = true;
+                        self.emit(link, &reply.after);
+                    }
                     self.resize_wanted = self.resize_wanted.or(self.req.size.filter(|_| self.req.tty));
                     progress = true;
                 }
@@ -1027,24 +1043,29 @@ impl Exec {
                 }
                 Ok(Some(n)) => {
                     self.output_seen = true;
-                    let mut data = &scratch[..n];
-                    if self.req.tty {
-                        link.queue_frame(true, Opcode::Binary, &[data]);
-                    } else {
-                        while !data.is_empty() {
-                            let (stream, used, range) = self.demux.next(data);
-                            if !range.is_empty() {
-                                link.queue_frame(true, Opcode::Binary, &[&[stream], &data[range]]);
-                            }
-                            data = &data[used..];
-                        }
-                    }
+                    self.emit(link, &scratch[..n]);
                 }
                 Ok(None) => break,
             }
             progress = true;
         }
         progress
+    }
+
+    /// Frames exec output for the browser: as it is with a TTY, otherwise
+    /// each piece of Docker's multiplexed stream tagged with its stream.
+    fn emit(&mut self, link: &mut WsLink, mut data: &[u8]) {
+        if self.req.tty {
+            link.queue_frame(true, Opcode::Binary, &[data]);
+            return;
+        }
+        while !data.is_empty() {
+            let (stream, used, range) = self.demux.next(data);
+            if !range.is_empty() {
+                link.queue_frame(true, Opcode::Binary, &[&[stream], &data[range]]);
+            }
+            data = &data[used..];
+        }
     }
 
     /// Resize and exit-code calls on their own upstream connection.
