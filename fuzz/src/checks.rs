@@ -16,7 +16,7 @@ use dockermand::config::{self, Command, Config, ListenAddr};
 use dockermand::http::chunked::{ChunkError, ChunkedTracker, MAX_LINE, MAX_TRAILERS};
 use dockermand::http::request::{parse_request_head, Limits, RequestBody, RequestHead, Upgrade};
 use dockermand::http::response::{parse_response_head, ResponseBody, ResponseHead};
-use dockermand::http::HeadError;
+use dockermand::http::{scan_head, HeadError};
 
 pub type Check = Result<(), String>;
 
@@ -397,6 +397,18 @@ fn request_roundtrip(h: &RequestHead) -> Check {
 }
 
 fn check_request_with(buf: &[u8], limits: &Limits) -> Result<Option<RequestHead>, String> {
+    // The connection scans a head as it arrives, each time only past what
+    // it looked at before: that must find what one scan of it all finds.
+    let once = scan_head(buf, 0, limits.max_head_bytes);
+    for k in some_positions(buf, buf.len()) {
+        if scan_head(&buf[..k], 0, limits.max_head_bytes) == Ok(None) {
+            let resumed = scan_head(buf, k, limits.max_head_bytes);
+            ensure!(
+                resumed == once,
+                "scan resumed at {k}: {resumed:?}, in one: {once:?}"
+            );
+        }
+    }
     let result = parse_request_head(buf, limits);
     match &result {
         Ok(Some(h)) => {

@@ -377,28 +377,30 @@ fn check_segments(path: &str) -> Result<(), PathError> {
     Ok(())
 }
 
-fn match_pattern(pattern: &[&str], path: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty(),
-        Some((p, rest)) if p.ends_with("*}") => {
-            // Greedy like `.*`, but a name is never empty.
-            (1..=path.len())
-                .rev()
-                .any(|take| match_pattern(rest, &path[take..]))
-        }
-        Some((p, rest)) if p.starts_with('{') => !path.is_empty() && match_pattern(rest, &path[1..]),
-        Some((p, rest)) => path.first() == Some(p) && match_pattern(rest, &path[1..]),
+/// Whether `path` (its segments) matches what is left of a route pattern:
+/// `""`, or `"/segment..."`. Read in place: no route allocates to be tried.
+fn match_pattern(pattern: &str, path: &[&str]) -> bool {
+    let Some(tail) = pattern.strip_prefix('/') else {
+        return path.is_empty();
+    };
+    let (p, rest) = tail.find('/').map_or((tail, ""), |i| (&tail[..i], &tail[i..]));
+    if p.ends_with("*}") {
+        // Greedy like `.*`, but a name is never empty.
+        (1..=path.len())
+            .rev()
+            .any(|take| match_pattern(rest, &path[take..]))
+    } else if p.starts_with('{') {
+        !path.is_empty() && match_pattern(rest, &path[1..])
+    } else {
+        path.first() == Some(&p) && match_pattern(rest, &path[1..])
     }
 }
 
 fn lookup(method: &str, path: &str) -> Option<&'static Route> {
     let segments: Vec<&str> = path.split('/').skip(1).collect();
-    ROUTES.iter().find(|r| {
-        r.method == method && {
-            let pattern: Vec<&str> = r.pattern.split('/').skip(1).collect();
-            match_pattern(&pattern, &segments)
-        }
-    })
+    ROUTES
+        .iter()
+        .find(|r| r.method == method && match_pattern(r.pattern, &segments))
 }
 
 /// Finds the route of a request target (path and optional query).

@@ -137,10 +137,12 @@ impl Connection {
         let mut out = head.encode_upstream();
         out.extend_from_slice(&self.early[..early]);
         self.early.drain(..early);
+        up.copied += early as u64;
+        ctx.res.bytes.copied += early as u64;
         if let Some(body) = &body {
             out.extend_from_slice(body);
         }
-        up.queue(&out);
+        up.queue_owned(out);
         let summary = Summary {
             hijacks: hijacks && head.method == "POST",
             is_head: head.is_head(),
@@ -283,7 +285,10 @@ impl Connection {
         if reply.tunnel {
             let mut up = Flow::new(Framing::UntilEof, !ctx.res.splice_enabled);
             // The client's first tunnel bytes may have come with its head.
-            up.queue(&std::mem::take(&mut self.early));
+            let early = std::mem::take(&mut self.early);
+            up.queue(&early);
+            up.copied += early.len() as u64;
+            ctx.res.bytes.copied += early.len() as u64;
             return Phase::Tunnel(Box::new(Tunnel::new(ex.req, up, ctx.res.splice_enabled)));
         }
         let request_done = ex.up.is_finished();
@@ -380,8 +385,10 @@ fn accept_reply(
     // dockerd never sends more than one reply: bytes after it mean the
     // connection cannot be trusted with another request.
     let extra = body < rest.len();
-    ex.down.queue(&head.encode_for_client(close_client, &ours));
-    ex.down.queue(&rest[..body]);
+    let mut out = head.encode_for_client(close_client, &ours);
+    out.extend_from_slice(&rest[..body]);
+    ex.down.queue_owned(out);
+    ex.down.copied += body as u64;
     bytes.copied += body as u64;
     ex.down
         .set_framing(if tunnel { Framing::Length(0) } else { framing });

@@ -25,6 +25,16 @@ impl Outbox {
         self.bytes.extend_from_slice(more);
     }
 
+    /// `push` for bytes already in a vector of their own: an empty outbox
+    /// takes the vector instead of copying it.
+    pub fn push_owned(&mut self, more: Vec<u8>) {
+        if self.is_empty() {
+            *self = Outbox::new(more);
+        } else {
+            self.bytes.extend_from_slice(&more);
+        }
+    }
+
     /// Everything pushed has been written.
     pub fn is_empty(&self) -> bool {
         self.written == self.bytes.len()

@@ -74,6 +74,11 @@ impl Flow {
         self.head.push(bytes);
     }
 
+    /// `queue` for bytes in a vector of their own, taken without a copy.
+    pub fn queue_owned(&mut self, bytes: Vec<u8>) {
+        self.head.push_owned(bytes);
+    }
+
     pub fn set_framing(&mut self, framing: Framing) {
         self.framing = framing;
         self.owed = 0;
