@@ -92,6 +92,7 @@ pub fn status(
                 "max": cfg.max_connections,
                 "consoles": stats.consoles.get(),
                 "consoles_ending": stats.consoles_ending.get(),
+                "upstream_idle": stats.upstream_idle.get(),
                 "per_address_max": intake.busiest(),
                 "per_address_limit": cfg.max_connections_per_address,
                 "sending_first_head": intake.first_heads(),
@@ -147,7 +148,7 @@ pub fn metrics(
     now: Instant,
 ) -> LocalReply {
     let mut out = String::new();
-    let gauges: [(&str, &str, u64); 20] = [
+    let gauges: [(&str, &str, u64); 21] = [
         (
             "connections_active",
             "gauge",
@@ -156,6 +157,7 @@ pub fn metrics(
         ("connections_total", "counter", stats.connections_total),
         ("consoles_active", "gauge", stats.consoles.get() as u64),
         ("consoles_ending", "gauge", stats.consoles_ending.get() as u64),
+        ("upstream_idle", "gauge", stats.upstream_idle.get() as u64),
         ("connections_per_address_max", "gauge", intake.busiest() as u64),
         (
             "connections_sending_first_head",

@@ -17,6 +17,7 @@ use crate::access::rpcd::Ubus;
 use crate::config::{Command, Config};
 use crate::conn::{turn_away, Connection, Ctx};
 use crate::looptime::Work;
+use crate::net::idle::IdleUpstreams;
 use crate::net::intake::{Decision, Intake};
 use crate::net::listener::Listener;
 use crate::net::socket::{Side, Stream};
@@ -38,6 +39,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPT_BATCH: usize = 64;
 /// The password hashing worker's wake-ups.
 const LOGIN_TOKEN: Token = Token(CONN_BASE - 1);
+/// Idle upstream connections are registered just below.
+const IDLE_BASE: usize = CONN_BASE - 1 - crate::net::idle::MAX_IDLE;
 
 struct Slot {
     conn: Connection,
@@ -64,6 +67,7 @@ pub struct Server {
     stats: Stats,
     sessions: Sessions,
     logins: Logins,
+    upstreams: IdleUpstreams,
     ubus: Ubus,
     signals: Signals,
     /// Set on SIGTERM: when in-flight work is cut off.
@@ -93,11 +97,13 @@ impl Server {
         poll.registry()
             .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
         let logins = Logins::new(Waker::new(poll.registry(), LOGIN_TOKEN)?)?;
+        let stats = Stats::new(Instant::now());
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice, cfg.body_budget),
-            stats: Stats::new(Instant::now()),
             sessions: Sessions::default(),
             logins,
+            upstreams: IdleUpstreams::new(IDLE_BASE, stats.upstream_idle.clone()),
+            stats,
             ubus: Ubus::default(),
             poll,
             args,
@@ -176,6 +182,10 @@ impl Server {
                         self.on_logins_hashed();
                         Work::Login
                     }
+                    t if self.upstreams.owns(t) => {
+                        self.upstreams.stale(self.poll.registry(), t);
+                        Work::Io
+                    }
                     Token(t) if t >= CONN_BASE => {
                         let slot = (t - CONN_BASE) / TOKENS_PER_CONN;
                         let which = (t - CONN_BASE) % TOKENS_PER_CONN;
@@ -245,6 +255,7 @@ impl Server {
             sessions: &mut self.sessions,
             intake: &self.intake,
             logins: &mut self.logins,
+            upstreams: &mut self.upstreams,
             ubus: &mut self.ubus,
             policy_spent: &mut self.policy_spent,
             now: Instant::now(),
@@ -499,6 +510,9 @@ impl Server {
                     log::info!("no longer listening on {}", l.bound);
                 }
             }
+        }
+        if cfg.upstream != self.cfg.upstream {
+            self.upstreams.clear(self.poll.registry());
         }
         self.cfg = cfg;
         for spec in self.cfg.listen.clone() {

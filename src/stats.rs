@@ -17,6 +17,8 @@ pub struct Stats {
     pub consoles: Gauge,
     /// Consoles whose browser is gone and whose exec is still being ended.
     pub consoles_ending: Gauge,
+    /// Upstream connections kept idle for the next client.
+    pub upstream_idle: Gauge,
     /// `accept` found no descriptor free (EMFILE or ENFILE).
     pub descriptors_exhausted: u64,
     /// Clients answered 503 through the reserved descriptor.
@@ -38,6 +40,7 @@ impl Stats {
             connections_total: 0,
             consoles: Gauge::default(),
             consoles_ending: Gauge::default(),
+            upstream_idle: Gauge::default(),
             descriptors_exhausted: 0,
             refused_no_descriptor: 0,
             requests: 0,
@@ -58,7 +61,7 @@ impl Stats {
 /// the `Held` takes it away, so no path can forget it or take it twice.
 /// (Atomic only so that the server may run on a thread of its own, as the
 /// self-test does; one thread ever touches it.)
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct Gauge(Arc<AtomicUsize>);
 
 pub struct Held(Arc<AtomicUsize>);

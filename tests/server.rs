@@ -429,7 +429,7 @@ fn keep_alive_serves_two_requests_and_replaces_hop_by_hop_headers() {
     let (second_conn, second) = dockerd.request();
     assert_eq!(
         second,
-        "GET /v1.47/info HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "GET /v1.47/info HTTP/1.1\r\nHost: localhost\r\nAccept: application/json\r\n\r\n"
     );
     // dockerd kept the first connection open, so the gateway reuses it.
     assert_eq!(second_conn, first_conn, "the upstream connection was not reused");
@@ -461,7 +461,9 @@ fn request_bodies_arrive_with_their_head_or_later() {
                 Content-Type: application/x-tar\r\nContent-Length: 12\r\nConnection: close\r\n\r\n";
     client.write_all(head.as_bytes()).unwrap();
     let event = dockerd.next();
-    assert_eq!(event.seen, Seen::Head(head.as_bytes().to_vec()));
+    // The client's hop closes after this; the hop to dockerd stays open.
+    let upstream_head = head.replace("Connection: close\r\n", "");
+    assert_eq!(event.seen, Seen::Head(upstream_head.into_bytes()));
     client.write_all(b"second body!").unwrap();
     let event = dockerd.next();
     assert_eq!(event.seen, Seen::Body(b"second body!".to_vec()));
@@ -492,7 +494,7 @@ fn pipelined_requests_are_answered_in_order() {
     );
     assert_eq!(
         dockerd.request().1,
-        "GET /v1.47/version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET /v1.47/version HTTP/1.1\r\nHost: localhost\r\n\r\n"
     );
     let version = r#"{"Version":"28.2.2"}"#;
     let expected = format!(
@@ -546,7 +548,7 @@ fn chunked_bodies_are_relayed_verbatim_both_ways() {
         .unwrap();
     assert_eq!(
         dockerd.request().1,
-        "GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
     );
     assert_eq!(text(&read_to_close(&mut client)), PONG_CLOSE);
 }
@@ -716,7 +718,7 @@ fn malformed_head_is_a_400_and_the_gateway_serves_on() {
     // The first thing dockerd ever sees is the good request.
     assert_eq!(
         dockerd.request().1,
-        "GET /_ping HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n"
     );
     assert_eq!(text(&read_to_close(&mut good)), PONG_CLOSE);
 }
@@ -758,10 +760,45 @@ fn head_split_across_writes_is_answered_once_complete() {
         .unwrap();
     assert_eq!(
         dockerd.request().1,
-        "GET /v1.47/containers/json?all=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Docker-Client/28.2.2 (linux)\r\nConnection: close\r\n\r\n"
+        "GET /v1.47/containers/json?all=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: Docker-Client/28.2.2 (linux)\r\n\r\n"
     );
     assert_eq!(
         text(&read_to_close(&mut client)),
         "HTTP/1.1 200 OK\r\nApi-Version: 1.47\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n[]"
+    );
+}
+
+/// A client that makes one request per connection (`Connection: close`,
+/// or hanging up after its reply) leaves its upstream connection, still
+/// good, to the next client: dockerd sees one connection.
+#[test]
+fn an_upstream_connection_outlives_its_client_for_the_next_one() {
+    let dockerd = StandIn::start(|_, wire| wire.send(json_reply("{}").as_bytes()));
+    let addr = gateway(&dockerd.path);
+    let mut upstreams = Vec::new();
+    for close in [true, false, true] {
+        let mut client = connect(addr);
+        let request = if close {
+            "GET /v1.47/version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        } else {
+            "GET /v1.47/version HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        };
+        client.write_all(request.as_bytes()).unwrap();
+        let (conn, head) = dockerd.request();
+        assert_eq!(head, "GET /v1.47/version HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        upstreams.push(conn);
+        if !close {
+            let reply = json_reply("{}");
+            assert_eq!(text(&read_n(&mut client, reply.len())), reply);
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        // Once the gateway has closed its side, it is done with this client.
+        let rest = read_to_close(&mut client);
+        assert_eq!(rest.is_empty(), !close, "{}", text(&rest));
+    }
+    assert_eq!(
+        upstreams,
+        [0, 0, 0],
+        "the idle upstream connection was not handed on"
     );
 }

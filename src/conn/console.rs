@@ -33,14 +33,9 @@ impl Connection {
             let slot = ctx.stats.consoles.hold();
             return Phase::Console(Box::new(Console::echo(handshake, slot, ctx.res)));
         };
-        if self.back.is_none() {
-            match self.connect_upstream(ctx) {
-                Ok(side) => self.back = Some(side),
-                Err(_) => {
-                    ctx.stats.upstream_errors += 1;
-                    return self.reply_error(ctx, 502, "cannot connect to the Docker daemon", true);
-                }
-            }
+        if self.use_upstream(ctx).is_err() {
+            ctx.stats.upstream_errors += 1;
+            return self.reply_error(ctx, 502, "cannot connect to the Docker daemon", true);
         }
         log::info!(
             "{} console {} {:?} tty={} for {}",
@@ -75,12 +70,12 @@ impl Connection {
                 Phase::Console(c)
             }
             Outcome::Fail(status, message) => {
-                self.drop_upstream(ctx);
+                self.drop_upstream();
                 self.reply_error(ctx, status, &message, true)
             }
             Outcome::Done => {
                 let reaper = c.finish(&ctx.stats.consoles_ending, ctx.now);
-                self.drop_upstream(ctx);
+                self.drop_upstream();
                 match reaper {
                     // The client is done with: only the exec is left.
                     Some(r) => {

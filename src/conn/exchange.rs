@@ -107,16 +107,13 @@ impl Connection {
                 })
                 .collect();
         }
-        let connecting = self.back.is_none();
-        if connecting {
-            match self.connect_upstream(ctx) {
-                Ok(side) => self.back = Some(side),
-                Err(e) => {
-                    log::warn!("cannot connect to {}: {e}", ctx.cfg.upstream);
-                    return self.upstream_unavailable(ctx, &head, "cannot connect to the Docker daemon");
-                }
+        let connecting = match self.use_upstream(ctx) {
+            Ok(connecting) => connecting,
+            Err(e) => {
+                log::warn!("cannot connect to {}: {e}", ctx.cfg.upstream);
+                return self.upstream_unavailable(ctx, &head, "cannot connect to the Docker daemon");
             }
-        }
+        };
         let copy_only = !ctx.res.splice_enabled;
         let mut framing = match (&body, head.body) {
             (Some(_), _) | (None, RequestBody::None) => Framing::Length(0),
@@ -262,7 +259,7 @@ impl Connection {
         status: u16,
         why: &'static str,
     ) -> Phase {
-        self.drop_upstream(ctx);
+        self.drop_upstream();
         if ex.reply.is_some() || ex.down.spliced + ex.down.copied > 0 {
             log_exchange(&self.peer, &ex, End::Aborted(why));
             return Phase::Closed;
@@ -293,13 +290,17 @@ impl Connection {
         }
         let request_done = ex.up.is_finished();
         if !(reply.upstream_keep_alive && request_done && !ex.eof_forwarded) || ctx.shutting_down {
-            self.drop_upstream(ctx);
-        } else if let Some(back) = self.back.as_mut() {
+            self.drop_upstream();
+        } else if let Some(mut back) = self.back.take() {
             // From now on any input or hang-up from dockerd means "stale".
             back.readable = false;
+            self.idle_back = Some(back);
         }
         if reply.close_client || !request_done || self.front.read_closed || ctx.shutting_down {
-            self.linger_phase(ctx)
+            // An upgrade or hijack dockerd refused may still have its first
+            // tunnel bytes on the way.
+            let client_closes = !ex.req.keep_alive && ex.req.upgrade.is_none() && !ex.req.hijacks;
+            self.finish(ctx, client_closes && request_done)
         } else {
             self.next_request(ctx)
         }

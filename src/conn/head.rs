@@ -4,15 +4,15 @@
 use super::admit::{admit, closes_after_reply, Admission, View};
 use super::{Connection, Ctx, Phase, Request};
 use crate::access::gate;
-use crate::http::request::{parse_scanned_request, Limits, RequestHead};
+use crate::http::request::{parse_scanned_request, Limits, RequestBody, RequestHead};
 use crate::http::{scan_head, HeadError};
 
 impl Connection {
     pub(super) fn read_head(&mut self, ctx: &mut Ctx, started: bool) -> Phase {
-        if let Some(back) = &self.back {
+        if let Some(back) = &self.idle_back {
             // An idle upstream that speaks or hangs up is stale.
             if back.readable || back.read_closed {
-                self.drop_upstream(ctx);
+                self.drop_upstream();
             }
         }
         if ctx.shutting_down && !started && self.early.is_empty() {
@@ -107,6 +107,8 @@ impl Connection {
     fn start_request(&mut self, ctx: &mut Ctx, head: RequestHead) -> Phase {
         ctx.stats.requests += 1;
         self.answering_head = head.is_head();
+        // An upgrade's first tunnel bytes may follow its head at once.
+        self.said_close = !head.keep_alive && head.body == RequestBody::None && head.upgrade.is_none();
         let view = View {
             cfg: ctx.cfg,
             sessions: ctx.sessions,

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::console::reaper::Reaper;
 use crate::console::Console;
 use crate::http::reply::LocalReply;
+use crate::net::idle::IdleUpstreams;
 use crate::net::intake::Intake;
 use crate::net::socket::Side;
 use crate::net::upstream::UpstreamAddr;
@@ -50,6 +51,7 @@ pub struct Ctx<'a> {
     pub sessions: &'a mut Sessions,
     pub intake: &'a Intake,
     pub logins: &'a mut Logins,
+    pub upstreams: &'a mut IdleUpstreams,
     pub ubus: &'a mut Ubus,
     /// Policy checks run in this loop iteration so far.
     pub policy_spent: &'a mut Duration,
@@ -59,7 +61,11 @@ pub struct Ctx<'a> {
 
 pub struct Connection {
     pub front: Side,
+    /// The upstream connection serving the current request.
     pub back: Option<Side>,
+    /// An upstream connection kept between requests, for the next one (or,
+    /// when this client leaves, for another client).
+    idle_back: Option<Side>,
     /// Client socket; `+1` is the upstream socket, `+2` a helper process.
     base_token: Token,
     pub peer: String,
@@ -73,6 +79,9 @@ pub struct Connection {
     scanned: usize,
     /// The request being answered here is a HEAD: replies carry no body.
     answering_head: bool,
+    /// The request asked to close the connection and had no body: once it
+    /// is answered, nothing more may come from the client (RFC 9112 §9.6).
+    said_close: bool,
     /// A whole request head has arrived on this connection.
     served: bool,
     pub phase: Phase,
@@ -129,12 +138,14 @@ impl Connection {
         Connection {
             front,
             back: None,
+            idle_back: None,
             base_token,
             peer,
             peer_id,
             early: Vec::new(),
             scanned: 0,
             answering_head: false,
+            said_close: false,
             served: false,
             rerun: false,
             phase: Phase::Head { started: false },
@@ -176,7 +187,7 @@ impl Connection {
     pub fn note_event(&mut self, which: usize, ev: &mio::event::Event) {
         let side = match (which, &mut self.phase) {
             (0, _) => Some(&mut self.front),
-            (1, _) => self.back.as_mut(),
+            (1, _) => self.back.as_mut().or(self.idle_back.as_mut()),
             (_, Phase::Console(c)) => c.aux_side(),
             (_, Phase::Reap(r)) => r.side(),
             _ => None,
@@ -246,23 +257,59 @@ impl Connection {
         if let Phase::Rpcd(mut w) = std::mem::replace(&mut self.phase, Phase::Closed) {
             w.stop(ctx);
         }
-        self.drop_upstream(ctx);
-        let _ = ctx.registry.deregister(&mut self.front.stream);
+        self.retire_upstream(ctx);
+        // The sockets leave epoll's interest list when their fds close.
         self.deadline = None;
     }
 
-    fn drop_upstream(&mut self, ctx: &mut Ctx) {
-        if let Some(mut back) = self.back.take() {
-            let _ = ctx.registry.deregister(&mut back.stream);
-        }
+    /// Closes the upstream connections, in use or idle (closing their fds
+    /// takes them off epoll's interest list).
+    fn drop_upstream(&mut self) {
+        self.back = None;
+        self.idle_back = None;
     }
 
-    fn connect_upstream(&mut self, ctx: &mut Ctx) -> std::io::Result<Side> {
-        let mut side = Side::new(ctx.cfg.upstream.connect()?);
+    /// This client is done with dockerd: an idle upstream connection goes
+    /// to the next client, one in use is closed.
+    fn retire_upstream(&mut self, ctx: &mut Ctx) {
+        if let Some(side) = self.idle_back.take().filter(|_| !ctx.shutting_down) {
+            ctx.upstreams.give(ctx.registry, side);
+        }
+        self.drop_upstream();
+    }
+
+    /// Makes `back` ready for a request: this client's idle connection, or
+    /// another's, or a new one. Returns whether it is still connecting.
+    fn use_upstream(&mut self, ctx: &mut Ctx) -> std::io::Result<bool> {
+        if self.back.is_some() {
+            return Ok(false);
+        }
         let token = Token(self.base_token.0 + 1);
+        let reused = self
+            .idle_back
+            .take()
+            .or_else(|| ctx.upstreams.take(ctx.registry, token));
+        if let Some(side) = reused {
+            self.back = Some(side);
+            return Ok(false);
+        }
+        let mut side = Side::new(ctx.cfg.upstream.connect()?);
         ctx.registry
             .register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        Ok(side)
+        self.back = Some(side);
+        Ok(true)
+    }
+
+    /// Ends the client's connection once its last reply is written. A
+    /// client that said it closes and has nothing unread is closed at once:
+    /// that sends a FIN, which lets the reply arrive. Otherwise our side is
+    /// shut and its input discarded first: closing with input unread sends
+    /// a reset, which can destroy the reply.
+    fn finish(&mut self, ctx: &mut Ctx, client_closes: bool) -> Phase {
+        if client_closes && self.early.is_empty() && !self.front.readable {
+            return Phase::Closed;
+        }
+        self.linger_phase(ctx)
     }
 
     /// Shuts our sending side and waits a little for the client to close.

@@ -130,14 +130,14 @@ impl Connection {
         if !l.out.is_empty() {
             Phase::Local(l)
         } else if l.close || ctx.shutting_down {
-            self.linger_phase(ctx)
+            self.finish(ctx, self.said_close)
         } else {
             self.next_request(ctx)
         }
     }
 
     pub(super) fn linger(&mut self, ctx: &mut Ctx, mut discarded: usize) -> Phase {
-        self.drop_upstream(ctx);
+        self.retire_upstream(ctx);
         discarded += std::mem::take(&mut self.early).len();
         while self.front.readable {
             match self.front.read(&mut ctx.res.scratch) {

@@ -75,6 +75,9 @@ impl RequestHead {
     }
 
     /// The head as dockerd gets it: hop-by-hop headers replaced by our own.
+    /// The hop to dockerd stays open whatever the client's hop does: a
+    /// client that closes after its reply leaves that connection to the
+    /// next request, as nginx's and HAProxy's upstream keep-alive do.
     pub fn encode_upstream(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(self.method.as_bytes());
@@ -90,8 +93,6 @@ impl RequestHead {
             out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
             out.extend_from_slice(upgrade.token().as_bytes());
             out.extend_from_slice(b"\r\n");
-        } else if !self.keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
         } else if self.minor_version == 0 {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
@@ -350,16 +351,18 @@ mod tests {
     }
 
     #[test]
-    fn http10_closes_unless_keep_alive() {
+    fn http10_closes_unless_keep_alive_but_the_hop_to_dockerd_stays_open() {
         let r = parse(b"GET /_ping HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!r.keep_alive);
-        assert!(String::from_utf8(r.encode_upstream())
-            .unwrap()
-            .contains("Connection: close"));
+        assert_eq!(
+            r.encode_upstream(),
+            b"GET /_ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+        );
         let r = parse(b"GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .unwrap()
             .unwrap();
         assert!(!r.keep_alive);
+        assert_eq!(r.encode_upstream(), b"GET /_ping HTTP/1.1\r\nHost: x\r\n\r\n");
     }
 
     #[test]

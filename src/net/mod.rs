@@ -2,6 +2,7 @@
 //! way to dockerd, and who gets a connection slot.
 
 pub mod head_reader;
+pub mod idle;
 pub mod intake;
 pub mod listener;
 pub mod outbox;
