@@ -374,15 +374,7 @@ fn guard(head: &RequestHead, route: &Route, policy: &Policy) -> Result<(), Denia
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::request::{parse_request_head, Limits};
-
-    fn head(raw: &str) -> RequestHead {
-        let limits = Limits {
-            max_head_bytes: 16384,
-            max_headers: 100,
-        };
-        parse_request_head(raw.as_bytes(), &limits).unwrap().unwrap()
-    }
+    use crate::http::request::tests::head;
 
     #[test]
     fn hosts() {

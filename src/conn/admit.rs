@@ -31,6 +31,19 @@ pub struct View<'a> {
     pub consoles_open: usize,
 }
 
+impl<'a> View<'a> {
+    /// What `peer`'s request is admitted against, read from the loop.
+    pub fn of(ctx: &'a super::Ctx, peer: PeerId) -> View<'a> {
+        View {
+            cfg: ctx.cfg,
+            sessions: ctx.sessions,
+            peer,
+            now: ctx.now,
+            consoles_open: ctx.stats.consoles.get(),
+        }
+    }
+}
+
 /// The answer to a request head.
 #[derive(Debug)]
 pub enum Admission {
@@ -286,16 +299,8 @@ fn open_console(
 mod tests {
     use super::*;
     use crate::access::auth::SessionKind;
-    use crate::http::request::{parse_request_head, Limits};
+    use crate::http::request::tests::head;
     use std::time::Duration;
-
-    fn head(raw: &str) -> RequestHead {
-        let limits = Limits {
-            max_head_bytes: 16384,
-            max_headers: 100,
-        };
-        parse_request_head(raw.as_bytes(), &limits).unwrap().unwrap()
-    }
 
     /// A config with one operator token, as a router runs it.
     fn secured() -> Config {

@@ -109,14 +109,7 @@ impl Connection {
         self.answering_head = head.is_head();
         // An upgrade's first tunnel bytes may follow its head at once.
         self.said_close = !head.keep_alive && head.body == RequestBody::None && head.upgrade.is_none();
-        let view = View {
-            cfg: ctx.cfg,
-            sessions: ctx.sessions,
-            peer: self.peer_id,
-            now: ctx.now,
-            consoles_open: ctx.stats.consoles.get(),
-        };
-        let admission = admit(&head, &view);
+        let admission = admit(&head, &View::of(ctx, self.peer_id));
         // A ticket works once, whatever the answer to the request.
         if let Some(ticket) = gate::ticket(&head) {
             ctx.sessions.remove(&ticket);

@@ -110,14 +110,7 @@ impl Connection {
             RPCD_CACHE,
             ctx.now,
         );
-        let view = View {
-            cfg: ctx.cfg,
-            sessions: ctx.sessions,
-            peer: self.peer_id,
-            now: ctx.now,
-            consoles_open: ctx.stats.consoles.get(),
-        };
-        let admission = admit_principal(&req.head, principal, &view);
+        let admission = admit_principal(&req.head, principal, &View::of(ctx, self.peer_id));
         self.act(ctx, req, admission)
     }
 

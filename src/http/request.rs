@@ -272,7 +272,7 @@ fn parse_upgrade(value: &[u8]) -> Option<Upgrade> {
 }
 
 #[cfg(test)]
-mod tests {
+pub mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
@@ -282,6 +282,11 @@ mod tests {
 
     fn parse(raw: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         parse_request_head(raw, &LIMITS)
+    }
+
+    /// A whole, valid head: for the tests of whatever decides on one.
+    pub fn head(raw: &str) -> RequestHead {
+        parse(raw.as_bytes()).unwrap().unwrap()
     }
 
     fn bad(raw: &[u8]) -> HeadError {
