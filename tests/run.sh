@@ -82,6 +82,14 @@ if [ "${DOCKERMAND_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release
     log "cargo test --release"
     cargo test --release || unit_rc=$?
+    # Lints are part of the tests: the crate denies an unsafe block
+    # without its SAFETY reason, and only clippy reads that rule.
+    if ! cargo clippy --version >/dev/null 2>&1; then
+        log "rustup component add clippy"
+        rustup component add clippy
+    fi
+    log "cargo clippy --release --all-targets -- -D warnings"
+    cargo clippy --release --all-targets -- -D warnings || unit_rc=$?
 fi
 
 # --- end-to-end -------------------------------------------------------------------------------
@@ -99,7 +107,7 @@ log "pytest $*"
 e2e_rc=0
 "$VENV/bin/python" -m pytest -q "$@" || e2e_rc=$?
 if [ "$unit_rc" != 0 ]; then
-    log "cargo test --release failed (exit $unit_rc)"
+    log "cargo test or clippy failed (exit $unit_rc)"
     exit "$unit_rc"
 fi
 exit "$e2e_rc"
