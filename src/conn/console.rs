@@ -4,7 +4,7 @@
 
 use mio::Token;
 
-use super::{connect_aux, Connection, Ctx, Phase, Request};
+use super::{connect, Connection, Ctx, Phase, Request};
 use crate::console::reaper::Reaper;
 use crate::console::{Console, ExecRequest, Io, Keepalive, Outcome};
 use crate::net::upstream::UpstreamAddr;
@@ -61,7 +61,7 @@ impl Connection {
             front: &mut self.front,
             back: &mut self.back,
             res: ctx.res,
-            connect_aux: &mut || connect_aux(registry, upstream, aux_token),
+            connect_aux: &mut || connect(registry, upstream, aux_token),
             now: ctx.now,
         };
         match c.drive(&mut io) {
@@ -93,7 +93,7 @@ impl Connection {
         let (registry, upstream) = (ctx.registry, &ctx.cfg.upstream);
         let aux_token = Token(self.base_token.0 + 2);
         let done = r.drive(ctx.now, &mut ctx.res.scratch, &mut || {
-            connect_aux(registry, upstream, aux_token)
+            connect(registry, upstream, aux_token)
         });
         if done {
             return Phase::Closed;

@@ -293,10 +293,7 @@ impl Connection {
             self.back = Some(side);
             return Ok(false);
         }
-        let mut side = Side::new(ctx.cfg.upstream.connect()?);
-        ctx.registry
-            .register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
-        self.back = Some(side);
+        self.back = Some(connect(ctx.registry, &ctx.cfg.upstream, token)?);
         Ok(true)
     }
 
@@ -326,8 +323,8 @@ impl Connection {
     }
 }
 
-/// Opens and registers an extra upstream connection for a console's calls.
-fn connect_aux(registry: &Registry, upstream: &UpstreamAddr, token: Token) -> std::io::Result<Side> {
+/// Opens a connection to dockerd, registered under `token`.
+fn connect(registry: &Registry, upstream: &UpstreamAddr, token: Token) -> std::io::Result<Side> {
     let mut side = Side::new(upstream.connect()?);
     registry.register(&mut side.stream, token, Interest::READABLE | Interest::WRITABLE)?;
     Ok(side)
