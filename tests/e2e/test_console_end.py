@@ -70,10 +70,14 @@ def _abandon(addr, container: str, moment: str, way: str, n: int):
         if moment == "first-output":
             c.read_until(lambda o: len(o.stdout) > 0, 20, "first output")
         elif moment == "mid-command":
+            # Keys typed before the shell has set up its terminal may be
+            # lost: wait for its prompt, as a user would.
+            c.wait_stdout(b"# ")
             # the shell prints 6*7+n, which the typed line does not contain
             c.stdin(b"echo in-$((6*7+%d)); sleep 1000\n" % n)
             c.wait_stdout(b"in-%d" % (42 + n))
         elif moment == "after-resize":
+            c.wait_stdout(b"# ")
             c.ws.send_json({"type": "resize", "cols": 100 + n % 50, "rows": 30})
             c.stdin(b"stty size\n")
             c.wait_stdout(b"30 %d" % (100 + n % 50))
