@@ -47,15 +47,7 @@ impl BodyRead {
     /// with the head); returns how many it took.
     fn take(&mut self, input: &[u8]) -> Result<usize, chunked::ChunkError> {
         let room = self.max_raw - self.raw.len();
-        let used = match &mut self.framing {
-            Framing::Length(n) => {
-                let k = (*n).min(input.len().min(room) as u64) as usize;
-                *n -= k as u64;
-                k
-            }
-            Framing::Chunked(t) => t.advance(&input[..input.len().min(room)])?,
-            Framing::UntilEof => 0,
-        };
+        let used = self.framing.take_prefix(&input[..input.len().min(room)])?;
         self.raw.extend_from_slice(&input[..used]);
         Ok(used)
     }

@@ -59,20 +59,6 @@ enum End {
     Aborted(&'static str),
 }
 
-/// How many of `bytes`, which follow a head, belong to its body; the
-/// framing is advanced past them.
-fn body_prefix(framing: &mut Framing, bytes: &[u8]) -> Result<usize, crate::http::chunked::ChunkError> {
-    Ok(match framing {
-        Framing::Length(n) => {
-            let k = (*n).min(bytes.len() as u64);
-            *n -= k;
-            k as usize
-        }
-        Framing::Chunked(t) => t.advance(bytes)?,
-        Framing::UntilEof => bytes.len(),
-    })
-}
-
 impl Connection {
     /// Sends a request (with `body`, when it was read and checked here) to
     /// dockerd and starts relaying.
@@ -123,7 +109,7 @@ impl Connection {
         // The body bytes that came with the head go with it, in one write.
         // What may follow an upgrade stays here until dockerd agrees to it:
         // if it does not, those bytes are the next request, to be checked.
-        let early = match body_prefix(&mut framing, &self.early) {
+        let early = match framing.take_prefix(&self.early) {
             Ok(n) => n,
             Err(e) => {
                 ctx.stats.rejected += 1;
@@ -134,8 +120,7 @@ impl Connection {
         let mut out = head.encode_upstream();
         out.extend_from_slice(&self.early[..early]);
         self.early.drain(..early);
-        up.copied += early as u64;
-        ctx.res.bytes.copied += early as u64;
+        up.count_copied(early, &mut ctx.res.bytes);
         if let Some(body) = &body {
             out.extend_from_slice(body);
         }
@@ -283,9 +268,8 @@ impl Connection {
             let mut up = Flow::new(Framing::UntilEof, !ctx.res.splice_enabled);
             // The client's first tunnel bytes may have come with its head.
             let early = std::mem::take(&mut self.early);
-            up.queue(&early);
-            up.copied += early.len() as u64;
-            ctx.res.bytes.copied += early.len() as u64;
+            up.count_copied(early.len(), &mut ctx.res.bytes);
+            up.queue_owned(early);
             return Phase::Tunnel(Box::new(Tunnel::new(ex.req, up, ctx.res.splice_enabled)));
         }
         let request_done = ex.up.is_finished();
@@ -381,16 +365,16 @@ fn accept_reply(
         ResponseBody::Chunked => Framing::Chunked(ChunkedTracker::new()),
         ResponseBody::UntilClose => Framing::UntilEof,
     };
-    let body =
-        body_prefix(&mut framing, rest).map_err(|_| "invalid chunked framing from the Docker daemon")?;
+    let body = framing
+        .take_prefix(rest)
+        .map_err(|_| "invalid chunked framing from the Docker daemon")?;
     // dockerd never sends more than one reply: bytes after it mean the
     // connection cannot be trusted with another request.
     let extra = body < rest.len();
     let mut out = head.encode_for_client(close_client, &ours);
     out.extend_from_slice(&rest[..body]);
     ex.down.queue_owned(out);
-    ex.down.copied += body as u64;
-    bytes.copied += body as u64;
+    ex.down.count_copied(body, bytes);
     ex.down
         .set_framing(if tunnel { Framing::Length(0) } else { framing });
     ex.reply = Some(Reply {

@@ -28,15 +28,10 @@ impl Connection {
         scratch[..len].copy_from_slice(&self.early);
         let mut scan = scan_head(&scratch[..len], self.scanned, limit);
         if matches!(scan, Ok(None)) && self.front.readable {
-            match self.front.read(&mut scratch[len..limit]) {
+            match self.front.read_all_there_is(&mut scratch[len..limit]) {
                 Ok(Some(0)) | Err(_) => return Phase::Closed,
                 Ok(None) => {}
                 Ok(Some(n)) => {
-                    // A short read emptied the socket: the next byte brings a
-                    // new edge, so asking again would only hear "would block".
-                    if len + n < limit && !self.front.read_closed {
-                        self.front.readable = false;
-                    }
                     self.scanned = self.scanned.max(len);
                     len += n;
                     scan = scan_head(&scratch[..len], self.scanned, limit);

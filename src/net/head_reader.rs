@@ -33,16 +33,12 @@ impl HeadReader {
             return Err("reply from the Docker daemon too large");
         }
         scratch[..kept].copy_from_slice(&self.kept);
-        let n = match side.read(&mut scratch[kept..limit]) {
+        let n = match side.read_all_there_is(&mut scratch[kept..limit]) {
             Ok(Some(0)) => return Err("the Docker daemon closed the connection without a reply"),
             Ok(Some(n)) => n,
             Ok(None) => return Ok(None),
             Err(_) => return Err("error reading from the Docker daemon"),
         };
-        if kept + n < limit && !side.read_closed {
-            // A short read emptied the socket; the next byte brings an edge.
-            side.readable = false;
-        }
         self.kept = Vec::new();
         Ok(Some(Got { len: kept + n, kept }))
     }

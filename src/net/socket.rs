@@ -123,6 +123,17 @@ impl Side {
         would_block(&mut self.readable, r)
     }
 
+    /// `read` for a reader that takes all there is: a short read emptied
+    /// the socket, and the next byte brings a new edge, so readiness is
+    /// dropped rather than asking again only to hear "would block".
+    pub fn read_all_there_is(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let got = self.read(buf)?;
+        if got.is_some_and(|n| n < buf.len()) && !self.read_closed {
+            self.readable = false;
+        }
+        Ok(got)
+    }
+
     pub fn write(&mut self, buf: &[u8]) -> io::Result<Option<usize>> {
         let r = send(self.fd(), buf);
         would_block(&mut self.writable, r)

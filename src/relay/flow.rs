@@ -11,7 +11,7 @@ use std::io;
 use crate::http::chunked::{ChunkError, ChunkedTracker};
 use crate::net::outbox::Outbox;
 use crate::net::socket::Side;
-use crate::relay::pool::{Buffer, Pipe, Resources};
+use crate::relay::pool::{Buffer, ByteCounters, Pipe, Resources};
 use crate::sys::splice;
 
 /// Bytes peeked at once to read chunk framing.
@@ -29,6 +29,22 @@ pub enum Framing {
     Chunked(ChunkedTracker),
     /// Everything until the source closes (tunnels, close-delimited replies).
     UntilEof,
+}
+
+impl Framing {
+    /// How many of `bytes`, the next ones from the message's source, belong
+    /// to the message; the framing is advanced past them.
+    pub fn take_prefix(&mut self, bytes: &[u8]) -> Result<usize, ChunkError> {
+        Ok(match self {
+            Framing::Length(n) => {
+                let k = (*n).min(bytes.len() as u64);
+                *n -= k;
+                k as usize
+            }
+            Framing::Chunked(t) => t.advance(bytes)?,
+            Framing::UntilEof => bytes.len(),
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -77,6 +93,13 @@ impl Flow {
     /// `queue` for bytes in a vector of their own, taken without a copy.
     pub fn queue_owned(&mut self, bytes: Vec<u8>) {
         self.head.push_owned(bytes);
+    }
+
+    /// Counts `n` body bytes that went through user space: copied, or
+    /// queued with a head because they arrived with one.
+    pub fn count_copied(&mut self, n: usize, bytes: &mut ByteCounters) {
+        self.copied += n as u64;
+        bytes.copied += n as u64;
     }
 
     pub fn set_framing(&mut self, framing: Framing) {
@@ -233,8 +256,7 @@ impl Flow {
             Some(n) => {
                 buf.end += n;
                 self.took(n);
-                self.copied += n as u64;
-                res.bytes.copied += n as u64;
+                self.count_copied(n, &mut res.bytes);
                 Ok(true)
             }
             None => {
