@@ -25,3 +25,5 @@ pub mod selftest;
 pub mod server;
 pub mod stats;
 pub mod sys;
+#[cfg(feature = "tls")]
+pub mod tls;
