@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::access::auth::{
-    builtin_roles, token_digest_from_hex, AuthConfig, PasswordHash, Role, Rpcd, Token, UnixPeer, User,
+    builtin_roles, token_digest_from_hex, AuthConfig, CertName, CertRole, PasswordHash, Role, Rpcd, Token,
+    UnixPeer, User,
 };
 use crate::access::policy::{clean_absolute, Policy};
 use crate::access::route::Class;
@@ -23,7 +24,7 @@ Usage: dockermand [OPTIONS]
 
 Options:
   --listen ADDR           where to listen; repeatable. 127.0.0.1:2375, [::1]:2375,
-                          unix:/run/dockermand.sock (default 127.0.0.1:2375)
+                          unix:/run/dockermand.sock, tls://0.0.0.0:2376 (default 127.0.0.1:2375)
   --upstream ADDR         dockerd: unix:///var/run/docker.sock (default) or tcp://host:port
   --config FILE           JSON file with the same settings (snake_case keys);
                           re-read on SIGHUP. Flags win over the file.
@@ -39,6 +40,10 @@ Options:
   --shutdown-grace SECS   time in-flight requests get on SIGTERM (default 10)
   --unix-mode MODE        file mode of unix listeners, octal (default 0660)
   --no-splice             copy through buffers instead of splice(2)
+  --tls-cert FILE         PEM certificate chain of tls:// listeners, server's first
+  --tls-key FILE          PEM private key of that certificate
+  --tls-client-ca FILE    PEM CA certificates that sign client certificates
+  --tls-client-auth MODE  required (default with a client CA) or optional
   --insecure              allow non-loopback listeners without authentication
   --dry-run               log what the policy would deny, but forward it
   --ws-echo               serve a WebSocket echo at /_dockermand/echo (tests)
@@ -56,6 +61,8 @@ the config file: see README.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ListenAddr {
     Tcp(SocketAddr),
+    /// TCP with TLS (the `tls` cargo feature).
+    Tls(SocketAddr),
     Unix(PathBuf),
 }
 
@@ -67,15 +74,27 @@ impl ListenAddr {
             }
             return Ok(ListenAddr::Unix(PathBuf::from(path)));
         }
-        let s2 = s.strip_prefix("tcp://").unwrap_or(s);
-        s2.parse()
-            .map(ListenAddr::Tcp)
-            .map_err(|_| format!("listen {s:?}: expected IP:PORT, [IPv6]:PORT or unix:/path"))
+        let (s2, tls) = match s.strip_prefix("tls://") {
+            Some(rest) => (rest, true),
+            None => (s.strip_prefix("tcp://").unwrap_or(s), false),
+        };
+        let addr = s2.parse().map_err(|_| {
+            format!("listen {s:?}: expected IP:PORT, [IPv6]:PORT, tls://IP:PORT or unix:/path")
+        })?;
+        Ok(if tls {
+            ListenAddr::Tls(addr)
+        } else {
+            ListenAddr::Tcp(addr)
+        })
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ListenAddr::Tls(_))
     }
 
     fn is_local_only(&self) -> bool {
         match self {
-            ListenAddr::Tcp(a) => a.ip().is_loopback(),
+            ListenAddr::Tcp(a) | ListenAddr::Tls(a) => a.ip().is_loopback(),
             ListenAddr::Unix(_) => true,
         }
     }
@@ -85,6 +104,7 @@ impl fmt::Display for ListenAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ListenAddr::Tcp(a) => write!(f, "http://{a}"),
+            ListenAddr::Tls(a) => write!(f, "tls://{a}"),
             ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
@@ -122,6 +142,30 @@ pub struct Config {
     /// A console with neither input nor output for this long is closed.
     pub console_idle: Duration,
     pub ws_echo: bool,
+    pub tls: TlsSettings,
+}
+
+/// Whether a TLS client must show a certificate signed by the client CA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// The handshake fails without one, as dockerd's `--tlsverify` does.
+    Required,
+    /// One is verified if shown; without one, requests need a credential.
+    Optional,
+}
+
+/// What `tls://` listeners serve. The files are read when listening
+/// starts and again on SIGHUP, not here, so parsing stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub client_auth: ClientAuth,
+    /// A client still in its handshake this long after connecting is cut.
+    pub handshake_timeout: Duration,
+    /// Handshakes under way at once; a new client beyond it evicts the oldest.
+    pub max_handshakes: usize,
 }
 
 impl Default for Config {
@@ -155,6 +199,14 @@ impl Default for Config {
             console_ping: Duration::from_secs(20),
             console_idle: Duration::from_secs(1800),
             ws_echo: false,
+            tls: TlsSettings {
+                cert: None,
+                key: None,
+                client_ca: None,
+                client_auth: ClientAuth::Required,
+                handshake_timeout: Duration::from_secs(10),
+                max_handshakes: 64,
+            },
         }
     }
 }
@@ -186,6 +238,27 @@ pub struct FileConfig {
     pub max_consoles: Option<usize>,
     pub console_ping_secs: Option<u64>,
     pub console_idle_secs: Option<u64>,
+    pub tls: Option<TlsFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub client_ca: Option<String>,
+    pub client_auth: Option<String>,
+    pub handshake_timeout_secs: Option<u64>,
+    pub max_handshakes: Option<usize>,
+}
+
+/// One `auth.certs` entry: exactly one of `cn` and `san`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertFile {
+    pub cn: Option<String>,
+    pub san: Option<String>,
+    pub role: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +268,8 @@ pub struct AuthFile {
     pub users: Option<Vec<UserFile>>,
     pub rpcd: Option<RpcdFile>,
     pub unix_peers: Option<Vec<UnixPeerFile>>,
+    pub certs: Option<Vec<CertFile>>,
+    pub cert_default_role: Option<String>,
     pub session_ttl_secs: Option<u64>,
 }
 
@@ -378,6 +453,10 @@ impl Config {
                 "--insecure" => cfg.insecure = true,
                 "--dry-run" => cfg.dry_run = true,
                 "--ws-echo" => cfg.ws_echo = true,
+                "--tls-cert" => cfg.tls.cert = Some(PathBuf::from(value()?)),
+                "--tls-key" => cfg.tls.key = Some(PathBuf::from(value()?)),
+                "--tls-client-ca" => cfg.tls.client_ca = Some(PathBuf::from(value()?)),
+                "--tls-client-auth" => cfg.tls.client_auth = client_auth(&value()?)?,
                 other => return Err(format!("unknown argument {other:?} (see --help)")),
             }
         }
@@ -442,6 +521,9 @@ impl Config {
             f.allowed_hosts
                 .map(|h| h.iter().map(|s| s.to_ascii_lowercase()).collect()),
         );
+        if let Some(t) = f.tls {
+            self.apply_tls(t)?;
+        }
         if let Some(p) = &f.policy {
             p.apply(&mut self.policy)?;
         }
@@ -478,6 +560,22 @@ impl Config {
         if let Some(a) = f.auth {
             self.apply_auth(a)?;
         }
+        Ok(())
+    }
+
+    fn apply_tls(&mut self, t: TlsFile) -> Result<(), String> {
+        let tls = &mut self.tls;
+        set(&mut tls.cert, t.cert.map(|p| Some(PathBuf::from(p))));
+        set(&mut tls.key, t.key.map(|p| Some(PathBuf::from(p))));
+        set(&mut tls.client_ca, t.client_ca.map(|p| Some(PathBuf::from(p))));
+        if let Some(mode) = t.client_auth {
+            tls.client_auth = client_auth(&mode)?;
+        }
+        set(
+            &mut tls.handshake_timeout,
+            t.handshake_timeout_secs.map(Duration::from_secs),
+        );
+        set(&mut tls.max_handshakes, t.max_handshakes);
         Ok(())
     }
 
@@ -518,6 +616,23 @@ impl Config {
                 role: p.role,
             });
         }
+        for c in a.certs.unwrap_or_default() {
+            let name = match (c.cn, c.san) {
+                (Some(cn), None) => CertName::CommonName(cn),
+                (None, Some(san)) => CertName::AltName(san),
+                _ => return Err("each auth.certs entry needs exactly one of cn and san".into()),
+            };
+            if !has_role(&c.role) {
+                return Err(format!("cert {name}: unknown role {:?}", c.role));
+            }
+            self.auth.certs.push(CertRole { name, role: c.role });
+        }
+        if let Some(role) = a.cert_default_role {
+            if !has_role(&role) {
+                return Err(format!("cert_default_role: unknown role {role:?}"));
+            }
+            self.auth.cert_default_role = Some(role);
+        }
         if let Some(r) = a.rpcd.filter(|r| r.enabled != Some(false)) {
             self.auth.rpcd = Some(Rpcd {
                 ubus: r.ubus.unwrap_or_else(|| "ubus".into()),
@@ -556,6 +671,7 @@ impl Config {
             check_range("max_head_bytes", self.max_head_bytes, 1024, 1024 * 1024),
             check_range("max_headers", self.max_headers, 8, crate::http::MAX_HEADERS),
             check_range("max_consoles", self.max_consoles, 1, 4096),
+            check_range("tls.max_handshakes", self.tls.max_handshakes, 1, 65_536),
         ]
         .into_iter()
         .filter_map(Result::err)
@@ -582,6 +698,7 @@ impl Config {
             ("idle_timeout", self.idle_timeout),
             ("console_ping_secs", self.console_ping),
             ("console_idle_secs", self.console_idle),
+            ("tls.handshake_timeout_secs", self.tls.handshake_timeout),
         ] {
             if d.is_zero() {
                 problems.push(format!("{name} must be at least 1 second"));
@@ -590,13 +707,38 @@ impl Config {
         if self.listen.is_empty() {
             problems.push("no listen address".into());
         }
+        problems.extend(self.tls_problem());
         problems
+    }
+
+    /// A `tls://` listener this build or these settings cannot serve.
+    fn tls_problem(&self) -> Option<String> {
+        let listener = self.listen.iter().find(|l| l.is_tls())?;
+        if !cfg!(feature = "tls") {
+            return Some(format!(
+                "cannot listen on {listener}: this dockermand was built without TLS (cargo feature tls)"
+            ));
+        }
+        if self.tls.cert.is_none() || self.tls.key.is_none() {
+            return Some(format!(
+                "listening on {listener} needs tls.cert and tls.key (--tls-cert, --tls-key)"
+            ));
+        }
+        None
+    }
+
+    /// No credential of any kind is configured: every request is anonymous
+    /// admin. A client CA counts as one, since it makes certificates
+    /// credentials (mapped to roles, or refused).
+    pub fn is_open(&self) -> bool {
+        let verifies_certs = self.tls.client_ca.is_some() && self.listen.iter().any(ListenAddr::is_tls);
+        self.auth.is_open() && !verifies_certs
     }
 
     /// A network listener with nothing to authenticate its clients, which
     /// depends on listeners, auth and `insecure` together.
     fn exposure_problem(&self) -> Option<String> {
-        if self.insecure || !self.auth.is_open() {
+        if self.insecure || !self.is_open() {
             return None;
         }
         let open = self.listen.iter().find(|l| !l.is_local_only())?;
@@ -705,6 +847,14 @@ fn flag_value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a str>, Str
         }
     }
     Ok(found)
+}
+
+fn client_auth(s: &str) -> Result<ClientAuth, String> {
+    match s {
+        "required" => Ok(ClientAuth::Required),
+        "optional" => Ok(ClientAuth::Optional),
+        _ => Err(format!("tls client auth {s:?}: expected required or optional")),
+    }
 }
 
 fn parse_level(s: &str) -> Result<log::LevelFilter, String> {

@@ -25,5 +25,4 @@ pub mod selftest;
 pub mod server;
 pub mod stats;
 pub mod sys;
-#[cfg(feature = "tls")]
 pub mod tls;

@@ -15,7 +15,7 @@ use crate::access::auth::{PeerId, Sessions};
 use crate::access::login::Logins;
 use crate::access::rpcd::Ubus;
 use crate::config::{Command, Config};
-use crate::conn::{turn_away, Connection, Ctx};
+use crate::conn::{turn_away, ConnRef, Connection, Ctx};
 use crate::looptime::Work;
 use crate::net::idle::IdleUpstreams;
 use crate::net::intake::{Decision, Intake};
@@ -41,6 +41,9 @@ const ACCEPT_BATCH: usize = 64;
 const LOGIN_TOKEN: Token = Token(CONN_BASE - 1);
 /// Idle upstream connections are registered just below.
 const IDLE_BASE: usize = CONN_BASE - 1 - crate::net::idle::MAX_IDLE;
+/// TLS fronts' tokens start above every connection's.
+#[cfg(feature = "tls")]
+const TLS_BASE: usize = 1 << 20;
 
 struct Slot {
     conn: Connection,
@@ -87,6 +90,8 @@ pub struct Server {
     /// the next client and tell it so instead of leaving it queued.
     spare_fd: Option<File>,
     intake: Intake,
+    #[cfg(feature = "tls")]
+    fronts: crate::tls::fronts::Fronts,
 }
 
 impl Server {
@@ -120,8 +125,15 @@ impl Server {
             accept_failing: false,
             spare_fd: open_spare_fd(),
             intake: Intake::default(),
+            #[cfg(feature = "tls")]
+            fronts: crate::tls::fronts::Fronts::new(TLS_BASE),
             cfg,
         };
+        #[cfg(feature = "tls")]
+        if server.cfg.listen.iter().any(crate::config::ListenAddr::is_tls) {
+            let config = crate::tls::keys::server_config(&server.cfg.tls).map_err(io::Error::other)?;
+            server.fronts.set_config(config);
+        }
         for spec in server.cfg.listen.clone() {
             let l = Listener::bind(&spec, server.cfg.unix_mode)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {spec}: {e}")))?;
@@ -182,6 +194,11 @@ impl Server {
                         self.on_logins_hashed();
                         Work::Login
                     }
+                    #[cfg(feature = "tls")]
+                    t if self.fronts.owns(t) => {
+                        self.on_front_event(t, ev);
+                        Work::Io
+                    }
                     t if self.upstreams.owns(t) => {
                         self.upstreams.stale(self.poll.registry(), t);
                         Work::Io
@@ -217,7 +234,7 @@ impl Server {
             let now = Instant::now();
             self.stats.loop_time.iteration(now - woke, now);
             if let Some(stop_at) = self.stop_at {
-                if self.stats.connections_active.get() == 0 || Instant::now() >= stop_at {
+                if self.open_clients() == 0 || Instant::now() >= stop_at {
                     log::info!(
                         "stopped; {} connection(s) cut",
                         self.stats.connections_active.get()
@@ -228,12 +245,23 @@ impl Server {
         }
     }
 
+    /// Connections, and TLS fronts still delivering a closed one's last bytes.
+    fn open_clients(&self) -> usize {
+        #[cfg(feature = "tls")]
+        let fronts = self.fronts.open_count();
+        #[cfg(not(feature = "tls"))]
+        let fronts = 0;
+        self.stats.connections_active.get().max(fronts)
+    }
+
     fn next_timeout(&self) -> Option<Duration> {
         if !self.reruns.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
         let next = self.timers.peek().map(|Reverse((at, _))| *at);
+        #[cfg(feature = "tls")]
+        let next = next.into_iter().chain(self.fronts.next_deadline()).min();
         [next, self.stop_at, self.accept_resume_at]
             .into_iter()
             .flatten()
@@ -320,6 +348,7 @@ impl Server {
             let Some(listener) = self.listeners.get(index).and_then(Option::as_ref) else {
                 return;
             };
+            let tls = listener.spec.is_tls();
             let (stream, peer, peer_id) = match listener.accept() {
                 Ok(Some(client)) => client,
                 Ok(None) => {
@@ -358,17 +387,66 @@ impl Server {
                         "{peer} refused: {} connections from its address are in use",
                         self.intake.open_from(addr)
                     );
-                    let why = "too many connections from this address";
-                    turn_away(&mut Side::new(stream), &mut self.res.scratch, why);
+                    // A TLS client could not read a plain reply: it is closed.
+                    if !tls {
+                        let why = "too many connections from this address";
+                        turn_away(&mut Side::new(stream), &mut self.res.scratch, why);
+                    }
                     continue;
                 }
             }
-            self.admit(stream, peer, peer_id, addr);
+            if tls {
+                self.admit_tls(stream, peer, peer_id, addr);
+            } else {
+                self.admit(stream, peer, peer_id, addr);
+            }
         }
         self.accept_resume_at = Some(Instant::now());
     }
 
-    fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) {
+    /// Starts a TLS client's front and its connection, which reads and
+    /// writes the front's socket pair while being counted, limited and
+    /// logged as the TCP client it serves.
+    #[cfg(feature = "tls")]
+    fn admit_tls(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) {
+        let opened = self.fronts.open(
+            self.poll.registry(),
+            stream,
+            Instant::now(),
+            self.cfg.tls.handshake_timeout,
+            self.cfg.tls.max_handshakes,
+        );
+        match opened {
+            Ok((front, pair_end)) => {
+                if let Some(conn) = self.admit(pair_end, peer, peer_id, addr) {
+                    self.fronts.link(front, conn);
+                }
+            }
+            Err(e) => log::warn!("{peer}: cannot start TLS: {e}"),
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn admit_tls(&mut self, _: Stream, peer: String, _: PeerId, _: PeerId) {
+        // Config validation refuses tls:// listeners in this build.
+        log::warn!("{peer}: this build has no TLS");
+    }
+
+    #[cfg(feature = "tls")]
+    fn on_front_event(&mut self, token: Token, ev: &mio::event::Event) {
+        let slots = &mut self.slots;
+        let linger = self.cfg.tls.handshake_timeout;
+        self.fronts
+            .on_event(token, ev, Instant::now(), linger, |conn, names| {
+                if let Some(slot) = slots.get_mut(conn.slot).and_then(Option::as_mut) {
+                    if slot.serial == conn.serial {
+                        slot.conn.set_client_cert(names);
+                    }
+                }
+            });
+    }
+
+    fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) -> Option<ConnRef> {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.slots.len() - 1
@@ -383,7 +461,7 @@ impl Server {
         {
             log::warn!("register client socket: {e}");
             self.free.push(slot);
-            return;
+            return None;
         }
         let conn = Connection::new(side, front_token, peer, peer_id, Instant::now(), &self.cfg);
         self.stats.connections_total += 1;
@@ -398,6 +476,7 @@ impl Server {
             _counted: self.stats.connections_active.hold(),
         });
         self.with_conn(slot, |_, _| {});
+        Some(ConnRef { slot, serial })
     }
 
     /// `accept` failed for want of descriptors, memory or buffers: pause and
@@ -429,6 +508,8 @@ impl Server {
 
     fn fire_timers(&mut self) {
         let now = Instant::now();
+        #[cfg(feature = "tls")]
+        self.fronts.fire_timers(now);
         while let Some(Reverse((at, index))) = self.timers.peek().copied() {
             if at > now {
                 break;
@@ -499,6 +580,13 @@ impl Server {
                 return;
             }
         };
+        #[cfg(feature = "tls")]
+        if cfg.listen.iter().any(crate::config::ListenAddr::is_tls) {
+            match crate::tls::keys::server_config(&cfg.tls) {
+                Ok(config) => self.fronts.set_config(config),
+                Err(e) => log::error!("reload: keeping the running TLS certificates: {e}"),
+            }
+        }
         log::set_max_level(cfg.log_level);
         self.res.splice_enabled = cfg.splice;
         self.res.resize_scratch(cfg.max_head_bytes);

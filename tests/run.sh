@@ -78,18 +78,22 @@ log "docker CLI: $cli (${cli_version:-unknown version})"
 # run, and the script then exits non-zero.
 unit_rc=0
 if [ "${DOCKERMAND_SKIP_BUILD:-0}" != 1 ]; then
-    log "cargo build --release"
+    # The binary under test has TLS; the plain build must build too.
+    log "cargo build --release (plain, then --features tls)"
     cargo build --release
-    log "cargo test --release"
-    cargo test --release || unit_rc=$?
+    cargo build --release --features tls
+    log "cargo test --release --features tls"
+    cargo test --release --features tls || unit_rc=$?
     # Lints are part of the tests: the crate denies an unsafe block
     # without its SAFETY reason, and only clippy reads that rule.
     if ! cargo clippy --version >/dev/null 2>&1; then
         log "rustup component add clippy"
         rustup component add clippy
     fi
-    log "cargo clippy --release --all-targets -- -D warnings"
-    cargo clippy --release --all-targets -- -D warnings || unit_rc=$?
+    for features in "" "--features tls"; do
+        log "cargo clippy --release --all-targets $features -- -D warnings"
+        cargo clippy --release --all-targets $features -- -D warnings || unit_rc=$?
+    done
 fi
 
 # --- end-to-end -------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use crate::access::policy::Policy;
 use crate::access::route::Class;
 use crate::crypto::random::random_bytes;
 use crate::crypto::sha256::{ct_eq, from_hex, hex, pbkdf2_sha256, sha256};
+use crate::tls::cert_names::CertNames;
 
 /// Name of our session cookie.
 pub const COOKIE: &str = "dockermand_session";
@@ -150,6 +151,31 @@ pub struct UnixPeer {
     pub role: String,
 }
 
+/// A name in a client certificate that `auth.certs` maps to a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertName {
+    /// The subject's commonName, compared exactly.
+    CommonName(String),
+    /// A subjectAltName (DNS name, email, URI or IP address as text),
+    /// compared without ASCII case, as DNS names are.
+    AltName(String),
+}
+
+impl std::fmt::Display for CertName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertName::CommonName(n) => write!(f, "cn {n:?}"),
+            CertName::AltName(n) => write!(f, "san {n:?}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRole {
+    pub name: CertName,
+    pub role: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rpcd {
     /// The `ubus` program to run.
@@ -165,6 +191,10 @@ pub struct AuthConfig {
     pub users: Vec<User>,
     pub rpcd: Option<Rpcd>,
     pub unix_peers: Vec<UnixPeer>,
+    /// Verified client certificates' names and their roles; first match wins.
+    pub certs: Vec<CertRole>,
+    /// The role of a verified certificate that no entry names.
+    pub cert_default_role: Option<String>,
     pub roles: Vec<Role>,
     pub session_ttl: Duration,
 }
@@ -174,7 +204,33 @@ impl AuthConfig {
     /// anonymous admin, which the config only allows on loopback and unix
     /// listeners.
     pub fn is_open(&self) -> bool {
-        self.tokens.is_empty() && self.users.is_empty() && self.rpcd.is_none() && self.unix_peers.is_empty()
+        self.tokens.is_empty()
+            && self.users.is_empty()
+            && self.rpcd.is_none()
+            && self.unix_peers.is_empty()
+            && self.certs.is_empty()
+            && self.cert_default_role.is_none()
+    }
+
+    /// The principal a verified client certificate stands for, if any.
+    pub fn cert_principal(&self, cert: &CertNames) -> Option<Principal> {
+        let principal = |name: &str, role: &str| Principal {
+            name: format!("cert:{name}"),
+            role: role.to_string(),
+            ambient: false,
+        };
+        let named = self.certs.iter().find_map(|c| {
+            let found = match &c.name {
+                CertName::CommonName(n) => cert.common_names.iter().find(|cn| *cn == n),
+                CertName::AltName(n) => cert.alt_names.iter().find(|san| san.eq_ignore_ascii_case(n)),
+            };
+            found.map(|name| principal(name, &c.role))
+        });
+        named.or_else(|| {
+            let role = self.cert_default_role.as_deref()?;
+            let name = cert.common_names.iter().chain(&cert.alt_names).next();
+            Some(principal(name.map_or("unnamed", String::as_str), role))
+        })
     }
 
     /// The principal a unix-socket client with this uid is without a credential.

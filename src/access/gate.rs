@@ -12,6 +12,7 @@ use crate::access::policy::{check_build_query, Denial, Policy};
 use crate::access::route::{match_route, BodyCheck, Guard, Matched, Route};
 use crate::config::Config;
 use crate::http::request::{RequestBody, RequestHead, Upgrade};
+use crate::tls::cert_names::CertNames;
 
 /// A request we answer with an error instead of forwarding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,15 +179,17 @@ pub enum Authn {
 }
 
 /// Finds the credential of a request and the principal it stands for; a
-/// unix-socket client without one may stand for itself by its uid.
+/// client without one may stand for itself: a unix-socket client by its
+/// uid, a TLS client by its verified certificate.
 pub fn authenticate(
     head: &RequestHead,
     peer: PeerId,
+    cert: Option<&CertNames>,
     cfg: &Config,
     sessions: &Sessions,
     now: Instant,
 ) -> Authn {
-    if cfg.auth.is_open() {
+    if cfg.is_open() {
         return Authn::Principal(Principal {
             name: "anonymous".into(),
             role: "admin".into(),
@@ -216,11 +219,11 @@ pub fn authenticate(
             None => Authn::Invalid,
         };
     }
-    let local_user = match peer {
+    let itself = match peer {
         PeerId::Uid(uid) => cfg.auth.unix_peer(uid),
-        PeerId::Ip(_) => None,
+        PeerId::Ip(_) => cert.and_then(|c| cfg.auth.cert_principal(c)),
     };
-    local_user.map_or(Authn::Missing, Authn::Principal)
+    itself.map_or(Authn::Missing, Authn::Principal)
 }
 
 /// The one-time ticket a WebSocket handshake carries in its query, if any.
@@ -545,7 +548,7 @@ mod tests {
 
     /// Who `authenticate` takes a request from `peer` for, in short.
     fn authn(raw: &str, peer: PeerId, c: &Config) -> String {
-        match authenticate(&head(raw), peer, c, &Sessions::default(), Instant::now()) {
+        match authenticate(&head(raw), peer, None, c, &Sessions::default(), Instant::now()) {
             Authn::Principal(p) => format!("{} {}", p.name, p.role),
             Authn::Missing => "missing".into(),
             Authn::Invalid => "invalid".into(),

@@ -17,6 +17,7 @@ use crate::console::{handshake_reply, ExecRequest};
 use crate::http::reply::LocalReply;
 use crate::http::request::{RequestBody, RequestHead, Upgrade};
 use crate::local::{self, Endpoint};
+use crate::tls::cert_names::CertNames;
 
 /// Largest login request body.
 const LOGIN_BODY_LIMIT: usize = 4096;
@@ -26,6 +27,8 @@ pub struct View<'a> {
     pub cfg: &'a Config,
     pub sessions: &'a Sessions,
     pub peer: PeerId,
+    /// The client's verified TLS certificate.
+    pub cert: Option<&'a CertNames>,
     pub now: Instant,
     /// Consoles with a browser right now.
     pub consoles_open: usize,
@@ -33,11 +36,12 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// What `peer`'s request is admitted against, read from the loop.
-    pub fn of(ctx: &'a super::Ctx, peer: PeerId) -> View<'a> {
+    pub fn of(ctx: &'a super::Ctx, peer: PeerId, cert: Option<&'a CertNames>) -> View<'a> {
         View {
             cfg: ctx.cfg,
             sessions: ctx.sessions,
             peer,
+            cert,
             now: ctx.now,
             consoles_open: ctx.stats.consoles.get(),
         }
@@ -163,7 +167,7 @@ pub fn admit(head: &RequestHead, view: &View) -> Admission {
             "invalid or expired credentials",
         ))
     };
-    match gate::authenticate(head, view.peer, view.cfg, view.sessions, view.now) {
+    match gate::authenticate(head, view.peer, view.cert, view.cfg, view.sessions, view.now) {
         Authn::Principal(p) => admit_principal(head, p, view),
         Authn::AskRpcd(session) => Admission::AskRpcd { session },
         Authn::Missing => refuse(Refusal::new(
@@ -318,6 +322,7 @@ mod tests {
             cfg,
             sessions,
             peer: PeerId::Ip("192.0.2.1".parse().unwrap()),
+            cert: None,
             now: Instant::now(),
             consoles_open: 0,
         };
@@ -518,6 +523,7 @@ mod tests {
             cfg: &cfg,
             sessions: &s,
             peer: PeerId::Ip("192.0.2.1".parse().unwrap()),
+            cert: None,
             now,
             consoles_open: cfg.max_consoles,
         };

@@ -70,7 +70,7 @@ impl Connection {
         hijacks: bool,
     ) -> Phase {
         let Request { mut head, cors } = req;
-        if !ctx.cfg.auth.is_open() {
+        if !ctx.cfg.is_open() {
             // Our credentials are not dockerd's business (nor its plugins').
             head.headers.retain(|(n, _)| {
                 !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")

@@ -104,7 +104,7 @@ impl Connection {
         self.answering_head = head.is_head();
         // An upgrade's first tunnel bytes may follow its head at once.
         self.said_close = !head.keep_alive && head.body == RequestBody::None && head.upgrade.is_none();
-        let admission = admit(&head, &View::of(ctx, self.peer_id));
+        let admission = admit(&head, &View::of(ctx, self.peer_id, self.cert.as_deref()));
         // A ticket works once, whatever the answer to the request.
         if let Some(ticket) = gate::ticket(&head) {
             ctx.sessions.remove(&ticket);

@@ -32,6 +32,7 @@ use crate::net::socket::Side;
 use crate::net::upstream::UpstreamAddr;
 use crate::relay::pool::Resources;
 use crate::stats::Stats;
+use crate::tls::cert_names::CertNames;
 
 use body::BodyRead;
 use exchange::Exchange;
@@ -59,6 +60,14 @@ pub struct Ctx<'a> {
     pub shutting_down: bool,
 }
 
+/// A connection's place in the loop: its slot, and its accept serial, so a
+/// slot since reused by another connection is never mistaken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRef {
+    pub slot: usize,
+    pub serial: u64,
+}
+
 pub struct Connection {
     pub front: Side,
     /// The upstream connection serving the current request.
@@ -70,6 +79,8 @@ pub struct Connection {
     base_token: Token,
     pub peer: String,
     peer_id: PeerId,
+    /// The names of a TLS client's verified certificate, a credential.
+    cert: Option<Box<CertNames>>,
     /// Bytes read from the client ahead of the phase that needs them: a
     /// partial head, or what came after a head (its body, the next
     /// pipelined request, or the first bytes of a tunnel). At most
@@ -142,6 +153,7 @@ impl Connection {
             base_token,
             peer,
             peer_id,
+            cert: None,
             early: Vec::new(),
             scanned: 0,
             answering_head: false,
@@ -151,6 +163,12 @@ impl Connection {
             phase: Phase::Head { started: false },
             deadline: Some(now + cfg.header_timeout),
         }
+    }
+
+    /// What the TLS handshake proved about the client, before any of its
+    /// requests is read.
+    pub fn set_client_cert(&mut self, names: CertNames) {
+        self.cert = Some(Box::new(names));
     }
 
     pub fn is_closed(&self) -> bool {

@@ -110,7 +110,11 @@ impl Connection {
             RPCD_CACHE,
             ctx.now,
         );
-        let admission = admit_principal(&req.head, principal, &View::of(ctx, self.peer_id));
+        let admission = admit_principal(
+            &req.head,
+            principal,
+            &View::of(ctx, self.peer_id, self.cert.as_deref()),
+        );
         self.act(ctx, req, admission)
     }
 

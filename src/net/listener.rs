@@ -34,9 +34,10 @@ pub struct Listener {
 impl Listener {
     pub fn bind(spec: &ListenAddr, unix_mode: u32) -> io::Result<Listener> {
         let (socket, bound) = match spec {
-            ListenAddr::Tcp(addr) => {
+            ListenAddr::Tcp(addr) | ListenAddr::Tls(addr) => {
                 let l = TcpListener::bind(*addr)?;
-                let bound = format!("http://{}", l.local_addr()?);
+                let scheme = if spec.is_tls() { "tls" } else { "http" };
+                let bound = format!("{scheme}://{}", l.local_addr()?);
                 (Socket::Tcp(l), bound)
             }
             ListenAddr::Unix(path) => {

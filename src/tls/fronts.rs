@@ -1,0 +1,267 @@
+//! Every TLS client's front, as the loop holds them: their tokens, the
+//! connection each feeds, the deadlines of handshakes and of departed
+//! connections' last bytes, and the cap on handshakes under way.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::UnixStream;
+use mio::{Interest, Registry, Token};
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::conn::ConnRef;
+use crate::net::socket::{Side, Stream};
+use crate::tls::cert_names::CertNames;
+use crate::tls::front::{Front, Step};
+
+/// Bytes of the connection's replies sealed into records at a time: two
+/// full records, so a bulk download writes 32 KiB per send, as the plain
+/// relay does.
+const SCRATCH: usize = 32 * 1024;
+
+struct Entry {
+    front: Front,
+    serial: u64,
+    conn: Option<ConnRef>,
+    /// Deadline already in the heap for this entry.
+    armed: Option<Instant>,
+}
+
+pub struct Fronts {
+    config: Option<Arc<ServerConfig>>,
+    /// Tokens from here: `base + 2 * slot` the client, `+ 1` the pair.
+    base: usize,
+    slots: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    /// Serial → slot of the fronts still in their handshake, oldest first.
+    handshaking: BTreeMap<u64, usize>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    serial: u64,
+    scratch: Box<[u8]>,
+    /// Handshakes cut: by the cap, and by the deadline.
+    pub evicted: u64,
+    pub timed_out: u64,
+}
+
+impl Fronts {
+    pub fn new(base: usize) -> Fronts {
+        Fronts {
+            config: None,
+            base,
+            slots: Vec::new(),
+            free: Vec::new(),
+            handshaking: BTreeMap::new(),
+            timers: BinaryHeap::new(),
+            serial: 0,
+            scratch: vec![0; SCRATCH].into_boxed_slice(),
+            evicted: 0,
+            timed_out: 0,
+        }
+    }
+
+    /// The configuration new clients get; those already connected keep theirs.
+    pub fn set_config(&mut self, config: Arc<ServerConfig>) {
+        self.config = Some(config);
+    }
+
+    pub fn owns(&self, token: Token) -> bool {
+        token.0 >= self.base
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    pub fn handshakes(&self) -> usize {
+        self.handshaking.len()
+    }
+
+    /// Starts the front of a client just accepted and returns the end of
+    /// the socket pair its connection reads and writes. Beyond
+    /// `max_handshakes`, the oldest handshake under way makes room: slow
+    /// handshakes are always the oldest, so they cannot hold the cap.
+    pub fn open(
+        &mut self,
+        registry: &Registry,
+        tcp: Stream,
+        now: Instant,
+        handshake_timeout: Duration,
+        max_handshakes: usize,
+    ) -> io::Result<(usize, Stream)> {
+        let config = self
+            .config
+            .clone()
+            .ok_or_else(|| io::Error::other("no TLS configuration"))?;
+        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        while self.handshaking.len() >= max_handshakes {
+            let Some((_, oldest)) = self.handshaking.pop_first() else {
+                break;
+            };
+            self.evicted += 1;
+            self.close(oldest);
+        }
+        let (ours, theirs) = UnixStream::pair()?;
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let mut front = Front::new(
+            Side::new(tcp),
+            Side::new(Stream::Unix(ours)),
+            tls,
+            now + handshake_timeout,
+        );
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        let registered = registry
+            .register(&mut front.tcp.stream, Token(self.base + 2 * index), interest)
+            .and_then(|()| {
+                registry.register(
+                    &mut front.inner.stream,
+                    Token(self.base + 2 * index + 1),
+                    interest,
+                )
+            });
+        if let Err(e) = registered {
+            self.free.push(index);
+            return Err(e);
+        }
+        self.serial += 1;
+        self.handshaking.insert(self.serial, index);
+        self.slots[index] = Some(Entry {
+            front,
+            serial: self.serial,
+            conn: None,
+            armed: None,
+        });
+        self.arm(index);
+        Ok((index, Stream::Unix(theirs)))
+    }
+
+    /// Records which connection the front at `index` feeds.
+    pub fn link(&mut self, index: usize, conn: ConnRef) {
+        if let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) {
+            entry.conn = Some(conn);
+        }
+    }
+
+    /// Handles readiness on one of a front's sockets. `hand_over` gives a
+    /// connection its client's certificate as the handshake ends.
+    pub fn on_event(
+        &mut self,
+        token: Token,
+        ev: &mio::event::Event,
+        now: Instant,
+        linger: Duration,
+        hand_over: impl FnMut(ConnRef, CertNames),
+    ) {
+        let (index, is_pair) = ((token.0 - self.base) / 2, (token.0 - self.base) % 2 == 1);
+        let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        let front = &mut entry.front;
+        let side = if is_pair {
+            // The connection closed its end (not only shut it for writing).
+            if ev.is_write_closed() || ev.is_error() {
+                front.conn_gone = true;
+            }
+            &mut front.inner
+        } else {
+            &mut front.tcp
+        };
+        side.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        side.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+        side.read_closed |= ev.is_read_closed() || ev.is_error();
+        self.drive(index, now, linger, hand_over);
+    }
+
+    fn drive(
+        &mut self,
+        index: usize,
+        now: Instant,
+        linger: Duration,
+        mut hand_over: impl FnMut(ConnRef, CertNames),
+    ) {
+        loop {
+            let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                return;
+            };
+            match entry.front.drive(&mut self.scratch) {
+                Step::Wait => {
+                    // A connection that left gets `linger` for its last
+                    // bytes to reach a client that is slow to take them.
+                    if entry.front.conn_gone && entry.front.deadline.is_none() {
+                        entry.front.deadline = Some(now + linger);
+                    }
+                    self.arm(index);
+                    return;
+                }
+                Step::Established(names) => {
+                    self.handshaking.remove(&entry.serial);
+                    if let (Some(conn), Some(names)) = (entry.conn, names) {
+                        hand_over(conn, names);
+                    }
+                }
+                Step::Close => return self.close(index),
+            }
+        }
+    }
+
+    /// The earliest deadline of any front.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Cuts the fronts whose deadline passed: handshakes that took too
+    /// long, and clients that would not take a departed connection's bytes.
+    pub fn fire_timers(&mut self, now: Instant) {
+        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            if entry.armed != Some(at) {
+                continue;
+            }
+            entry.armed = None;
+            match entry.front.deadline {
+                Some(deadline) if deadline <= now => {
+                    if entry.front.is_handshaking() {
+                        self.timed_out += 1;
+                    }
+                    self.close(index);
+                }
+                Some(_) => self.arm(index),
+                None => {}
+            }
+        }
+    }
+
+    fn arm(&mut self, index: usize) {
+        let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(at) = entry
+            .front
+            .deadline
+            .filter(|at| entry.armed.is_none_or(|armed| *at < armed))
+        {
+            entry.armed = Some(at);
+            self.timers.push(Reverse((at, index)));
+        }
+    }
+
+    /// Drops a front: its sockets close, and its connection sees the pair
+    /// close as a client that went away.
+    fn close(&mut self, index: usize) {
+        if let Some(entry) = self.slots.get_mut(index).and_then(Option::take) {
+            self.handshaking.remove(&entry.serial);
+            self.free.push(index);
+        }
+    }
+}
