@@ -16,6 +16,9 @@ use crate::tls::cert_names::{cert_names, CertNames};
 pub enum Step {
     /// Nothing until the next event or deadline.
     Wait,
+    /// Handshake messages arrived: processing them signs or verifies,
+    /// which is too slow for the loop. `resume` takes the state back.
+    Process(Box<ServerConnection>),
     /// The handshake just ended, with the client's verified certificate if
     /// it showed one: its connection must know before any request arrives.
     Established(Option<CertNames>),
@@ -28,7 +31,8 @@ pub struct Front {
     pub tcp: Side,
     /// Our end of the socket pair; the connection holds the other.
     pub inner: Side,
-    tls: Box<ServerConnection>,
+    /// Away while handshake messages are processed off the loop.
+    tls: Option<Box<ServerConnection>>,
     established: bool,
     /// The client will send nothing more (close_notify, or EOF): the pair's
     /// write side is shut so the connection sees the same half-close.
@@ -65,7 +69,7 @@ impl Front {
         Front {
             tcp,
             inner,
-            tls: Box::new(tls),
+            tls: Some(Box::new(tls)),
             established: false,
             client_done: false,
             conn_done: false,
@@ -81,94 +85,119 @@ impl Front {
     /// Moves every byte readiness allows, in both directions. `scratch`
     /// carries the connection's bytes on their way into records.
     pub fn drive(&mut self, scratch: &mut [u8]) -> Step {
-        match self.pump(scratch) {
-            Ok(step) => step,
+        let Some(mut tls) = self.tls.take() else {
+            // Its handshake is being processed; the answer drives it on.
+            return Step::Wait;
+        };
+        match self.pump(&mut tls, scratch) {
+            Ok(None) => Step::Process(tls),
+            Ok(Some(step)) => {
+                self.tls = Some(tls);
+                step
+            }
             Err(e) => {
                 log::debug!("tls: {e}");
                 // An alert rustls queued (bad certificate, say) tells the
                 // client why; a socket that takes nothing now gets nothing.
-                let _ = self.flush_records();
+                let _ = self.flush_records(&mut tls);
                 Step::Close
             }
         }
     }
 
-    fn pump(&mut self, scratch: &mut [u8]) -> io::Result<Step> {
+    /// Takes back the state `Step::Process` handed out, processed; `drive`
+    /// then sends the handshake's replies.
+    pub fn resume(&mut self, mut tls: Box<ServerConnection>, processed: Result<(), rustls::Error>) -> Step {
+        if let Err(e) = processed {
+            log::debug!("tls handshake: {e}");
+            let _ = self.flush_records(&mut tls);
+            return Step::Close;
+        }
+        self.tls = Some(tls);
+        Step::Wait
+    }
+
+    /// The next step, or `None` when handshake messages need processing.
+    fn pump(&mut self, tls: &mut ServerConnection, scratch: &mut [u8]) -> io::Result<Option<Step>> {
         loop {
-            let mut progress = self.flush_records()?;
-            progress |= self.receive_records()?;
-            if !self.established && !self.tls.is_handshaking() {
+            let mut progress = self.flush_records(tls)?;
+            if !self.established && !tls.is_handshaking() {
                 self.established = true;
                 self.deadline = None;
-                return Ok(Step::Established(self.client_names()));
+                return Ok(Some(Step::Established(client_names(tls))));
             }
+            let received = self.receive_records(tls)?;
             if !self.established {
-                // The client gave up, or its connection was evicted or timed out.
-                if (self.tcp.read_closed && !self.tcp.readable) || self.conn_gone {
-                    return Ok(Step::Close);
+                if received {
+                    return Ok(None);
                 }
-            } else {
-                progress |= self.deliver_plaintext()?;
-                progress |= self.encrypt_replies(scratch)?;
+                // The client gave up, or its connection was evicted or timed out.
+                let gone = (self.tcp.read_closed && !self.tcp.readable) || self.conn_gone;
+                return Ok(Some(if gone { Step::Close } else { Step::Wait }));
             }
-            if self.finished() {
-                return Ok(Step::Close);
+            progress |= received;
+            progress |= self.deliver_plaintext(tls)?;
+            progress |= self.encrypt_replies(tls, scratch)?;
+            if self.finished(tls) {
+                return Ok(Some(Step::Close));
             }
             if !progress {
-                return Ok(Step::Wait);
+                return Ok(Some(Step::Wait));
             }
         }
     }
 
     /// Both directions are over and the last record went out.
-    fn finished(&self) -> bool {
-        self.conn_done && !self.tls.wants_write() && (self.client_done || self.conn_gone)
+    fn finished(&self, tls: &ServerConnection) -> bool {
+        self.conn_done && !tls.wants_write() && (self.client_done || self.conn_gone)
     }
 
     /// Writes queued records to the client; once the connection is done
     /// and they are all out, shuts the client's side down for writing.
-    fn flush_records(&mut self) -> io::Result<bool> {
+    fn flush_records(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
         let mut progress = false;
-        while self.tls.wants_write() && self.tcp.writable {
-            match self.tls.write_tls(&mut Wire(&mut self.tcp)) {
+        while tls.wants_write() && self.tcp.writable {
+            match tls.write_tls(&mut Wire(&mut self.tcp)) {
                 Ok(_) => progress = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
-        if self.conn_done && !self.tls.wants_write() {
+        if self.conn_done && !tls.wants_write() {
             self.tcp.shutdown_write();
         }
         Ok(progress)
     }
 
-    /// Reads records while rustls has room for their plaintext, and
-    /// processes them (the handshake's messages among them).
-    fn receive_records(&mut self) -> io::Result<bool> {
-        let mut progress = false;
-        while self.tcp.readable && self.tls.wants_read() {
-            match self.tls.read_tls(&mut Wire(&mut self.tcp)) {
+    /// Reads records while rustls has room for their plaintext. Once the
+    /// handshake is over they are processed here (decrypting is quick);
+    /// before, the caller has them processed off the loop.
+    fn receive_records(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
+        let mut received = false;
+        while self.tcp.readable && tls.wants_read() {
+            match tls.read_tls(&mut Wire(&mut self.tcp)) {
                 Ok(0) => {
                     self.tcp.readable = false;
                     self.tcp.read_closed = true;
                 }
-                Ok(_) => progress = true,
+                Ok(_) => received = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
-            self.tls
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if self.established {
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
         }
-        Ok(progress)
+        Ok(received)
     }
 
     /// Hands decrypted bytes to the connection; the client's end of the
     /// stream becomes the pair's half-close.
-    fn deliver_plaintext(&mut self) -> io::Result<bool> {
+    fn deliver_plaintext(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
         let mut progress = false;
         while !self.client_done {
-            let mut reader = self.tls.reader();
+            let mut reader = tls.reader();
             let chunk = match reader.fill_buf() {
                 // close_notify: a clean end.
                 Ok([]) => None,
@@ -193,17 +222,12 @@ impl Front {
             if !self.inner.writable {
                 break;
             }
-            match self.inner.write(chunk) {
-                Ok(Some(n)) => {
+            match self.inner.write(chunk)? {
+                Some(n) => {
                     reader.consume(n);
                     progress = true;
                 }
-                Ok(None) => break,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                    self.conn_gone = true;
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
+                None => break,
             }
         }
         Ok(progress)
@@ -212,31 +236,31 @@ impl Front {
     /// Reads what the connection sends and seals it into records, only
     /// while the records before it have gone out: rustls holds at most one
     /// scratch's worth of a slow client's replies.
-    fn encrypt_replies(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
+    fn encrypt_replies(&mut self, tls: &mut ServerConnection, scratch: &mut [u8]) -> io::Result<bool> {
         let mut progress = false;
-        while !self.conn_done && self.inner.readable && !self.tls.wants_write() {
+        while !self.conn_done && self.inner.readable && !tls.wants_write() {
             match self.inner.read(scratch)? {
                 Some(0) => {
                     self.conn_done = true;
-                    self.tls.send_close_notify();
+                    tls.send_close_notify();
                 }
                 // rustls's outgoing buffer is empty here, and its limit
                 // (64 KiB) is above a scratch's worth: all of it fits.
-                Some(n) => io::Write::write_all(&mut self.tls.writer(), &scratch[..n])?,
+                Some(n) => io::Write::write_all(&mut tls.writer(), &scratch[..n])?,
                 None => break,
             }
             progress = true;
-            self.flush_records()?;
+            self.flush_records(tls)?;
         }
         Ok(progress)
     }
+}
 
-    /// The names in the client's verified certificate. One we cannot read
-    /// is no credential: the request then needs another.
-    fn client_names(&self) -> Option<CertNames> {
-        let der = self.tls.peer_certificates()?.first()?;
-        cert_names(der)
-            .map_err(|e| log::warn!("tls client certificate names unreadable ({e:?}); not a credential"))
-            .ok()
-    }
+/// The names in the client's verified certificate. One we cannot read is
+/// no credential: the request then needs another.
+fn client_names(tls: &ServerConnection) -> Option<CertNames> {
+    let der = tls.peer_certificates()?.first()?;
+    cert_names(der)
+        .map_err(|e| log::warn!("tls client certificate names unreadable ({e:?}); not a credential"))
+        .ok()
 }
