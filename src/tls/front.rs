@@ -433,7 +433,11 @@ mod tests {
         let mut tls = client(true);
         rig.talk(&mut tls);
         assert!(!tls.is_handshaking());
-        assert_eq!(rig.established.len(), 1);
+        let names = CertNames {
+            common_names: vec!["selftest-client".into()],
+            alt_names: vec!["client.selftest".into()],
+        };
+        assert_eq!(rig.established, vec![Some(names)]);
         assert!(!rig.front.is_handshaking());
 
         // Larger than a record and than the scratch, to cross both.
@@ -470,6 +474,13 @@ mod tests {
         }
         assert_eq!(answer, reply);
         assert!(rig.closed, "the front stays open after both ends finished");
+    }
+
+    #[test]
+    fn a_client_without_a_certificate_is_established_without_names() {
+        let mut rig = Rig::new();
+        rig.talk(&mut client(false));
+        assert_eq!(rig.established, vec![None]);
     }
 
     #[test]
