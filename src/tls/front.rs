@@ -264,3 +264,253 @@ fn client_names(tls: &ServerConnection) -> Option<CertNames> {
         .map_err(|e| log::warn!("tls client certificate names unreadable ({e:?}); not a credential"))
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    use super::*;
+    use crate::config::{ClientAuth, TlsSettings};
+    use crate::net::socket::Stream;
+
+    fn file(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/tls")
+            .join(name)
+    }
+
+    fn server_config() -> Arc<rustls::ServerConfig> {
+        crate::tls::keys::server_config(&TlsSettings {
+            cert: Some(file("server.pem")),
+            key: Some(file("server.key")),
+            client_ca: Some(file("ca.pem")),
+            client_auth: ClientAuth::Optional,
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 4,
+        })
+        .unwrap()
+    }
+
+    fn client(with_cert: bool) -> ClientConnection {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(file("ca.pem")).unwrap())
+            .unwrap();
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            let chain = vec![CertificateDer::from_pem_file(file("client.pem")).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(file("client.key")).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
+    }
+
+    /// A front between a client socket and a connection socket, both plain
+    /// unix sockets here, driven by hand: readiness is always claimed, as
+    /// the loop does after an event, and `WouldBlock` takes it back.
+    struct Rig {
+        front: Front,
+        client: UnixStream,
+        conn: UnixStream,
+        scratch: Vec<u8>,
+        established: Vec<Option<CertNames>>,
+        closed: bool,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let (client, tcp) = mio::net::UnixStream::pair().unwrap();
+            let (inner, conn) = mio::net::UnixStream::pair().unwrap();
+            let tls = ServerConnection::new(server_config()).unwrap();
+            let front = Front::new(
+                Side::new(Stream::Unix(tcp)),
+                Side::new(Stream::Unix(inner)),
+                tls,
+                Instant::now() + Duration::from_secs(10),
+            );
+            let plain = |s: mio::net::UnixStream| {
+                let s = UnixStream::from(std::os::fd::OwnedFd::from(s));
+                s.set_nonblocking(true).unwrap();
+                s
+            };
+            Rig {
+                front,
+                client: plain(client),
+                conn: plain(conn),
+                scratch: vec![0; 32 * 1024],
+                established: Vec::new(),
+                closed: false,
+            }
+        }
+
+        /// Drives the front until it waits, processing handshakes in place
+        /// of the worker.
+        fn drive(&mut self) {
+            for side in [&mut self.front.tcp, &mut self.front.inner] {
+                side.readable = true;
+                side.writable = true;
+            }
+            loop {
+                match self.front.drive(&mut self.scratch) {
+                    Step::Wait => return,
+                    Step::Close => {
+                        self.closed = true;
+                        return;
+                    }
+                    Step::Established(names) => self.established.push(names),
+                    Step::Process(mut tls) => {
+                        let processed = tls.process_new_packets().map(drop);
+                        if let Step::Close = self.front.resume(tls, processed) {
+                            self.closed = true;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Moves records both ways between a client and the front until
+        /// neither has anything left to say.
+        fn talk(&mut self, tls: &mut ClientConnection) {
+            for _ in 0..100 {
+                let mut moved = false;
+                while tls.wants_write() {
+                    match tls.write_tls(&mut self.client) {
+                        Ok(n) => moved |= n > 0,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                self.drive();
+                if !tls.wants_read() {
+                    // Its plaintext must be read first.
+                    return;
+                }
+                match tls.read_tls(&mut self.client) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        moved = true;
+                        tls.process_new_packets().unwrap();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                if !moved {
+                    return;
+                }
+            }
+            panic!("the conversation never settled");
+        }
+    }
+
+    fn read_available(s: &mut impl Read) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (out, true),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (out, false),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plaintext_flows_both_ways_and_each_half_close_is_carried() {
+        let mut rig = Rig::new();
+        let mut tls = client(true);
+        rig.talk(&mut tls);
+        assert!(!tls.is_handshaking());
+        let names = CertNames {
+            common_names: vec!["selftest-client".into()],
+            alt_names: vec!["client.selftest".into()],
+        };
+        assert_eq!(rig.established, vec![Some(names)]);
+        assert!(!rig.front.is_handshaking());
+
+        // Larger than a record and than the scratch, to cross both.
+        let request: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let mut got = Vec::new();
+        for piece in request.chunks(20_000) {
+            tls.writer().write_all(piece).unwrap();
+            rig.talk(&mut tls);
+            let (more, eof) = read_available(&mut rig.conn);
+            assert!(!eof && !more.is_empty(), "stalled at {}", got.len());
+            got.extend(more);
+        }
+        assert_eq!(got, request);
+
+        // The client's close_notify is the connection's EOF, while the
+        // connection can still answer.
+        tls.send_close_notify();
+        rig.talk(&mut tls);
+        assert_eq!(read_available(&mut rig.conn), (Vec::new(), true));
+        assert!(!rig.closed);
+        let reply: Vec<u8> = (0..70_000u32).map(|i| (i * 13) as u8).collect();
+        rig.conn.write_all(&reply).unwrap();
+        // Closing the connection's end: the rest, then close_notify.
+        drop(std::mem::replace(&mut rig.conn, UnixStream::pair().unwrap().0));
+        rig.front.conn_gone = true;
+        let mut answer = Vec::new();
+        loop {
+            rig.talk(&mut tls);
+            match tls.reader().read_to_end(&mut answer) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(answer, reply);
+        assert!(rig.closed, "the front stays open after both ends finished");
+    }
+
+    #[test]
+    fn a_client_without_a_certificate_is_established_without_names() {
+        let mut rig = Rig::new();
+        rig.talk(&mut client(false));
+        assert_eq!(rig.established, vec![None]);
+    }
+
+    #[test]
+    fn garbage_instead_of_a_client_hello_is_answered_with_an_alert_and_closed() {
+        let mut rig = Rig::new();
+        rig.client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        rig.drive();
+        assert!(rig.closed);
+        assert!(rig.established.is_empty());
+        let (sent, _) = read_available(&mut rig.client);
+        // A TLS alert record (content type 21), never a byte for the connection.
+        assert_eq!(sent.first(), Some(&21), "{sent:?}");
+        assert_eq!(read_available(&mut rig.conn).0, b"");
+    }
+
+    #[test]
+    fn a_client_that_leaves_mid_handshake_closes_its_front() {
+        let mut rig = Rig::new();
+        let mut tls = client(false);
+        let mut hello = Vec::new();
+        tls.write_tls(&mut hello).unwrap();
+        rig.client.write_all(&hello[..hello.len() / 2]).unwrap();
+        rig.drive();
+        assert!(!rig.closed);
+        rig.client.shutdown(std::net::Shutdown::Write).unwrap();
+        rig.drive();
+        assert!(rig.closed);
+    }
+}
