@@ -1148,6 +1148,9 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             page.click("button")
             page.locator("#msg:not(:empty)").wait_for(timeout=20000)
             assert page.text_content("#msg") == "Logged in as %s (operator)" % BROWSER_USER
+            # the session cookie reached over TLS is never sent over plain HTTP
+            cookies = page.context.cookies()
+            assert [c["secure"] for c in cookies] == [True], cookies
 
             # same-origin fetch with the session cookie
             who = page.evaluate("""async () => {
