@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ struct Entry {
     conn: Option<ConnRef>,
     /// Deadline already in the heap for this entry.
     armed: Option<Instant>,
+    /// Cancels its handshake job while the worker holds it.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 pub struct Fronts {
@@ -44,6 +47,8 @@ pub struct Fronts {
     serial: u64,
     scratch: Box<[u8]>,
     handshaker: Handshaker,
+    /// `tls.max_handshakes`, which also bounds the jobs the worker holds.
+    max_handshakes: usize,
     evicted: u64,
     timed_out: u64,
     failed: u64,
@@ -63,6 +68,7 @@ impl Fronts {
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             handshaker: Handshaker::new(waker)?,
+            max_handshakes: 1,
             evicted: 0,
             timed_out: 0,
             failed: 0,
@@ -109,6 +115,7 @@ impl Fronts {
             .clone()
             .ok_or_else(|| io::Error::other("no TLS configuration"))?;
         let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        self.max_handshakes = max_handshakes;
         while self.handshaking.len() >= max_handshakes {
             let Some((_, oldest)) = self.handshaking.pop_first() else {
                 break;
@@ -148,6 +155,7 @@ impl Fronts {
             serial: self.serial,
             conn: None,
             armed: None,
+            cancel: None,
         });
         self.arm(index);
         Ok((index, Stream::Unix(theirs)))
@@ -212,9 +220,14 @@ impl Fronts {
                     return;
                 }
                 Step::Process(tls) => {
-                    if !self.handshaker.submit(index, entry.serial, tls) {
+                    let Some(cancel) = self
+                        .handshaker
+                        .submit(index, entry.serial, tls, self.max_handshakes)
+                    else {
+                        self.evicted += 1;
                         return self.close(index);
-                    }
+                    };
+                    entry.cancel = Some(cancel);
                     self.arm(index);
                     return;
                 }
@@ -237,8 +250,7 @@ impl Fronts {
         linger: Duration,
         mut hand_over: impl FnMut(ConnRef, CertNames),
     ) {
-        let done: Vec<_> = self.handshaker.finished().collect();
-        for job in done {
+        for job in self.handshaker.finished() {
             let Some(entry) = self.slots.get_mut(job.slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -246,6 +258,7 @@ impl Fronts {
             if entry.serial != job.serial {
                 continue;
             }
+            entry.cancel = None;
             let refused = job.processed.is_err();
             match entry.front.resume(job.tls, job.processed) {
                 Step::Close => {
@@ -308,6 +321,9 @@ impl Fronts {
     /// close as a client that went away.
     fn close(&mut self, index: usize) {
         if let Some(entry) = self.slots.get_mut(index).and_then(Option::take) {
+            if let Some(cancel) = entry.cancel {
+                cancel.store(true, Ordering::Relaxed);
+            }
             self.handshaking.remove(&entry.serial);
             self.free.push(index);
         }
