@@ -2,8 +2,7 @@
 //! connection each feeds, the deadlines of handshakes and of departed
 //! connections' last bytes, and the cap on handshakes under way.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use mio::{Interest, Registry, Token, Waker};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::conn::ConnRef;
+use crate::deadlines::Deadlines;
 use crate::net::socket::{Side, Stream};
 use crate::stats::TlsFigures;
 use crate::tls::cert_names::CertNames;
@@ -43,7 +43,7 @@ pub struct Fronts {
     free: Vec<usize>,
     /// Serial → slot of the fronts still in their handshake, oldest first.
     handshaking: BTreeMap<u64, usize>,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Deadlines,
     serial: u64,
     scratch: Box<[u8]>,
     handshaker: Handshaker,
@@ -64,7 +64,7 @@ impl Fronts {
             slots: Vec::new(),
             free: Vec::new(),
             handshaking: BTreeMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             handshaker: Handshaker::new(waker)?,
@@ -272,24 +272,19 @@ impl Fronts {
 
     /// The earliest deadline of any front.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.next()
     }
 
     /// Cuts the fronts whose deadline passed: handshakes that took too
     /// long, and clients that would not take a departed connection's bytes.
     pub fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
             };
-            if entry.armed != Some(at) {
+            if !Deadlines::fired(&mut entry.armed, at) {
                 continue;
             }
-            entry.armed = None;
             match entry.front.deadline {
                 Some(deadline) if deadline <= now => {
                     if entry.front.is_handshaking() {
@@ -307,14 +302,7 @@ impl Fronts {
         let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(at) = entry
-            .front
-            .deadline
-            .filter(|at| entry.armed.is_none_or(|armed| *at < armed))
-        {
-            entry.armed = Some(at);
-            self.timers.push(Reverse((at, index)));
-        }
+        self.timers.arm(index, &mut entry.armed, entry.front.deadline);
     }
 
     /// Drops a front: its sockets close, and its connection sees the pair

@@ -108,7 +108,8 @@ mod tests {
         };
         let config = crate::tls::keys::server_config(&settings).unwrap();
         let mut tls = Box::new(ServerConnection::new(config).unwrap());
-        tls.read_tls(&mut &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..]).unwrap();
+        tls.read_tls(&mut &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..])
+            .unwrap();
         tls
     }
 
@@ -118,7 +119,10 @@ mod tests {
         let mut hs = Handshaker::new(Waker::new(poll.registry(), Token(1)).unwrap()).unwrap();
         hs.submit(0, 1, state(), 2).unwrap();
         hs.submit(1, 2, state(), 2).unwrap();
-        assert!(hs.submit(2, 3, state(), 2).is_none(), "a third job past the limit");
+        assert!(
+            hs.submit(2, 3, state(), 2).is_none(),
+            "a third job past the limit"
+        );
         let mut done = Vec::new();
         let mut events = Events::with_capacity(4);
         while done.len() < 2 {
@@ -127,7 +131,13 @@ mod tests {
             done.extend(hs.finished());
         }
         assert_eq!(done.iter().map(|j| j.serial).collect::<Vec<_>>(), vec![1, 2]);
-        assert!(done.iter().all(|j| j.processed.is_err()), "plain HTTP passed as a handshake");
-        assert!(hs.submit(2, 3, state(), 2).is_some(), "room again once taken back");
+        assert!(
+            done.iter().all(|j| j.processed.is_err()),
+            "plain HTTP passed as a handshake"
+        );
+        assert!(
+            hs.submit(2, 3, state(), 2).is_some(),
+            "room again once taken back"
+        );
     }
 }
