@@ -183,6 +183,8 @@ impl Server {
             let mut mark = woke;
             self.policy_spent = Duration::ZERO;
             // Work deferred from the last iteration goes first.
+            #[cfg(feature = "tls")]
+            self.rerun_fronts();
             for index in std::mem::take(&mut self.reruns) {
                 self.with_conn(index, |conn, ctx| conn.drive(ctx));
                 let now = Instant::now();
@@ -265,7 +267,11 @@ impl Server {
     }
 
     fn next_timeout(&self) -> Option<Duration> {
-        if !self.reruns.is_empty() {
+        #[cfg(feature = "tls")]
+        let fronts_waiting = self.fronts.has_reruns();
+        #[cfg(not(feature = "tls"))]
+        let fronts_waiting = false;
+        if !self.reruns.is_empty() || fronts_waiting {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -414,13 +420,9 @@ impl Server {
     /// logged as the TCP client it serves.
     #[cfg(feature = "tls")]
     fn admit_tls(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) {
-        let opened = self.fronts.open(
-            self.poll.registry(),
-            stream,
-            Instant::now(),
-            self.cfg.tls.handshake_timeout,
-            self.cfg.tls.max_handshakes,
-        );
+        let opened = self
+            .fronts
+            .open(self.poll.registry(), stream, Instant::now(), &self.cfg);
         match opened {
             Ok((front, pair_end)) => {
                 if let Some(conn) = self.admit(pair_end, peer, peer_id, addr) {
@@ -448,6 +450,15 @@ impl Server {
             .on_event(token, ev, Instant::now(), linger, |conn, names| {
                 hand_over(slots, conn, names)
             });
+    }
+
+    #[cfg(feature = "tls")]
+    fn rerun_fronts(&mut self) {
+        let slots = &mut self.slots;
+        let linger = self.cfg.tls.handshake_timeout;
+        self.fronts.rerun(Instant::now(), linger, |conn, names| {
+            hand_over(slots, conn, names)
+        });
     }
 
     #[cfg(feature = "tls")]
@@ -523,7 +534,7 @@ impl Server {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         #[cfg(feature = "tls")]
-        self.fronts.fire_timers(now);
+        self.fronts.fire_timers(now, self.cfg.tls.handshake_timeout);
         while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;

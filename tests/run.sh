@@ -46,9 +46,9 @@ if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import pytest, docker, requests, pytest_timeout, websocket, playwright' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import pytest, docker, requests, pytest_timeout, websocket, playwright, cryptography' 2>/dev/null; then
     log "installing python test dependencies"
-    "$VENV/bin/python" -m pip install --quiet pytest docker requests pytest-timeout websocket-client playwright
+    "$VENV/bin/python" -m pip install --quiet pytest docker requests pytest-timeout websocket-client playwright cryptography
 fi
 
 # --- docker CLI: prefer a v28 client -----------------------------------------------------

@@ -3864,6 +3864,7 @@ pub fn tls_front(data: &[u8]) -> Check {
         for _ in 0..64 {
             match front.drive(&mut scratch) {
                 Step::Wait => return Ok(false),
+                Step::Again => {}
                 Step::Close => return Ok(true),
                 Step::Established(_) => return Err("a handshake completed".into()),
                 Step::Process(mut tls) => {

@@ -28,6 +28,16 @@ pub fn peer_credentials(fd: BorrowedFd) -> io::Result<libc::ucred> {
     Ok(cred)
 }
 
+/// Bytes a TCP socket holds that its peer has not yet acknowledged
+/// (`SIOCOUTQ`, which Linux spells `TIOCOUTQ` per architecture).
+pub fn unsent_bytes(fd: BorrowedFd) -> io::Result<usize> {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer, which points at
+    // `queued`, a live and writable c_int.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, std::ptr::from_mut(&mut queued)) })?;
+    Ok(usize::try_from(queued).unwrap_or(0))
+}
+
 /// listen(2) on a socket that already listens sets a new backlog.
 pub fn listen(fd: BorrowedFd, backlog: libc::c_int) -> io::Result<()> {
     // SAFETY: listen takes a descriptor and an int; no memory is passed.

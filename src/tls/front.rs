@@ -9,13 +9,28 @@ use std::time::Instant;
 use rustls::ServerConnection;
 
 use crate::net::socket::Side;
+use crate::sys::socket::unsent_bytes;
 use crate::tls::cert_names::{cert_names, CertNames};
+
+/// Record bytes one drive reads at most. Decrypting is quick per byte, but
+/// a client sending records that carry next to nothing (TLS 1.3 allows
+/// all-padding records) never fills the pair, whose back-pressure bounds a
+/// bulk upload's turn, and would be decrypted for as long as it keeps the
+/// socket full.
+const RECORDS_PER_TURN: usize = 256 * 1024;
+/// Record bytes a client may send per plaintext byte, beyond a slack: a
+/// stream of one-byte records (keystrokes) takes 23.
+const RECORDS_PER_PLAINTEXT: u64 = 64;
+const RECORD_SLACK: u64 = 64 * 1024;
 
 /// What the front needs next.
 #[derive(Debug)]
 pub enum Step {
     /// Nothing until the next event or deadline.
     Wait,
+    /// The turn's record budget is spent with more waiting: drive again in
+    /// the next loop iteration.
+    Again,
     /// Handshake messages arrived: processing them signs or verifies,
     /// which is too slow for the loop. `resume` takes the state back.
     Process(Box<ServerConnection>),
@@ -44,6 +59,15 @@ pub struct Front {
     /// Handshake deadline, then the time a departed connection's last
     /// bytes get to reach the client.
     pub deadline: Option<Instant>,
+    /// Record bytes read in this drive, and since the handshake; plaintext
+    /// bytes taken from rustls since the handshake.
+    turn_read: usize,
+    records_read: u64,
+    plaintext_taken: u64,
+    /// Records went out since the last `client_took_bytes`.
+    sent: bool,
+    /// The client socket's unacknowledged bytes at the last look.
+    unsent_mark: Option<usize>,
 }
 
 /// `Side` as the reader and writer rustls moves records with.
@@ -53,7 +77,9 @@ impl io::Read for Wire<'_> {
     /// A short read emptied the socket: readiness is dropped rather than
     /// asking again only to hear "would block".
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read_all_there_is(buf)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+        self.0
+            .read_all_there_is(buf)?
+            .ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
 }
 
@@ -63,7 +89,9 @@ impl io::Write for Wire<'_> {
     }
     /// rustls hands over every record it holds at once: one `writev`.
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.0.write_vectored(bufs)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+        self.0
+            .write_vectored(bufs)?
+            .ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -81,7 +109,24 @@ impl Front {
             conn_done: false,
             conn_gone: false,
             deadline: Some(handshake_deadline),
+            turn_read: 0,
+            records_read: 0,
+            plaintext_taken: 0,
+            sent: false,
+            unsent_mark: None,
         }
+    }
+
+    /// Whether the client took bytes since the last call: records went
+    /// out, or the kernel holds fewer unacknowledged ones. A client slowly
+    /// taking a departed connection's last bytes keeps its linger going,
+    /// though the kernel may wake us for room only once a third of its
+    /// buffer has drained.
+    pub fn client_took_bytes(&mut self) -> bool {
+        let unsent = unsent_bytes(self.tcp.fd()).unwrap_or(0);
+        let drained = self.unsent_mark.is_some_and(|mark| unsent < mark);
+        self.unsent_mark = Some(unsent);
+        std::mem::take(&mut self.sent) || drained
     }
 
     pub fn is_handshaking(&self) -> bool {
@@ -95,6 +140,7 @@ impl Front {
             // Its handshake is being processed; the answer drives it on.
             return Step::Wait;
         };
+        self.turn_read = 0;
         match self.pump(&mut tls, scratch) {
             Ok(None) => Step::Process(tls),
             Ok(Some(step)) => {
@@ -148,7 +194,8 @@ impl Front {
                 return Ok(Some(Step::Close));
             }
             if !progress {
-                return Ok(Some(Step::Wait));
+                let more = self.turn_read >= RECORDS_PER_TURN && self.tcp.readable;
+                return Ok(Some(if more { Step::Again } else { Step::Wait }));
             }
         }
     }
@@ -164,7 +211,10 @@ impl Front {
         let mut progress = false;
         while tls.wants_write() && self.tcp.writable {
             match tls.write_tls(&mut Wire(&mut self.tcp)) {
-                Ok(_) => progress = true,
+                Ok(_) => {
+                    progress = true;
+                    self.sent = true;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
@@ -180,19 +230,33 @@ impl Front {
     /// before, the caller has them processed off the loop.
     fn receive_records(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
         let mut received = false;
-        while self.tcp.readable && tls.wants_read() {
+        while self.tcp.readable && tls.wants_read() && self.turn_read < RECORDS_PER_TURN {
             match tls.read_tls(&mut Wire(&mut self.tcp)) {
                 Ok(0) => {
                     self.tcp.readable = false;
                     self.tcp.read_closed = true;
                 }
-                Ok(_) => received = true,
+                Ok(n) => {
+                    received = true;
+                    self.turn_read += n;
+                    if self.established {
+                        self.records_read += n as u64;
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
             if self.established {
-                tls.process_new_packets()
+                let state = tls
+                    .process_new_packets()
                     .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+                let plaintext = self.plaintext_taken + state.plaintext_bytes_to_read() as u64;
+                if self.records_read > RECORD_SLACK + RECORDS_PER_PLAINTEXT * plaintext {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "records that carry next to no data",
+                    ));
+                }
             }
         }
         Ok(received)
@@ -225,16 +289,27 @@ impl Front {
                 progress = true;
                 break;
             };
-            if !self.inner.writable {
+            // Nothing reaches a connection that closed its end: what the
+            // client still sends is dropped, and the connection's last
+            // bytes still go out.
+            let taken = if self.conn_gone {
+                chunk.len()
+            } else if !self.inner.writable {
                 break;
-            }
-            match self.inner.write(chunk)? {
-                Some(n) => {
-                    reader.consume(n);
-                    progress = true;
+            } else {
+                match self.inner.write(chunk) {
+                    Ok(Some(n)) => n,
+                    Ok(None) => break,
+                    Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                        self.conn_gone = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
                 }
-                None => break,
-            }
+            };
+            reader.consume(taken);
+            self.plaintext_taken += taken as u64;
+            progress = true;
         }
         Ok(progress)
     }
@@ -372,6 +447,7 @@ mod tests {
             loop {
                 match self.front.drive(&mut self.scratch) {
                     Step::Wait => return,
+                    Step::Again => {}
                     Step::Close => {
                         self.closed = true;
                         return;

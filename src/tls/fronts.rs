@@ -12,6 +12,7 @@ use mio::net::UnixStream;
 use mio::{Interest, Registry, Token, Waker};
 use rustls::{ServerConfig, ServerConnection};
 
+use crate::config::Config;
 use crate::conn::ConnRef;
 use crate::deadlines::Deadlines;
 use crate::net::socket::{Side, Stream};
@@ -43,10 +44,17 @@ pub struct Fronts {
     free: Vec<usize>,
     /// Serial → slot of the fronts still in their handshake, oldest first.
     handshaking: BTreeMap<u64, usize>,
+    /// Serial → slot of the fronts whose connection closed, delivering its
+    /// last bytes, oldest first. No connection counts them any more, so
+    /// they have a cap of their own: `max_connections`.
+    lingering: BTreeMap<u64, usize>,
+    max_lingering: usize,
     timers: Deadlines,
     serial: u64,
     scratch: Box<[u8]>,
     handshaker: Handshaker,
+    /// Fronts (slot and serial) whose turn ended with records waiting.
+    reruns: Vec<(usize, u64)>,
     /// `tls.max_handshakes`, which also bounds the jobs the worker holds.
     max_handshakes: usize,
     evicted: u64,
@@ -64,10 +72,13 @@ impl Fronts {
             slots: Vec::new(),
             free: Vec::new(),
             handshaking: BTreeMap::new(),
+            lingering: BTreeMap::new(),
+            max_lingering: 1,
             timers: Deadlines::default(),
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             handshaker: Handshaker::new(waker)?,
+            reruns: Vec::new(),
             max_handshakes: 1,
             evicted: 0,
             timed_out: 0,
@@ -107,9 +118,10 @@ impl Fronts {
         registry: &Registry,
         tcp: Stream,
         now: Instant,
-        handshake_timeout: Duration,
-        max_handshakes: usize,
+        cfg: &Config,
     ) -> io::Result<(usize, Stream)> {
+        let (handshake_timeout, max_handshakes) = (cfg.tls.handshake_timeout, cfg.tls.max_handshakes);
+        self.max_lingering = cfg.max_connections;
         let config = self
             .config
             .clone()
@@ -210,13 +222,25 @@ impl Fronts {
                 return;
             };
             match entry.front.drive(&mut self.scratch) {
-                Step::Wait => {
+                step @ (Step::Wait | Step::Again) => {
+                    if let Step::Again = step {
+                        self.reruns.push((index, entry.serial));
+                    }
                     // A connection that left gets `linger` for its last
-                    // bytes to reach a client that is slow to take them.
-                    if entry.front.conn_gone && entry.front.deadline.is_none() {
+                    // bytes to reach the client, renewed while the client
+                    // takes some (`fire_timers`): slow is fine, stopped is not.
+                    let starts_lingering = entry.front.conn_gone && entry.front.deadline.is_none();
+                    if starts_lingering {
+                        entry.front.client_took_bytes();
                         entry.front.deadline = Some(now + linger);
+                        self.lingering.insert(entry.serial, index);
                     }
                     self.arm(index);
+                    if starts_lingering && self.lingering.len() > self.max_lingering {
+                        if let Some((_, oldest)) = self.lingering.pop_first() {
+                            self.close(oldest);
+                        }
+                    }
                     return;
                 }
                 Step::Process(tls) => {
@@ -270,6 +294,25 @@ impl Fronts {
         }
     }
 
+    /// Whether some front must be driven again in the next iteration.
+    pub fn has_reruns(&self) -> bool {
+        !self.reruns.is_empty()
+    }
+
+    /// Drives again the fronts whose last turn ended with records waiting.
+    pub fn rerun(&mut self, now: Instant, linger: Duration, mut hand_over: impl FnMut(ConnRef, CertNames)) {
+        for (index, serial) in std::mem::take(&mut self.reruns) {
+            let live = self
+                .slots
+                .get(index)
+                .and_then(Option::as_ref)
+                .is_some_and(|e| e.serial == serial);
+            if live {
+                self.drive(index, now, linger, &mut hand_over);
+            }
+        }
+    }
+
     /// The earliest deadline of any front.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.timers.next()
@@ -277,7 +320,7 @@ impl Fronts {
 
     /// Cuts the fronts whose deadline passed: handshakes that took too
     /// long, and clients that would not take a departed connection's bytes.
-    pub fn fire_timers(&mut self, now: Instant) {
+    pub fn fire_timers(&mut self, now: Instant, linger: Duration) {
         while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
@@ -289,6 +332,10 @@ impl Fronts {
                 Some(deadline) if deadline <= now => {
                     if entry.front.is_handshaking() {
                         self.timed_out += 1;
+                    } else if entry.front.client_took_bytes() {
+                        entry.front.deadline = Some(now + linger);
+                        self.arm(index);
+                        continue;
                     }
                     self.close(index);
                 }
@@ -313,6 +360,7 @@ impl Fronts {
                 cancel.store(true, Ordering::Relaxed);
             }
             self.handshaking.remove(&entry.serial);
+            self.lingering.remove(&entry.serial);
             self.free.push(index);
         }
     }

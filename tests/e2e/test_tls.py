@@ -47,6 +47,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -1190,3 +1191,178 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             raise
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------------------
+# a slow client after its connection closed, and records without content
+
+
+class BigReplyUpstream:
+    """A unix-socket upstream that answers any request with `size` bytes
+    (Content-Length) at once and keeps its connection open."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.dir = tempfile.mkdtemp(prefix="dmbig", dir="/tmp")
+        self.path = os.path.join(self.dir, "up.sock")
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.bind(self.path)
+        self.sock.listen(4)
+        self.stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = c.recv(65536)
+            if not d:
+                return
+            head += d
+        body = bytes(i * 7 & 0xFF for i in range(self.size))
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+                  % self.size + body)
+        self.stop.wait(120)
+        c.close()
+
+    def close(self):
+        self.stop.set()
+        self.sock.close()
+
+
+def test_a_slow_client_gets_the_whole_reply_after_its_connection_closed(gateway_factory, tmp_path, pki):
+    """The connection hands a reply's tail to the socket pair and closes (the
+    client said ``Connection: close``); the front then has the linger (the
+    handshake timeout, 2 s here) to deliver it, however fast the client is
+    taking it. A plain client gets every byte the kernel holds after the
+    connection closed; a TLS client must get every byte and close_notify."""
+    size = 3_000_000
+    up = BigReplyUpstream(size)
+    try:
+        cfg = tls_config(pki, tls={"handshake_timeout_secs": 2})
+        path = authlib.write_config(tmp_path, cfg, "tls.json")
+        gw = gateway_factory(upstream="unix://" + up.path, listen=("tls://127.0.0.1:0",), args=["--config", path])
+        raw = socket.socket()
+        raw.settimeout(30)
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow link's small window
+        raw.connect(gw.tls_addr)
+        s = pki.context("laptop").wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        got, error = bytearray(), None
+        try:
+            while True:
+                d = s.recv(16384)
+                if not d:
+                    break
+                got += d
+                time.sleep(len(d) / 100_000)  # the client's pace (about 100 KB/s), not synchronisation
+        except (ssl.SSLError, OSError) as e:
+            error = e
+        head, _, body = bytes(got).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:200]
+        assert error is None and len(body) == size, \
+            "reply cut after %d of %d body bytes: %r" % (len(body), size, error)
+        assert body == bytes(i * 7 & 0xFF for i in range(size))
+    finally:
+        up.close()
+
+
+# ---------------------------------------------------------------------------
+# records that carry no plaintext
+
+
+def _hkdf_expand_label(secret: bytes, label: bytes, length: int, hashname: str) -> bytes:
+    import hmac
+    import struct
+    full = b"tls13 " + label
+    info = struct.pack(">HB", length, len(full)) + full + b"\x00"
+    out, t, i = b"", b"", 1
+    while len(out) < length:
+        t = hmac.new(secret, t + info + bytes([i]), hashname).digest()
+        out += t
+        i += 1
+    return out[:length]
+
+
+def _tls13_raw_client(addr, ctx: ssl.SSLContext, keylog: str):
+    """A TLS 1.3 handshake over a plain socket; returns the socket, the cipher
+    suite and the client's first application traffic secret, so the test can
+    seal records of its own (the client has sent none yet: sequence 0)."""
+    ctx.minimum_version = ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    ctx.keylog_filename = keylog
+    raw = socket.create_connection(addr, timeout=10)
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inb, outb, server_hostname="localhost")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            if outb.pending:
+                raw.sendall(outb.read())
+            d = raw.recv(65536)
+            assert d, "closed during the handshake"
+            inb.write(d)
+    if outb.pending:
+        raw.sendall(outb.read())
+    secret = None
+    with open(keylog) as f:
+        for line in f:
+            if line.startswith("CLIENT_TRAFFIC_SECRET_0 "):
+                secret = bytes.fromhex(line.split()[2])
+    assert secret is not None
+    return raw, obj.cipher()[0], secret
+
+
+def _sealer(suite: str, secret: bytes):
+    import struct
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+    hashname = "sha384" if suite.endswith("SHA384") else "sha256"
+    keylen = 16 if suite == "TLS_AES_128_GCM_SHA256" else 32
+    key = _hkdf_expand_label(secret, b"key", keylen, hashname)
+    iv = _hkdf_expand_label(secret, b"iv", 12, hashname)
+    aead = ChaCha20Poly1305(key) if "CHACHA" in suite else AESGCM(key)
+    seq = [0]
+
+    def seal(inner: bytes) -> bytes:
+        nonce = bytes(a ^ b for a, b in zip(iv, seq[0].to_bytes(12, "big")))
+        seq[0] += 1
+        hdr = b"\x17\x03\x03" + struct.pack(">H", len(inner) + 16)
+        return hdr + aead.encrypt(nonce, inner, hdr)
+    return seal
+
+
+def test_records_of_padding_are_not_decrypted_without_end(gateway_factory, tmp_path, pki, standin):
+    """TLS 1.3 lets a record's plaintext be all padding; rustls allows 32 such
+    empty records in a row, then one byte of data resets the count. 33
+    records of 16 KiB carry one byte, so the pair's back-pressure (which bounds
+    a bulk upload's work per event) never comes into play: the front decrypts
+    whatever the socket holds in one event. A client that sends far more
+    record bytes than plaintext must be cut (or its work spread over turns)."""
+    cfg = tls_config(pki)
+    path = authlib.write_config(tmp_path, cfg, "tls.json")
+    gw = gateway_factory(upstream=standin.url, listen=("tls://127.0.0.1:0",), args=["--config", path])
+    raw, suite, secret = _tls13_raw_client(gw.tls_addr, pki.context("laptop"), str(tmp_path / "keylog"))
+    seal = _sealer(suite, secret)
+    head = b"GET /_ping HTTP/1.1\r\nHost: localhost\r\nX-Pad: "
+    group = 0
+    sent = 0
+    cut = False
+    raw.settimeout(10)
+    try:
+        while sent < 64 * 1024 * 1024:
+            blob = b"".join(seal(b"\x17" + b"\x00" * 16383) for _ in range(32))
+            blob += seal((head[group:group + 1] if group < len(head) else b"a") + b"\x17")
+            raw.sendall(blob)
+            sent += len(blob)
+            group += 1
+    except OSError:
+        cut = True
+    assert cut, "the gateway decrypted %d MB of records for %d bytes of plaintext" % (sent // 1_000_000, group)
