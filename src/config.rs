@@ -942,6 +942,72 @@ mod tests {
     }
 
     #[test]
+    fn tls_listeners_flags_and_file_keys() {
+        let plain_build = !cfg!(feature = "tls");
+        let no_files = run(&["--listen", "tls://127.0.0.1:0"]).unwrap_err();
+        if plain_build {
+            assert!(no_files.contains("built without TLS"), "{no_files}");
+            return;
+        }
+        assert!(no_files.contains("tls.cert"), "{no_files}");
+        let c = run(&[
+            "--listen",
+            "tls://[::1]:2376",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key=k.pem",
+            "--tls-client-ca",
+            "ca.pem",
+        ])
+        .unwrap();
+        assert_eq!(c.listen, vec![ListenAddr::Tls("[::1]:2376".parse().unwrap())]);
+        assert_eq!(c.listen[0].to_string(), "tls://[::1]:2376");
+        assert_eq!(c.tls.key.as_deref(), Some(std::path::Path::new("k.pem")));
+        assert_eq!(c.tls.client_auth, ClientAuth::Required);
+        assert!(run(&["--tls-client-auth", "maybe"]).is_err());
+        let f = parse_file(
+            r#"{"listen":["tls://0.0.0.0:2376"],"tls":{"cert":"c","key":"k","client_ca":"ca",
+                "client_auth":"optional","handshake_timeout_secs":3,"max_handshakes":8},
+                "auth":{"certs":[{"cn":"laptop","role":"operator"},{"san":"ci.example.net","role":"read"}],
+                "cert_default_role":"read"}}"#,
+        )
+        .unwrap();
+        let mut c = Config::default();
+        c.apply_file(f).unwrap();
+        assert_eq!(c.tls.client_auth, ClientAuth::Optional);
+        assert_eq!((c.tls.handshake_timeout, c.tls.max_handshakes), (Duration::from_secs(3), 8));
+        assert_eq!(c.auth.certs[1].name, CertName::AltName("ci.example.net".into()));
+        assert_eq!(c.auth.cert_default_role.as_deref(), Some("read"));
+        for bad in [
+            r#"{"auth":{"certs":[{"cn":"a","san":"b","role":"read"}]}}"#,
+            r#"{"auth":{"certs":[{"role":"read"}]}}"#,
+            r#"{"auth":{"certs":[{"cn":"a","role":"nobody"}]}}"#,
+            r#"{"auth":{"cert_default_role":"nobody"}}"#,
+            r#"{"tls":{"client_auth":"sometimes"}}"#,
+        ] {
+            let applied = parse_file(bad).and_then(|f| Config::default().apply_file(f));
+            assert!(applied.is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_client_ca_makes_certificates_the_credential() {
+        if !cfg!(feature = "tls") {
+            return;
+        }
+        let ca = ["--tls-cert", "c", "--tls-key", "k", "--tls-client-ca", "ca"];
+        // Nothing else configured: every certificate gets 401 until mapped,
+        // so a network listener is not open to anyone.
+        let c = run(&[&["--listen", "tls://0.0.0.0:2376"][..], &ca].concat()).unwrap();
+        assert!(!c.is_open());
+        // Without a client CA, a TLS listener authenticates nobody.
+        let err = run(&["--listen", "tls://0.0.0.0:2376", "--tls-cert", "c", "--tls-key", "k"]).unwrap_err();
+        assert!(err.contains("--insecure"), "{err}");
+        let c = run(&["--listen", "tls://127.0.0.1:2376", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        assert!(c.is_open());
+    }
+
+    #[test]
     fn refuses_network_listener_without_insecure() {
         assert!(run(&["--listen", "0.0.0.0:2375"])
             .unwrap_err()

@@ -44,6 +44,9 @@ const IDLE_BASE: usize = CONN_BASE - 1 - crate::net::idle::MAX_IDLE;
 /// TLS fronts' tokens start above every connection's.
 #[cfg(feature = "tls")]
 const TLS_BASE: usize = 1 << 20;
+/// The TLS handshake worker's wake-ups.
+#[cfg(feature = "tls")]
+const HANDSHAKE_TOKEN: Token = Token(TLS_BASE - 1);
 
 struct Slot {
     conn: Connection,
@@ -102,6 +105,9 @@ impl Server {
         poll.registry()
             .register(&mut SourceFd(&signals.raw_fd()), SIGNAL_TOKEN, Interest::READABLE)?;
         let logins = Logins::new(Waker::new(poll.registry(), LOGIN_TOKEN)?)?;
+        #[cfg(feature = "tls")]
+        let fronts =
+            crate::tls::fronts::Fronts::new(TLS_BASE, Waker::new(poll.registry(), HANDSHAKE_TOKEN)?)?;
         let stats = Stats::new(Instant::now());
         let mut server = Server {
             res: Resources::new(cfg.max_head_bytes, cfg.splice, cfg.body_budget),
@@ -126,7 +132,7 @@ impl Server {
             spare_fd: open_spare_fd(),
             intake: Intake::default(),
             #[cfg(feature = "tls")]
-            fronts: crate::tls::fronts::Fronts::new(TLS_BASE),
+            fronts,
             cfg,
         };
         #[cfg(feature = "tls")]
@@ -193,6 +199,11 @@ impl Server {
                     LOGIN_TOKEN => {
                         self.on_logins_hashed();
                         Work::Login
+                    }
+                    #[cfg(feature = "tls")]
+                    HANDSHAKE_TOKEN => {
+                        self.on_handshakes_done();
+                        Work::Io
                     }
                     #[cfg(feature = "tls")]
                     t if self.fronts.owns(t) => {
@@ -438,11 +449,17 @@ impl Server {
         let linger = self.cfg.tls.handshake_timeout;
         self.fronts
             .on_event(token, ev, Instant::now(), linger, |conn, names| {
-                if let Some(slot) = slots.get_mut(conn.slot).and_then(Option::as_mut) {
-                    if slot.serial == conn.serial {
-                        slot.conn.set_client_cert(names);
-                    }
-                }
+                hand_over(slots, conn, names)
+            });
+    }
+
+    #[cfg(feature = "tls")]
+    fn on_handshakes_done(&mut self) {
+        let slots = &mut self.slots;
+        let linger = self.cfg.tls.handshake_timeout;
+        self.fronts
+            .on_handshakes_done(Instant::now(), linger, |conn, names| {
+                hand_over(slots, conn, names)
             });
     }
 
@@ -617,6 +634,17 @@ impl Server {
             }
         }
         log::info!("configuration reloaded");
+    }
+}
+
+/// Gives a connection the names its TLS client's certificate proved, if it
+/// is still the connection the front was started for.
+#[cfg(feature = "tls")]
+fn hand_over(slots: &mut [Option<Slot>], conn: ConnRef, names: crate::tls::cert_names::CertNames) {
+    if let Some(slot) = slots.get_mut(conn.slot).and_then(Option::as_mut) {
+        if slot.serial == conn.serial {
+            slot.conn.set_client_cert(names);
+        }
     }
 }
 

@@ -120,6 +120,12 @@ fn auth_header() {
     replay("auth_header", checks::auth_header);
 }
 
+#[cfg(feature = "tls")]
+#[test]
+fn cert_names() {
+    replay("cert_names", checks::cert_names);
+}
+
 /// Known answers the properties alone cannot pin down.
 #[test]
 fn known_answers() {

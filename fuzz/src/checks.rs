@@ -1289,6 +1289,8 @@ pub fn verdict(target: &str, data: &[u8]) -> Option<bool> {
                 _ => return None,
             })
         }
+        #[cfg(feature = "tls")]
+        "cert_names" => Some(read_cert_names(data).is_ok()),
         "config_args" => {
             let text = String::from_utf8_lossy(data);
             let args: Vec<String> = if text.is_empty() {
@@ -3689,4 +3691,121 @@ pub fn auth_header(data: &[u8]) -> Check {
         _ => {}
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// cert_names
+
+#[cfg(feature = "tls")]
+use dockermand::tls::cert_names::{cert_names as read_cert_names, MAX_NAMES};
+
+/// Fuzz target `cert_names`: the input is a client certificate's DER. What
+/// is accepted is one DER SEQUENCE filling the input exactly, so neither
+/// cutting its last byte nor adding one is accepted too. Its names are at
+/// most `MAX_NAMES` of each kind, none empty or able to corrupt a log line,
+/// and each is, in one of the encodings a certificate may give it, the whole
+/// contents of some element of the input.
+#[cfg(feature = "tls")]
+pub fn cert_names(data: &[u8]) -> Check {
+    let Ok(names) = read_cert_names(data) else {
+        return Ok(());
+    };
+    ensure!(
+        is_one_der_sequence(data),
+        "accepted input that is not one DER SEQUENCE"
+    );
+    ensure!(
+        names.common_names.len() <= MAX_NAMES && names.alt_names.len() <= MAX_NAMES,
+        "{} common names and {} alt names",
+        names.common_names.len(),
+        names.alt_names.len()
+    );
+    for name in names.common_names.iter().chain(&names.alt_names) {
+        ensure!(!name.is_empty(), "an empty name");
+        ensure!(
+            !name.chars().any(corrupts_log_line),
+            "{name:?} can corrupt a log line"
+        );
+        ensure!(
+            is_element_contents(data, name),
+            "{name:?} is no element's contents in the input"
+        );
+    }
+    if let Some((_, cut)) = data.split_last() {
+        ensure!(read_cert_names(cut).is_err(), "accepted without its last byte");
+    }
+    ensure!(
+        read_cert_names(&[data, &[0]].concat()).is_err(),
+        "accepted with a byte added"
+    );
+    Ok(())
+}
+
+/// Whether `data` is a SEQUENCE whose definite, shortest-form length ends
+/// exactly at the end of `data`.
+fn is_one_der_sequence(data: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = data else {
+        return false;
+    };
+    if *first < 0x80 {
+        return rest.len() == usize::from(*first);
+    }
+    let count = usize::from(first & 0x7f);
+    if count == 0 || rest.len() < count || rest[0] == 0 {
+        return false;
+    }
+    let (len_bytes, contents) = rest.split_at(count);
+    let len = len_bytes
+        .iter()
+        .try_fold(0usize, |acc, &b| acc.checked_mul(256).map(|n| n + usize::from(b)));
+    len.is_some_and(|len| len >= 0x80 && contents.len() == len)
+}
+
+/// C0 and C1 controls, DEL, U+2028 and U+2029, and the bidi embeddings,
+/// overrides and isolates.
+fn corrupts_log_line(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\u{1f}'
+            | '\u{7f}'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Whether some encoding a certificate may give `name` (UTF-8 or ASCII,
+/// Latin-1, UCS-2, UCS-4, or the octets of an IP address written as text)
+/// follows its own DER length somewhere in `data`.
+fn is_element_contents(data: &[u8], name: &str) -> bool {
+    let latin1: Option<Vec<u8>> = name.chars().map(|c| u8::try_from(c).ok()).collect();
+    let ucs2: Option<Vec<u8>> = name
+        .chars()
+        .map(|c| u16::try_from(u32::from(c)).ok().map(u16::to_be_bytes))
+        .collect::<Option<Vec<_>>>()
+        .map(|units| units.concat());
+    let ucs4: Vec<u8> = name.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+    let ip = name.parse::<std::net::IpAddr>().ok().map(|ip| match ip {
+        std::net::IpAddr::V4(a) => a.octets().to_vec(),
+        std::net::IpAddr::V6(a) => a.octets().to_vec(),
+    });
+    [Some(name.as_bytes().to_vec()), latin1, ucs2, Some(ucs4), ip]
+        .into_iter()
+        .flatten()
+        .any(|contents| {
+            let element = [der_length(contents.len()), contents].concat();
+            data.windows(element.len()).any(|w| w == element)
+        })
+}
+
+fn der_length(len: usize) -> Vec<u8> {
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => vec![short],
+        _ => {
+            let bytes = len.to_be_bytes();
+            let significant = &bytes[bytes.iter().take_while(|&&b| b == 0).count()..];
+            [&[0x80 | significant.len() as u8][..], significant].concat()
+        }
+    }
 }

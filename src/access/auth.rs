@@ -494,6 +494,50 @@ pub fn token_digest_from_hex(s: &str) -> Option<[u8; 32]> {
 mod tests {
     use super::*;
 
+    fn names(common: &[&str], alt: &[&str]) -> CertNames {
+        CertNames {
+            common_names: common.iter().map(|s| s.to_string()).collect(),
+            alt_names: alt.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn certificates_map_to_roles_by_cn_or_san_first_match_first() {
+        let entry = |name: CertName, role: &str| CertRole {
+            name,
+            role: role.into(),
+        };
+        let mut auth = AuthConfig {
+            certs: vec![
+                entry(CertName::CommonName("laptop".into()), "operator"),
+                entry(CertName::AltName("ci.example.net".into()), "read"),
+                entry(CertName::CommonName("both".into()), "admin"),
+            ],
+            ..AuthConfig::default()
+        };
+        let role = |auth: &AuthConfig, n: &CertNames| auth.cert_principal(n).map(|p| format!("{} {}", p.name, p.role));
+        assert_eq!(role(&auth, &names(&["laptop"], &[])).as_deref(), Some("cert:laptop operator"));
+        // A commonName is compared exactly; a DNS name without ASCII case.
+        assert_eq!(role(&auth, &names(&["Laptop"], &[])), None);
+        assert_eq!(role(&auth, &names(&["laptop "], &[])), None);
+        assert_eq!(
+            role(&auth, &names(&[], &["CI.Example.NET"])).as_deref(),
+            Some("cert:CI.Example.NET read")
+        );
+        // A SAN entry does not match a CN of the same text, nor the reverse.
+        assert_eq!(role(&auth, &names(&["ci.example.net"], &["laptop"])), None);
+        // Entries are tried in order: the first that names the cert wins.
+        assert_eq!(
+            role(&auth, &names(&["both"], &["ci.example.net"])).as_deref(),
+            Some("cert:ci.example.net read")
+        );
+        assert!(!auth.is_open());
+        auth.cert_default_role = Some("read".into());
+        assert_eq!(role(&auth, &names(&["x"], &["y"])).as_deref(), Some("cert:x read"));
+        assert_eq!(role(&auth, &names(&[], &["y"])).as_deref(), Some("cert:y read"));
+        assert_eq!(role(&auth, &names(&[], &[])).as_deref(), Some("cert:unnamed read"));
+    }
+
     #[test]
     fn authorization_header() {
         assert_eq!(parse_authorization(b"Bearer abc.def"), Some("abc.def".into()));

@@ -377,6 +377,7 @@ fn guard(head: &RequestHead, route: &Route, policy: &Policy) -> Result<(), Denia
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tls::cert_names::CertNames;
     use crate::http::request::tests::head;
 
     #[test]
@@ -548,12 +549,45 @@ mod tests {
 
     /// Who `authenticate` takes a request from `peer` for, in short.
     fn authn(raw: &str, peer: PeerId, c: &Config) -> String {
-        match authenticate(&head(raw), peer, None, c, &Sessions::default(), Instant::now()) {
+        authn_with_cert(raw, peer, None, c)
+    }
+
+    fn authn_with_cert(raw: &str, peer: PeerId, cert: Option<&CertNames>, c: &Config) -> String {
+        match authenticate(&head(raw), peer, cert, c, &Sessions::default(), Instant::now()) {
             Authn::Principal(p) => format!("{} {}", p.name, p.role),
             Authn::Missing => "missing".into(),
             Authn::Invalid => "invalid".into(),
             Authn::AskRpcd(_) => "rpcd".into(),
         }
+    }
+
+    #[test]
+    fn a_tls_client_stands_for_its_certificate_only_without_a_credential() {
+        let mut c = cfg();
+        c.auth.certs.push(crate::access::auth::CertRole {
+            name: crate::access::auth::CertName::CommonName("laptop".into()),
+            role: "operator".into(),
+        });
+        let laptop = CertNames {
+            common_names: vec!["laptop".into()],
+            alt_names: vec![],
+        };
+        let stranger = CertNames {
+            common_names: vec!["stranger".into()],
+            alt_names: vec![],
+        };
+        let ip = PeerId::Ip([192, 0, 2, 1].into());
+        let bare = "GET /info HTTP/1.1\r\nHost: x\r\n\r\n";
+        let with_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n\r\n";
+        let bad_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n";
+        assert_eq!(authn_with_cert(bare, ip, Some(&laptop), &c), "cert:laptop operator");
+        assert_eq!(authn_with_cert(bare, ip, Some(&stranger), &c), "missing");
+        assert_eq!(authn_with_cert(bare, ip, None, &c), "missing");
+        // A credential in the request speaks for it, even a bad one.
+        assert_eq!(authn_with_cert(with_token, ip, Some(&laptop), &c), "token:t read");
+        assert_eq!(authn_with_cert(bad_token, ip, Some(&laptop), &c), "invalid");
+        c.auth.cert_default_role = Some("read".into());
+        assert_eq!(authn_with_cert(bare, ip, Some(&stranger), &c), "cert:stranger read");
     }
 
     #[test]

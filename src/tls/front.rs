@@ -16,6 +16,9 @@ use crate::tls::cert_names::{cert_names, CertNames};
 pub enum Step {
     /// Nothing until the next event or deadline.
     Wait,
+    /// Handshake messages arrived: processing them signs or verifies,
+    /// which is too slow for the loop. `resume` takes the state back.
+    Process(Box<ServerConnection>),
     /// The handshake just ended, with the client's verified certificate if
     /// it showed one: its connection must know before any request arrives.
     Established(Option<CertNames>),
@@ -28,7 +31,8 @@ pub struct Front {
     pub tcp: Side,
     /// Our end of the socket pair; the connection holds the other.
     pub inner: Side,
-    tls: Box<ServerConnection>,
+    /// Away while handshake messages are processed off the loop.
+    tls: Option<Box<ServerConnection>>,
     established: bool,
     /// The client will send nothing more (close_notify, or EOF): the pair's
     /// write side is shut so the connection sees the same half-close.
@@ -65,7 +69,7 @@ impl Front {
         Front {
             tcp,
             inner,
-            tls: Box::new(tls),
+            tls: Some(Box::new(tls)),
             established: false,
             client_done: false,
             conn_done: false,
@@ -81,94 +85,119 @@ impl Front {
     /// Moves every byte readiness allows, in both directions. `scratch`
     /// carries the connection's bytes on their way into records.
     pub fn drive(&mut self, scratch: &mut [u8]) -> Step {
-        match self.pump(scratch) {
-            Ok(step) => step,
+        let Some(mut tls) = self.tls.take() else {
+            // Its handshake is being processed; the answer drives it on.
+            return Step::Wait;
+        };
+        match self.pump(&mut tls, scratch) {
+            Ok(None) => Step::Process(tls),
+            Ok(Some(step)) => {
+                self.tls = Some(tls);
+                step
+            }
             Err(e) => {
                 log::debug!("tls: {e}");
                 // An alert rustls queued (bad certificate, say) tells the
                 // client why; a socket that takes nothing now gets nothing.
-                let _ = self.flush_records();
+                let _ = self.flush_records(&mut tls);
                 Step::Close
             }
         }
     }
 
-    fn pump(&mut self, scratch: &mut [u8]) -> io::Result<Step> {
+    /// Takes back the state `Step::Process` handed out, processed; `drive`
+    /// then sends the handshake's replies.
+    pub fn resume(&mut self, mut tls: Box<ServerConnection>, processed: Result<(), rustls::Error>) -> Step {
+        if let Err(e) = processed {
+            log::debug!("tls handshake: {e}");
+            let _ = self.flush_records(&mut tls);
+            return Step::Close;
+        }
+        self.tls = Some(tls);
+        Step::Wait
+    }
+
+    /// The next step, or `None` when handshake messages need processing.
+    fn pump(&mut self, tls: &mut ServerConnection, scratch: &mut [u8]) -> io::Result<Option<Step>> {
         loop {
-            let mut progress = self.flush_records()?;
-            progress |= self.receive_records()?;
-            if !self.established && !self.tls.is_handshaking() {
+            let mut progress = self.flush_records(tls)?;
+            if !self.established && !tls.is_handshaking() {
                 self.established = true;
                 self.deadline = None;
-                return Ok(Step::Established(self.client_names()));
+                return Ok(Some(Step::Established(client_names(tls))));
             }
+            let received = self.receive_records(tls)?;
             if !self.established {
-                // The client gave up, or its connection was evicted or timed out.
-                if (self.tcp.read_closed && !self.tcp.readable) || self.conn_gone {
-                    return Ok(Step::Close);
+                if received {
+                    return Ok(None);
                 }
-            } else {
-                progress |= self.deliver_plaintext()?;
-                progress |= self.encrypt_replies(scratch)?;
+                // The client gave up, or its connection was evicted or timed out.
+                let gone = (self.tcp.read_closed && !self.tcp.readable) || self.conn_gone;
+                return Ok(Some(if gone { Step::Close } else { Step::Wait }));
             }
-            if self.finished() {
-                return Ok(Step::Close);
+            progress |= received;
+            progress |= self.deliver_plaintext(tls)?;
+            progress |= self.encrypt_replies(tls, scratch)?;
+            if self.finished(tls) {
+                return Ok(Some(Step::Close));
             }
             if !progress {
-                return Ok(Step::Wait);
+                return Ok(Some(Step::Wait));
             }
         }
     }
 
     /// Both directions are over and the last record went out.
-    fn finished(&self) -> bool {
-        self.conn_done && !self.tls.wants_write() && (self.client_done || self.conn_gone)
+    fn finished(&self, tls: &ServerConnection) -> bool {
+        self.conn_done && !tls.wants_write() && (self.client_done || self.conn_gone)
     }
 
     /// Writes queued records to the client; once the connection is done
     /// and they are all out, shuts the client's side down for writing.
-    fn flush_records(&mut self) -> io::Result<bool> {
+    fn flush_records(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
         let mut progress = false;
-        while self.tls.wants_write() && self.tcp.writable {
-            match self.tls.write_tls(&mut Wire(&mut self.tcp)) {
+        while tls.wants_write() && self.tcp.writable {
+            match tls.write_tls(&mut Wire(&mut self.tcp)) {
                 Ok(_) => progress = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
-        if self.conn_done && !self.tls.wants_write() {
+        if self.conn_done && !tls.wants_write() {
             self.tcp.shutdown_write();
         }
         Ok(progress)
     }
 
-    /// Reads records while rustls has room for their plaintext, and
-    /// processes them (the handshake's messages among them).
-    fn receive_records(&mut self) -> io::Result<bool> {
-        let mut progress = false;
-        while self.tcp.readable && self.tls.wants_read() {
-            match self.tls.read_tls(&mut Wire(&mut self.tcp)) {
+    /// Reads records while rustls has room for their plaintext. Once the
+    /// handshake is over they are processed here (decrypting is quick);
+    /// before, the caller has them processed off the loop.
+    fn receive_records(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
+        let mut received = false;
+        while self.tcp.readable && tls.wants_read() {
+            match tls.read_tls(&mut Wire(&mut self.tcp)) {
                 Ok(0) => {
                     self.tcp.readable = false;
                     self.tcp.read_closed = true;
                 }
-                Ok(_) => progress = true,
+                Ok(_) => received = true,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
-            self.tls
-                .process_new_packets()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if self.established {
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            }
         }
-        Ok(progress)
+        Ok(received)
     }
 
     /// Hands decrypted bytes to the connection; the client's end of the
     /// stream becomes the pair's half-close.
-    fn deliver_plaintext(&mut self) -> io::Result<bool> {
+    fn deliver_plaintext(&mut self, tls: &mut ServerConnection) -> io::Result<bool> {
         let mut progress = false;
         while !self.client_done {
-            let mut reader = self.tls.reader();
+            let mut reader = tls.reader();
             let chunk = match reader.fill_buf() {
                 // close_notify: a clean end.
                 Ok([]) => None,
@@ -193,17 +222,12 @@ impl Front {
             if !self.inner.writable {
                 break;
             }
-            match self.inner.write(chunk) {
-                Ok(Some(n)) => {
+            match self.inner.write(chunk)? {
+                Some(n) => {
                     reader.consume(n);
                     progress = true;
                 }
-                Ok(None) => break,
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
-                    self.conn_gone = true;
-                    return Err(e);
-                }
-                Err(e) => return Err(e),
+                None => break,
             }
         }
         Ok(progress)
@@ -212,31 +236,277 @@ impl Front {
     /// Reads what the connection sends and seals it into records, only
     /// while the records before it have gone out: rustls holds at most one
     /// scratch's worth of a slow client's replies.
-    fn encrypt_replies(&mut self, scratch: &mut [u8]) -> io::Result<bool> {
+    fn encrypt_replies(&mut self, tls: &mut ServerConnection, scratch: &mut [u8]) -> io::Result<bool> {
         let mut progress = false;
-        while !self.conn_done && self.inner.readable && !self.tls.wants_write() {
+        while !self.conn_done && self.inner.readable && !tls.wants_write() {
             match self.inner.read(scratch)? {
                 Some(0) => {
                     self.conn_done = true;
-                    self.tls.send_close_notify();
+                    tls.send_close_notify();
                 }
                 // rustls's outgoing buffer is empty here, and its limit
                 // (64 KiB) is above a scratch's worth: all of it fits.
-                Some(n) => io::Write::write_all(&mut self.tls.writer(), &scratch[..n])?,
+                Some(n) => io::Write::write_all(&mut tls.writer(), &scratch[..n])?,
                 None => break,
             }
             progress = true;
-            self.flush_records()?;
+            self.flush_records(tls)?;
         }
         Ok(progress)
     }
+}
 
-    /// The names in the client's verified certificate. One we cannot read
-    /// is no credential: the request then needs another.
-    fn client_names(&self) -> Option<CertNames> {
-        let der = self.tls.peer_certificates()?.first()?;
-        cert_names(der)
-            .map_err(|e| log::warn!("tls client certificate names unreadable ({e:?}); not a credential"))
-            .ok()
+/// The names in the client's verified certificate. One we cannot read is
+/// no credential: the request then needs another.
+fn client_names(tls: &ServerConnection) -> Option<CertNames> {
+    let der = tls.peer_certificates()?.first()?;
+    cert_names(der)
+        .map_err(|e| log::warn!("tls client certificate names unreadable ({e:?}); not a credential"))
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::path::PathBuf;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+    use super::*;
+    use crate::config::{ClientAuth, TlsSettings};
+    use crate::net::socket::Stream;
+
+    fn file(name: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls").join(name)
+    }
+
+    fn server_config() -> Arc<rustls::ServerConfig> {
+        crate::tls::keys::server_config(&TlsSettings {
+            cert: Some(file("server.pem")),
+            key: Some(file("server.key")),
+            client_ca: Some(file("ca.pem")),
+            client_auth: ClientAuth::Optional,
+            handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 4,
+        })
+        .unwrap()
+    }
+
+    fn client(with_cert: bool) -> ClientConnection {
+        let mut roots = RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_file(file("ca.pem")).unwrap())
+            .unwrap();
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            let chain = vec![CertificateDer::from_pem_file(file("client.pem")).unwrap()];
+            let key = PrivateKeyDer::from_pem_file(file("client.key")).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        } else {
+            builder.with_no_client_auth()
+        };
+        ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap()
+    }
+
+    /// A front between a client socket and a connection socket, both plain
+    /// unix sockets here, driven by hand: readiness is always claimed, as
+    /// the loop does after an event, and `WouldBlock` takes it back.
+    struct Rig {
+        front: Front,
+        client: UnixStream,
+        conn: UnixStream,
+        scratch: Vec<u8>,
+        established: Vec<Option<CertNames>>,
+        closed: bool,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let (client, tcp) = mio::net::UnixStream::pair().unwrap();
+            let (inner, conn) = mio::net::UnixStream::pair().unwrap();
+            let tls = ServerConnection::new(server_config()).unwrap();
+            let front = Front::new(
+                Side::new(Stream::Unix(tcp)),
+                Side::new(Stream::Unix(inner)),
+                tls,
+                Instant::now() + Duration::from_secs(10),
+            );
+            let plain = |s: mio::net::UnixStream| {
+                let s = UnixStream::from(std::os::fd::OwnedFd::from(s));
+                s.set_nonblocking(true).unwrap();
+                s
+            };
+            Rig {
+                front,
+                client: plain(client),
+                conn: plain(conn),
+                scratch: vec![0; 32 * 1024],
+                established: Vec::new(),
+                closed: false,
+            }
+        }
+
+        /// Drives the front until it waits, processing handshakes in place
+        /// of the worker.
+        fn drive(&mut self) {
+            for side in [&mut self.front.tcp, &mut self.front.inner] {
+                side.readable = true;
+                side.writable = true;
+            }
+            loop {
+                match self.front.drive(&mut self.scratch) {
+                    Step::Wait => return,
+                    Step::Close => {
+                        self.closed = true;
+                        return;
+                    }
+                    Step::Established(names) => self.established.push(names),
+                    Step::Process(mut tls) => {
+                        let processed = tls.process_new_packets().map(drop);
+                        if let Step::Close = self.front.resume(tls, processed) {
+                            self.closed = true;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Moves records both ways between a client and the front until
+        /// neither has anything left to say.
+        fn talk(&mut self, tls: &mut ClientConnection) {
+            for _ in 0..100 {
+                let mut moved = false;
+                while tls.wants_write() {
+                    match tls.write_tls(&mut self.client) {
+                        Ok(n) => moved |= n > 0,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                self.drive();
+                if !tls.wants_read() {
+                    // Its plaintext must be read first.
+                    return;
+                }
+                match tls.read_tls(&mut self.client) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        moved = true;
+                        tls.process_new_packets().unwrap();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                if !moved {
+                    return;
+                }
+            }
+            panic!("the conversation never settled");
+        }
+    }
+
+    fn read_available(s: &mut impl Read) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut buf = [0; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (out, true),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (out, false),
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plaintext_flows_both_ways_and_each_half_close_is_carried() {
+        let mut rig = Rig::new();
+        let mut tls = client(true);
+        rig.talk(&mut tls);
+        assert!(!tls.is_handshaking());
+        let names = CertNames {
+            common_names: vec!["selftest-client".into()],
+            alt_names: vec!["client.selftest".into()],
+        };
+        assert_eq!(rig.established, vec![Some(names)]);
+        assert!(!rig.front.is_handshaking());
+
+        // Larger than a record and than the scratch, to cross both.
+        let request: Vec<u8> = (0..100_000u32).map(|i| (i * 7) as u8).collect();
+        let mut got = Vec::new();
+        for piece in request.chunks(20_000) {
+            tls.writer().write_all(piece).unwrap();
+            rig.talk(&mut tls);
+            let (more, eof) = read_available(&mut rig.conn);
+            assert!(!eof && !more.is_empty(), "stalled at {}", got.len());
+            got.extend(more);
+        }
+        assert_eq!(got, request);
+
+        // The client's close_notify is the connection's EOF, while the
+        // connection can still answer.
+        tls.send_close_notify();
+        rig.talk(&mut tls);
+        assert_eq!(read_available(&mut rig.conn), (Vec::new(), true));
+        assert!(!rig.closed);
+        let reply: Vec<u8> = (0..70_000u32).map(|i| (i * 13) as u8).collect();
+        rig.conn.write_all(&reply).unwrap();
+        // Closing the connection's end: the rest, then close_notify.
+        drop(std::mem::replace(&mut rig.conn, UnixStream::pair().unwrap().0));
+        rig.front.conn_gone = true;
+        let mut answer = Vec::new();
+        loop {
+            rig.talk(&mut tls);
+            match tls.reader().read_to_end(&mut answer) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(answer, reply);
+        assert!(rig.closed, "the front stays open after both ends finished");
+    }
+
+    #[test]
+    fn a_client_without_a_certificate_is_established_without_names() {
+        let mut rig = Rig::new();
+        rig.talk(&mut client(false));
+        assert_eq!(rig.established, vec![None]);
+    }
+
+    #[test]
+    fn garbage_instead_of_a_client_hello_is_answered_with_an_alert_and_closed() {
+        let mut rig = Rig::new();
+        rig.client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        rig.drive();
+        assert!(rig.closed);
+        assert!(rig.established.is_empty());
+        let (sent, _) = read_available(&mut rig.client);
+        // A TLS alert record (content type 21), never a byte for the connection.
+        assert_eq!(sent.first(), Some(&21), "{sent:?}");
+        assert_eq!(read_available(&mut rig.conn).0, b"");
+    }
+
+    #[test]
+    fn a_client_that_leaves_mid_handshake_closes_its_front() {
+        let mut rig = Rig::new();
+        let mut tls = client(false);
+        let mut hello = Vec::new();
+        tls.write_tls(&mut hello).unwrap();
+        rig.client.write_all(&hello[..hello.len() / 2]).unwrap();
+        rig.drive();
+        assert!(!rig.closed);
+        rig.client.shutdown(std::net::Shutdown::Write).unwrap();
+        rig.drive();
+        assert!(rig.closed);
     }
 }

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::UnixStream;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry, Token, Waker};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::conn::ConnRef;
 use crate::net::socket::{Side, Stream};
 use crate::tls::cert_names::CertNames;
 use crate::tls::front::{Front, Step};
+use crate::tls::handshaker::Handshaker;
 
 /// Bytes of the connection's replies sealed into records at a time: two
 /// full records, so a bulk download writes 32 KiB per send, as the plain
@@ -41,14 +42,17 @@ pub struct Fronts {
     timers: BinaryHeap<Reverse<(Instant, usize)>>,
     serial: u64,
     scratch: Box<[u8]>,
+    handshaker: Handshaker,
     /// Handshakes cut: by the cap, and by the deadline.
     pub evicted: u64,
     pub timed_out: u64,
 }
 
 impl Fronts {
-    pub fn new(base: usize) -> Fronts {
-        Fronts {
+    /// Fronts with tokens from `base`, and a handshake worker that wakes
+    /// `waker` with its results.
+    pub fn new(base: usize, waker: Waker) -> io::Result<Fronts> {
+        Ok(Fronts {
             config: None,
             base,
             slots: Vec::new(),
@@ -57,9 +61,10 @@ impl Fronts {
             timers: BinaryHeap::new(),
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
+            handshaker: Handshaker::new(waker)?,
             evicted: 0,
             timed_out: 0,
-        }
+        })
     }
 
     /// The configuration new clients get; those already connected keep theirs.
@@ -198,6 +203,13 @@ impl Fronts {
                     self.arm(index);
                     return;
                 }
+                Step::Process(tls) => {
+                    if !self.handshaker.submit(index, entry.serial, tls) {
+                        return self.close(index);
+                    }
+                    self.arm(index);
+                    return;
+                }
                 Step::Established(names) => {
                     self.handshaking.remove(&entry.serial);
                     if let (Some(conn), Some(names)) = (entry.conn, names) {
@@ -205,6 +217,30 @@ impl Fronts {
                     }
                 }
                 Step::Close => return self.close(index),
+            }
+        }
+    }
+
+    /// Takes back the handshakes the worker processed and drives their
+    /// fronts on.
+    pub fn on_handshakes_done(
+        &mut self,
+        now: Instant,
+        linger: Duration,
+        mut hand_over: impl FnMut(ConnRef, CertNames),
+    ) {
+        let done: Vec<_> = self.handshaker.finished().collect();
+        for job in done {
+            let Some(entry) = self.slots.get_mut(job.slot).and_then(Option::as_mut) else {
+                continue;
+            };
+            // The front it came from was closed meanwhile.
+            if entry.serial != job.serial {
+                continue;
+            }
+            match entry.front.resume(job.tls, job.processed) {
+                Step::Close => self.close(job.slot),
+                _ => self.drive(job.slot, now, linger, &mut hand_over),
             }
         }
     }

@@ -8,4 +8,6 @@ pub mod front;
 #[cfg(feature = "tls")]
 pub mod fronts;
 #[cfg(feature = "tls")]
+pub mod handshaker;
+#[cfg(feature = "tls")]
 pub mod keys;
