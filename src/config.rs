@@ -975,7 +975,10 @@ mod tests {
         let mut c = Config::default();
         c.apply_file(f).unwrap();
         assert_eq!(c.tls.client_auth, ClientAuth::Optional);
-        assert_eq!((c.tls.handshake_timeout, c.tls.max_handshakes), (Duration::from_secs(3), 8));
+        assert_eq!(
+            (c.tls.handshake_timeout, c.tls.max_handshakes),
+            (Duration::from_secs(3), 8)
+        );
         assert_eq!(c.auth.certs[1].name, CertName::AltName("ci.example.net".into()));
         assert_eq!(c.auth.cert_default_role.as_deref(), Some("read"));
         for bad in [
@@ -1001,9 +1004,25 @@ mod tests {
         let c = run(&[&["--listen", "tls://0.0.0.0:2376"][..], &ca].concat()).unwrap();
         assert!(!c.is_open());
         // Without a client CA, a TLS listener authenticates nobody.
-        let err = run(&["--listen", "tls://0.0.0.0:2376", "--tls-cert", "c", "--tls-key", "k"]).unwrap_err();
+        let err = run(&[
+            "--listen",
+            "tls://0.0.0.0:2376",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ])
+        .unwrap_err();
         assert!(err.contains("--insecure"), "{err}");
-        let c = run(&["--listen", "tls://127.0.0.1:2376", "--tls-cert", "c", "--tls-key", "k"]).unwrap();
+        let c = run(&[
+            "--listen",
+            "tls://127.0.0.1:2376",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ])
+        .unwrap();
         assert!(c.is_open());
     }
 

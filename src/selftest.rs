@@ -25,7 +25,7 @@ const BODY: usize = 1024 * 1024;
 type Check = (&'static str, fn() -> Result<(), String>);
 
 pub fn run() -> bool {
-    let checks: [Check; 7] = [
+    let checks: &[Check] = &[
         ("digests", digests),
         ("request heads", request_heads),
         ("chunked framing", chunked_framing),
@@ -33,9 +33,11 @@ pub fn run() -> bool {
         ("routes", routes),
         ("policy", policy),
         ("loopback round trip", round_trip),
+        #[cfg(feature = "tls")]
+        ("tls loopback with a client certificate", tls::round_trip),
     ];
     let mut ok = true;
-    for (name, check) in checks {
+    for &(name, check) in checks {
         match check() {
             Ok(()) => println!("ok   {name}"),
             Err(e) => {
@@ -238,7 +240,7 @@ fn serve(conn: UnixStream) -> std::io::Result<()> {
     }
 }
 
-fn read_reply(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
+fn read_reply(stream: &mut impl Read) -> Result<(String, Vec<u8>), String> {
     let mut all = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
@@ -270,13 +272,19 @@ fn read_reply(stream: &mut TcpStream) -> Result<(String, Vec<u8>), String> {
     }
 }
 
-fn round_trip() -> Result<(), String> {
-    let dir: PathBuf = std::env::temp_dir().join(format!("dockermand-selftest-{}", std::process::id()));
+/// A private directory with a stand-in dockerd listening in it.
+fn stand_in_dockerd(name: &str) -> Result<(PathBuf, PathBuf), String> {
+    let dir: PathBuf = std::env::temp_dir().join(format!("dockermand-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let sock = dir.join("docker.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(|e| e.to_string())?;
     std::thread::spawn(move || stand_in(listener));
+    Ok((dir, sock))
+}
+
+fn round_trip() -> Result<(), String> {
+    let (dir, sock) = stand_in_dockerd("selftest")?;
 
     let cfg = Config {
         listen: vec![ListenAddr::Tcp("127.0.0.1:0".parse().map_err(|_| "addr")?)],
@@ -353,4 +361,124 @@ fn round_trip() -> Result<(), String> {
         spliced + copied >= 2 * BODY as u64 && spliced + with_heads >= 2 * BODY as u64,
         &format!("only {spliced} bytes went through splice ({copied} copied)"),
     )
+}
+
+/// The TLS path on the router's own CPU: a handshake with a client
+/// certificate (ring's assembly, the handshake worker), the certificate's
+/// names as a credential, a request, and a hijacked tunnel whose half-close
+/// travels as close_notify.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+    use super::{ensure, read_reply, stand_in_dockerd};
+    use crate::access::auth::{CertName, CertRole};
+    use crate::config::{Config, ListenAddr, TlsSettings};
+    use crate::net::upstream::UpstreamAddr;
+    use crate::server::Server;
+
+    /// Test identities made by `tests/tls/make.sh`; they vouch for nothing.
+    const CA: &[u8] = include_bytes!("../tests/tls/ca.pem");
+    const SERVER_CERT: &[u8] = include_bytes!("../tests/tls/server.pem");
+    const SERVER_KEY: &[u8] = include_bytes!("../tests/tls/server.key");
+    const CLIENT_CERT: &[u8] = include_bytes!("../tests/tls/client.pem");
+    const CLIENT_KEY: &[u8] = include_bytes!("../tests/tls/client.key");
+
+    pub fn round_trip() -> Result<(), String> {
+        let (dir, sock) = stand_in_dockerd("selftest-tls")?;
+        let file = |name: &str, bytes: &[u8]| -> Result<_, String> {
+            let path = dir.join(name);
+            std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+            Ok(Some(path))
+        };
+        let mut cfg = Config {
+            listen: vec![ListenAddr::Tls("127.0.0.1:0".parse().map_err(|_| "addr")?)],
+            upstream: UpstreamAddr::Unix(sock),
+            log_level: log::LevelFilter::Off,
+            tls: TlsSettings {
+                cert: file("server.pem", SERVER_CERT)?,
+                key: file("server.key", SERVER_KEY)?,
+                client_ca: file("ca.pem", CA)?,
+                ..Config::default().tls
+            },
+            ..Config::default()
+        };
+        cfg.auth.certs.push(CertRole {
+            name: CertName::AltName("client.selftest".into()),
+            role: "admin".into(),
+        });
+        let mut server = Server::new(cfg, Vec::new()).map_err(|e| e.to_string())?;
+        let addr = server.bound_tcp().ok_or("no TLS listener")?;
+        std::thread::spawn(move || server.run());
+
+        let connect = |with_cert: bool| -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
+            let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;
+            tcp.set_read_timeout(Some(Duration::from_secs(20)))
+                .map_err(|e| e.to_string())?;
+            let tls = ClientConnection::new(
+                client_config(with_cert)?,
+                ServerName::try_from("localhost").map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(StreamOwned::new(tls, tcp))
+        };
+
+        let mut s = connect(true)?;
+        s.write_all(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let (head, body) = read_reply(&mut s)?;
+        ensure(
+            head.starts_with("HTTP/1.1 200") && body == b"{\"ping\":\"ok\"}",
+            &format!("request with a mapped client certificate: {head}"),
+        )?;
+
+        let mut t = connect(true)?;
+        t.write_all(b"POST /exec/x/start HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 2\r\n\r\n{}hello")
+            .map_err(|e| e.to_string())?;
+        t.conn.send_close_notify();
+        t.flush().map_err(|e| e.to_string())?;
+        let mut all = Vec::new();
+        t.read_to_end(&mut all).map_err(|e| e.to_string())?;
+        ensure(
+            all.starts_with(b"HTTP/1.1 101") && all.ends_with(b"\r\n\r\nHELLO"),
+            "hijacked tunnel with close_notify as half-close",
+        )?;
+
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut anonymous = connect(false)?;
+        let refused = anonymous
+            .write_all(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .and_then(|()| anonymous.read(&mut [0; 64]));
+        ensure(
+            matches!(refused, Err(_) | Ok(0)),
+            "a client without a certificate was served",
+        )
+    }
+
+    fn client_config(with_cert: bool) -> Result<Arc<ClientConfig>, String> {
+        let mut roots = RootCertStore::empty();
+        let ca = CertificateDer::from_pem_slice(CA).map_err(|e| e.to_string())?;
+        roots.add(ca).map_err(|e| e.to_string())?;
+        let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = if with_cert {
+            let chain = vec![CertificateDer::from_pem_slice(CLIENT_CERT).map_err(|e| e.to_string())?];
+            let key = PrivateKeyDer::from_pem_slice(CLIENT_KEY).map_err(|e| e.to_string())?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| e.to_string())?
+        } else {
+            builder.with_no_client_auth()
+        };
+        Ok(Arc::new(config))
+    }
 }

@@ -126,6 +126,12 @@ fn cert_names() {
     replay("cert_names", checks::cert_names);
 }
 
+#[cfg(feature = "tls")]
+#[test]
+fn tls_front() {
+    replay("tls_front", checks::tls_front);
+}
+
 /// Known answers the properties alone cannot pin down.
 #[test]
 fn known_answers() {

@@ -1027,12 +1027,18 @@ fn check_config_ranges(cfg: &Config) -> Check {
     ensure!(cfg.unix_mode <= 0o777, "unix_mode {:o}", cfg.unix_mode);
     ensure!(!cfg.listen.is_empty(), "no listen address");
     // Reachable from the network only with authentication or --insecure.
-    if !cfg.insecure && cfg.auth.is_open() {
+    if !cfg.insecure && cfg.is_open() {
         for l in &cfg.listen {
-            if let ListenAddr::Tcp(a) = l {
+            if let ListenAddr::Tcp(a) | ListenAddr::Tls(a) = l {
                 ensure!(a.ip().is_loopback(), "listening on {a} without --insecure");
             }
         }
+    }
+    if cfg.listen.iter().any(ListenAddr::is_tls) {
+        ensure!(
+            cfg!(feature = "tls") && cfg.tls.cert.is_some() && cfg.tls.key.is_some(),
+            "a TLS listener without a certificate and key"
+        );
     }
     Ok(())
 }
@@ -3808,4 +3814,107 @@ fn der_length(len: usize) -> Vec<u8> {
             [&[0x80 | significant.len() as u8][..], significant].concat()
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// tls_front
+
+#[cfg(feature = "tls")]
+use dockermand::tls::front::{Front, Step};
+
+/// Fuzz target `tls_front`: the input is what a client sends a TLS port,
+/// cut into pieces (a piece ends after each `0xff` byte, so the fuzzer
+/// picks the record and read boundaries too). Whatever it is, the front
+/// answers without panicking and without ever holding the loop (each drive
+/// returns), hands nothing to its connection (no handshake completes
+/// without the client reading the server's reply), sends at most a
+/// handshake flight's worth back, and closes once the client ends.
+#[cfg(feature = "tls")]
+pub fn tls_front(data: &[u8]) -> Check {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use dockermand::net::socket::{Side, Stream};
+
+    let pair = || -> Result<(UnixStream, mio::net::UnixStream), String> {
+        let (a, b) = mio::net::UnixStream::pair().map_err(|e| e.to_string())?;
+        let a = UnixStream::from(std::os::fd::OwnedFd::from(a));
+        a.set_nonblocking(true).map_err(|e| e.to_string())?;
+        Ok((a, b))
+    };
+    let (mut client, tcp) = pair()?;
+    let (mut conn, inner) = pair()?;
+    let tls = rustls::ServerConnection::new(tls_config()).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut front = Front::new(Side::new(Stream::Unix(tcp)), Side::new(Stream::Unix(inner)), tls, deadline);
+    let mut scratch = vec![0; 32 * 1024];
+    let mut closed = false;
+    let mut drive = |front: &mut Front| -> Result<bool, String> {
+        for side in [&mut front.tcp, &mut front.inner] {
+            side.readable = true;
+            side.writable = true;
+        }
+        // Each drive either waits, closes, or hands out one handshake to
+        // process; a handshake cannot be processed forever.
+        for _ in 0..64 {
+            match front.drive(&mut scratch) {
+                Step::Wait => return Ok(false),
+                Step::Close => return Ok(true),
+                Step::Established(_) => return Err("a handshake completed".into()),
+                Step::Process(mut tls) => {
+                    let processed = tls.process_new_packets().map(drop);
+                    if let Step::Close = front.resume(tls, processed) {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Err("the front kept asking for its handshake to be processed".into())
+    };
+    for piece in data.split_inclusive(|&b| b == 0xff) {
+        if client.write_all(piece).is_err() || drive(&mut front)? {
+            closed = true;
+            break;
+        }
+    }
+    if !closed {
+        let _ = client.shutdown(std::net::Shutdown::Write);
+        closed = drive(&mut front)?;
+    }
+    ensure!(closed, "still open after the client ended its side");
+    let mut answer = Vec::new();
+    let _ = client.read_to_end(&mut answer);
+    ensure!(answer.len() <= 16 * 1024, "{} bytes sent back", answer.len());
+    let mut handed = [0; 1];
+    ensure!(
+        matches!(conn.read(&mut handed), Ok(0) | Err(_)),
+        "plaintext reached the connection"
+    );
+    Ok(())
+}
+
+/// The server side of the test identities in `tests/tls`, loaded once.
+#[cfg(feature = "tls")]
+fn tls_config() -> std::sync::Arc<rustls::ServerConfig> {
+    static CONFIG: OnceLock<std::sync::Arc<rustls::ServerConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("dockermand-fuzz-tls-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a temporary directory");
+            let file = |name: &str, bytes: &[u8]| {
+                let path = dir.join(name);
+                std::fs::write(&path, bytes).expect("writing a test certificate");
+                Some(path)
+            };
+            let settings = dockermand::config::TlsSettings {
+                cert: file("server.pem", include_bytes!("../../tests/tls/server.pem")),
+                key: file("server.key", include_bytes!("../../tests/tls/server.key")),
+                client_ca: file("ca.pem", include_bytes!("../../tests/tls/ca.pem")),
+                ..Config::default().tls
+            };
+            let config = dockermand::tls::keys::server_config(&settings).expect("the test certificates load");
+            let _ = std::fs::remove_dir_all(&dir);
+            config
+        })
+        .clone()
 }

@@ -515,8 +515,13 @@ mod tests {
             ],
             ..AuthConfig::default()
         };
-        let role = |auth: &AuthConfig, n: &CertNames| auth.cert_principal(n).map(|p| format!("{} {}", p.name, p.role));
-        assert_eq!(role(&auth, &names(&["laptop"], &[])).as_deref(), Some("cert:laptop operator"));
+        let role = |auth: &AuthConfig, n: &CertNames| {
+            auth.cert_principal(n).map(|p| format!("{} {}", p.name, p.role))
+        };
+        assert_eq!(
+            role(&auth, &names(&["laptop"], &[])).as_deref(),
+            Some("cert:laptop operator")
+        );
         // A commonName is compared exactly; a DNS name without ASCII case.
         assert_eq!(role(&auth, &names(&["Laptop"], &[])), None);
         assert_eq!(role(&auth, &names(&["laptop "], &[])), None);
@@ -533,9 +538,15 @@ mod tests {
         );
         assert!(!auth.is_open());
         auth.cert_default_role = Some("read".into());
-        assert_eq!(role(&auth, &names(&["x"], &["y"])).as_deref(), Some("cert:x read"));
+        assert_eq!(
+            role(&auth, &names(&["x"], &["y"])).as_deref(),
+            Some("cert:x read")
+        );
         assert_eq!(role(&auth, &names(&[], &["y"])).as_deref(), Some("cert:y read"));
-        assert_eq!(role(&auth, &names(&[], &[])).as_deref(), Some("cert:unnamed read"));
+        assert_eq!(
+            role(&auth, &names(&[], &[])).as_deref(),
+            Some("cert:unnamed read")
+        );
     }
 
     #[test]

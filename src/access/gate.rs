@@ -377,8 +377,8 @@ fn guard(head: &RequestHead, route: &Route, policy: &Policy) -> Result<(), Denia
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tls::cert_names::CertNames;
     use crate::http::request::tests::head;
+    use crate::tls::cert_names::CertNames;
 
     #[test]
     fn hosts() {
@@ -580,14 +580,20 @@ mod tests {
         let bare = "GET /info HTTP/1.1\r\nHost: x\r\n\r\n";
         let with_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer tok\r\n\r\n";
         let bad_token = "GET /info HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n";
-        assert_eq!(authn_with_cert(bare, ip, Some(&laptop), &c), "cert:laptop operator");
+        assert_eq!(
+            authn_with_cert(bare, ip, Some(&laptop), &c),
+            "cert:laptop operator"
+        );
         assert_eq!(authn_with_cert(bare, ip, Some(&stranger), &c), "missing");
         assert_eq!(authn_with_cert(bare, ip, None, &c), "missing");
         // A credential in the request speaks for it, even a bad one.
         assert_eq!(authn_with_cert(with_token, ip, Some(&laptop), &c), "token:t read");
         assert_eq!(authn_with_cert(bad_token, ip, Some(&laptop), &c), "invalid");
         c.auth.cert_default_role = Some("read".into());
-        assert_eq!(authn_with_cert(bare, ip, Some(&stranger), &c), "cert:stranger read");
+        assert_eq!(
+            authn_with_cert(bare, ip, Some(&stranger), &c),
+            "cert:stranger read"
+        );
     }
 
     #[test]

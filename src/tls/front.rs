@@ -282,7 +282,9 @@ mod tests {
     use crate::net::socket::Stream;
 
     fn file(name: &str) -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls").join(name)
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/tls")
+            .join(name)
     }
 
     fn server_config() -> Arc<rustls::ServerConfig> {
@@ -486,7 +488,9 @@ mod tests {
     #[test]
     fn garbage_instead_of_a_client_hello_is_answered_with_an_alert_and_closed() {
         let mut rig = Rig::new();
-        rig.client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        rig.client
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
         rig.drive();
         assert!(rig.closed);
         assert!(rig.established.is_empty());
