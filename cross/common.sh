@@ -149,7 +149,8 @@ main_package_binary() {
 	fi
 }
 
-# has_tls_budget TARGET: the TLS build of TARGET must fit MIPS_TLS_BUDGET_BYTES.
+# has_tls_budget TARGET: the TLS build of TARGET may go in its main
+# package only within MIPS_TLS_BUDGET_BYTES.
 has_tls_budget() {
 	case $1 in
 	mips-* | mipsel-*) return 0 ;;
