@@ -650,6 +650,7 @@ impl Config {
         match self
             .limit_problems()
             .into_iter()
+            .chain(self.tls_problem())
             .chain(self.exposure_problem())
             .next()
         {
@@ -707,11 +708,11 @@ impl Config {
         if self.listen.is_empty() {
             problems.push("no listen address".into());
         }
-        problems.extend(self.tls_problem());
         problems
     }
 
-    /// A `tls://` listener this build or these settings cannot serve.
+    /// A `tls://` listener this build or these settings cannot serve, which
+    /// depends on listeners and TLS settings together.
     fn tls_problem(&self) -> Option<String> {
         let listener = self.listen.iter().find(|l| l.is_tls())?;
         if !cfg!(feature = "tls") {
@@ -778,7 +779,7 @@ pub fn check_file(text: &str) -> Vec<String> {
         if let Err(e) = parse_file(text).and_then(|f| cfg.apply_file(f)) {
             problems.push(e);
         } else {
-            problems.extend(cfg.exposure_problem());
+            problems.extend(cfg.tls_problem().into_iter().chain(cfg.exposure_problem()));
         }
     }
     problems
@@ -1109,6 +1110,24 @@ mod tests {
                 problems.iter().any(|p| p.contains(needle)),
                 "{needle} in {problems:#?}"
             );
+        }
+    }
+
+    #[test]
+    fn check_file_judges_tls_listeners_with_their_settings() {
+        let tls = r#"{"listen":["tls://127.0.0.1:2376"],"tls":{"cert":"c","key":"k"}}"#;
+        let no_key = r#"{"listen":["tls://127.0.0.1:2376"],"tls":{"cert":"c"}}"#;
+        let exposed = r#"{"listen":["tls://0.0.0.0:2376"],"tls":{"cert":"c","key":"k"}}"#;
+        if cfg!(feature = "tls") {
+            assert_eq!(check_file(tls), Vec::<String>::new());
+            assert!(check_file(no_key)[0].contains("tls.key"));
+            assert!(
+                check_file(exposed)[0].contains("--insecure"),
+                "{:?}",
+                check_file(exposed)
+            );
+        } else {
+            assert!(check_file(tls)[0].contains("without TLS"));
         }
     }
 

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::http::reply::LocalReply;
 use crate::net::intake::Intake;
 use crate::relay::pool::Resources;
-use crate::stats::Stats;
+use crate::stats::{Stats, TlsFigures};
 
 pub const PREFIX: &str = "/_dockermand/";
 
@@ -78,6 +78,7 @@ pub fn status(
     intake: &Intake,
     cfg: &Config,
     auth: &AuthFigures,
+    tls: &TlsFigures,
     now: Instant,
 ) -> LocalReply {
     LocalReply::json(
@@ -131,6 +132,14 @@ pub fn status(
                 "ubus_refused_cached": auth.ubus_refused,
                 "ubus_refused_hits": auth.ubus_refused_hits,
             },
+            "tls": {
+                "fronts": tls.fronts,
+                "handshaking": tls.handshaking,
+                "handshakes_max": cfg.tls.max_handshakes,
+                "handshakes_evicted": tls.evicted,
+                "handshakes_timed_out": tls.timed_out,
+                "handshakes_failed": tls.failed,
+            },
             "buffers_in_use": res.buffers_in_use(),
             "pipes_in_use": res.pipes_in_use(),
             "splice": res.splice_enabled,
@@ -145,6 +154,7 @@ pub fn metrics(
     res: &Resources,
     intake: &Intake,
     auth: &AuthFigures,
+    tls: &TlsFigures,
     now: Instant,
 ) -> LocalReply {
     let mut out = String::new();
@@ -204,7 +214,14 @@ pub fn metrics(
         ("ubus_refused_cached", "gauge", auth.ubus_refused as u64),
         ("ubus_refused_hits_total", "counter", auth.ubus_refused_hits),
     ];
-    for (name, kind, value) in auth_gauges {
+    let tls_gauges: [(&str, &str, u64); 5] = [
+        ("tls_fronts", "gauge", tls.fronts as u64),
+        ("tls_handshaking", "gauge", tls.handshaking as u64),
+        ("tls_handshakes_evicted_total", "counter", tls.evicted),
+        ("tls_handshakes_timed_out_total", "counter", tls.timed_out),
+        ("tls_handshakes_failed_total", "counter", tls.failed),
+    ];
+    for (name, kind, value) in auth_gauges.into_iter().chain(tls_gauges) {
         let _ = writeln!(out, "# TYPE dockermand_{name} {kind}\ndockermand_{name} {value}");
     }
     out.push_str("# TYPE dockermand_policy_denied_total counter\n");

@@ -50,11 +50,19 @@ fn main() -> ExitCode {
 }
 
 /// Prints each problem of the config file on its own line, for the init
-/// script to log before it replaces a working config.
+/// script to log before it replaces a working config. The TLS files it
+/// names are loaded too: a certificate that does not match its key would
+/// otherwise only show when the daemon starts.
 fn check_config(path: &str) -> ExitCode {
     let problems = match std::fs::read_to_string(path) {
         Ok(text) => check_file(&text),
         Err(e) => vec![format!("cannot read {path}: {e}")],
+    };
+    #[cfg(feature = "tls")]
+    let problems = if problems.is_empty() {
+        tls_file_problems(path)
+    } else {
+        problems
     };
     for problem in &problems {
         eprintln!("{problem}");
@@ -63,6 +71,20 @@ fn check_config(path: &str) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Whether the certificate, key and client CA of a valid config file load.
+#[cfg(feature = "tls")]
+fn tls_file_problems(path: &str) -> Vec<String> {
+    match Config::from_args(&["--config".into(), path.into()]) {
+        Ok(Command::Run(cfg)) if cfg.listen.iter().any(dockermand::config::ListenAddr::is_tls) => {
+            dockermand::tls::keys::server_config(&cfg.tls)
+                .err()
+                .into_iter()
+                .collect()
+        }
+        _ => Vec::new(),
     }
 }
 

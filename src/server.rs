@@ -299,6 +299,10 @@ impl Server {
             policy_spent: &mut self.policy_spent,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
+            #[cfg(feature = "tls")]
+            tls: self.fronts.figures(),
+            #[cfg(not(feature = "tls"))]
+            tls: Default::default(),
         };
         f(&mut slot.conn, &mut ctx);
         if slot.conn.take_rerun() {
@@ -431,6 +435,9 @@ impl Server {
             Ok((front, pair_end)) => {
                 if let Some(conn) = self.admit(pair_end, peer, peer_id, addr) {
                     self.fronts.link(front, conn);
+                    if let Some(slot) = self.slots[conn.slot].as_mut() {
+                        slot.conn.set_over_tls();
+                    }
                 }
             }
             Err(e) => log::warn!("{peer}: cannot start TLS: {e}"),

@@ -57,6 +57,21 @@ impl Stats {
     }
 }
 
+/// What the TLS fronts report; all zero in a build without TLS.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TlsFigures {
+    /// Fronts open: clients in their handshake, served, or being sent a
+    /// closed connection's last bytes.
+    pub fronts: usize,
+    pub handshaking: usize,
+    /// Handshakes cut to make room under `tls.max_handshakes`, cut at
+    /// `tls.handshake_timeout_secs`, and refused by rustls (a protocol
+    /// error, or a client certificate that did not verify).
+    pub evicted: u64,
+    pub timed_out: u64,
+    pub failed: u64,
+}
+
 /// A count of live things kept by ownership: `hold` adds one and dropping
 /// the `Held` takes it away, so no path can forget it or take it twice.
 /// (Atomic only so that the server may run on a thread of its own, as the

@@ -17,7 +17,9 @@ VENV="$ROOT/target/e2e-venv"
 log() { printf '==> %s\n' "$*" >&2; }
 
 # --- system packages ------------------------------------------------------------
-APT_PACKAGES=(docker.io containerd runc busybox-static python3-venv)
+# openssl makes the TLS tests' certificates; the browser test drives Debian's
+# chromium through Playwright, which never downloads a browser of its own here.
+APT_PACKAGES=(docker.io containerd runc busybox-static python3-venv openssl chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -44,9 +46,9 @@ if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
     rm -rf "$VENV"
     "$PY" -m venv "$VENV"
 fi
-if ! "$VENV/bin/python" -c 'import pytest, docker, requests, pytest_timeout, websocket' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import pytest, docker, requests, pytest_timeout, websocket, playwright' 2>/dev/null; then
     log "installing python test dependencies"
-    "$VENV/bin/python" -m pip install --quiet pytest docker requests pytest-timeout websocket-client
+    "$VENV/bin/python" -m pip install --quiet pytest docker requests pytest-timeout websocket-client playwright
 fi
 
 # --- docker CLI: prefer a v28 client -----------------------------------------------------

@@ -31,7 +31,7 @@ use crate::net::intake::Intake;
 use crate::net::socket::Side;
 use crate::net::upstream::UpstreamAddr;
 use crate::relay::pool::Resources;
-use crate::stats::Stats;
+use crate::stats::{Stats, TlsFigures};
 use crate::tls::cert_names::CertNames;
 
 use body::BodyRead;
@@ -58,6 +58,7 @@ pub struct Ctx<'a> {
     pub policy_spent: &'a mut Duration,
     pub now: Instant,
     pub shutting_down: bool,
+    pub tls: TlsFigures,
 }
 
 /// A connection's place in the loop: its slot, and its accept serial, so a
@@ -81,6 +82,8 @@ pub struct Connection {
     peer_id: PeerId,
     /// The names of a TLS client's verified certificate, a credential.
     cert: Option<Box<CertNames>>,
+    /// The client came through TLS: its session cookie is `Secure`.
+    over_tls: bool,
     /// Bytes read from the client ahead of the phase that needs them: a
     /// partial head, or what came after a head (its body, the next
     /// pipelined request, or the first bytes of a tunnel). At most
@@ -154,6 +157,7 @@ impl Connection {
             peer,
             peer_id,
             cert: None,
+            over_tls: false,
             early: Vec::new(),
             scanned: 0,
             answering_head: false,
@@ -169,6 +173,20 @@ impl Connection {
     /// requests is read.
     pub fn set_client_cert(&mut self, names: CertNames) {
         self.cert = Some(Box::new(names));
+    }
+
+    pub fn set_over_tls(&mut self) {
+        self.over_tls = true;
+    }
+
+    /// The attributes of our session cookie: a browser that reached us
+    /// over TLS must never send it over plain HTTP.
+    fn cookie_attributes(&self) -> &'static str {
+        if self.over_tls {
+            "Path=/; HttpOnly; SameSite=Strict; Secure"
+        } else {
+            "Path=/; HttpOnly; SameSite=Strict"
+        }
     }
 
     pub fn is_closed(&self) -> bool {

@@ -37,9 +37,17 @@ impl Connection {
                 ctx.intake,
                 ctx.cfg,
                 &auth_figures(ctx),
+                &ctx.tls,
                 ctx.now,
             ),
-            Endpoint::Metrics => local::metrics(ctx.stats, ctx.res, ctx.intake, &auth_figures(ctx), ctx.now),
+            Endpoint::Metrics => local::metrics(
+                ctx.stats,
+                ctx.res,
+                ctx.intake,
+                &auth_figures(ctx),
+                &ctx.tls,
+                ctx.now,
+            ),
             Endpoint::Ticket => {
                 match ctx
                     .sessions
@@ -56,7 +64,8 @@ impl Connection {
                     ctx.sessions.remove(&id);
                 }
                 LocalReply::json(200, json!({ "message": "logged out" })).with_headers(&format!(
-                    "Set-Cookie: {COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
+                    "Set-Cookie: {COOKIE}=; {}; Max-Age=0\r\n",
+                    self.cookie_attributes()
                 ))
             }
             _ => LocalReply::error(404, "no such dockermand endpoint"),

@@ -193,7 +193,8 @@ impl Connection {
         let ttl = ctx.cfg.auth.session_ttl;
         let reply = match ctx.sessions.create(SessionKind::Login, principal, ttl, ctx.now) {
             Ok(id) => LocalReply::json(200, json!({ "name": name, "role": role })).with_headers(&format!(
-                "Set-Cookie: {COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}\r\n",
+                "Set-Cookie: {COOKIE}={id}; {}; Max-Age={}\r\n",
+                self.cookie_attributes(),
                 ttl.as_secs()
             )),
             Err(_) => LocalReply::error(503, "no randomness available"),

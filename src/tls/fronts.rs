@@ -14,6 +14,7 @@ use rustls::{ServerConfig, ServerConnection};
 
 use crate::conn::ConnRef;
 use crate::net::socket::{Side, Stream};
+use crate::stats::TlsFigures;
 use crate::tls::cert_names::CertNames;
 use crate::tls::front::{Front, Step};
 use crate::tls::handshaker::Handshaker;
@@ -43,9 +44,9 @@ pub struct Fronts {
     serial: u64,
     scratch: Box<[u8]>,
     handshaker: Handshaker,
-    /// Handshakes cut: by the cap, and by the deadline.
-    pub evicted: u64,
-    pub timed_out: u64,
+    evicted: u64,
+    timed_out: u64,
+    failed: u64,
 }
 
 impl Fronts {
@@ -64,6 +65,7 @@ impl Fronts {
             handshaker: Handshaker::new(waker)?,
             evicted: 0,
             timed_out: 0,
+            failed: 0,
         })
     }
 
@@ -80,8 +82,14 @@ impl Fronts {
         self.slots.len() - self.free.len()
     }
 
-    pub fn handshakes(&self) -> usize {
-        self.handshaking.len()
+    pub fn figures(&self) -> TlsFigures {
+        TlsFigures {
+            fronts: self.open_count(),
+            handshaking: self.handshaking.len(),
+            evicted: self.evicted,
+            timed_out: self.timed_out,
+            failed: self.failed,
+        }
     }
 
     /// Starts the front of a client just accepted and returns the end of
@@ -238,8 +246,12 @@ impl Fronts {
             if entry.serial != job.serial {
                 continue;
             }
+            let refused = job.processed.is_err();
             match entry.front.resume(job.tls, job.processed) {
-                Step::Close => self.close(job.slot),
+                Step::Close => {
+                    self.failed += u64::from(refused);
+                    self.close(job.slot);
+                }
                 _ => self.drive(job.slot, now, linger, &mut hand_over),
             }
         }

@@ -183,12 +183,14 @@ def ws_request_headers(key: str, origin=None, protocol=None, extra=()) -> list:
     return h + list(extra)
 
 
-def open_ws(addr, target: str, headers=(), origin=None, protocol=None, timeout: float = 20.0):
+def open_ws(addr, target: str, headers=(), origin=None, protocol=None, timeout: float = 20.0,
+            ssl_context=None):
     """Opens a WebSocket; returns (response, WebSocket or None). A refusal's
     body is read into ``response.body``. The Host header is the address
-    connected to, so ``http://{host}:{port}`` is the same origin."""
+    connected to, so ``http://{host}:{port}`` is the same origin. With
+    ``ssl_context`` it is a ``wss://`` socket (see ``HttpConn``)."""
     key = base64.b64encode(os.urandom(16)).decode()
-    conn = HttpConn(addr, timeout)
+    conn = HttpConn(addr, timeout, ssl_context=ssl_context)
     host = "[%s]:%d" % addr if ":" in addr[0] else "%s:%d" % addr
     try:
         conn.send(build_request("GET", target, ws_request_headers(key, origin, protocol, headers), host=host))
@@ -305,10 +307,10 @@ class Console:
 
 
 def open_console(addr, container: str, cmd=None, tty=True, headers=(), origin=None, protocol=None,
-                 timeout: float = 20.0, **params):
+                 timeout: float = 20.0, ssl_context=None, **params):
     """(response, Console or None)."""
     resp, ws = open_ws(addr, console_target(container, cmd, tty, **params), headers, origin, protocol,
-                       timeout)
+                       timeout, ssl_context)
     return resp, (Console(ws, tty) if ws else None)
 
 

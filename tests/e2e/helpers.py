@@ -23,7 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 LISTEN_RE = re.compile(
-    r"listening on (?:http://(?P<host>\[[0-9a-fA-F:.]+\]|[0-9A-Za-z.\-]+):(?P<port>\d+)|unix:(?P<path>\S+))"
+    r"listening on (?:(?P<scheme>http|tls)://(?P<host>\[[0-9a-fA-F:.]+\]|[0-9A-Za-z.\-]+):(?P<port>\d+)"
+    r"|unix:(?P<path>\S+))"
 )
 
 
@@ -134,7 +135,8 @@ class Gateway:
                 self.listeners.append({"kind": "unix", "path": m.group("path")})
             else:
                 host = m.group("host").strip("[]")
-                self.listeners.append({"kind": "tcp", "host": host, "port": int(m.group("port"))})
+                kind = "tls" if m.group("scheme") == "tls" else "tcp"
+                self.listeners.append({"kind": kind, "host": host, "port": int(m.group("port"))})
         return self.listeners
 
     # -- addresses -------------------------------------------------------------
@@ -143,6 +145,18 @@ class Gateway:
             if l["kind"] == "tcp":
                 return l
         raise AssertionError("gateway has no TCP listener: %r" % self.listeners)
+
+    def tls_listener(self):
+        for l in self.listeners:
+            if l["kind"] == "tls":
+                return l
+        raise AssertionError("gateway has no TLS listener: %r" % self.listeners)
+
+    @property
+    def tls_addr(self):
+        """(host, port) of the first ``tls://`` listener."""
+        l = self.tls_listener()
+        return (l["host"], l["port"])
 
     @property
     def host(self) -> str:
@@ -283,9 +297,12 @@ class HttpConn:
     """One client connection with a receive buffer, so pipelined responses and
     hijacked streams can be read exactly."""
 
-    def __init__(self, addr, timeout: float = 10.0, source: str | None = None):
+    def __init__(self, addr, timeout: float = 10.0, source: str | None = None, ssl_context=None,
+                 server_hostname: str = "localhost"):
         """``source``: the local address to connect from (any 127.x.y.z on
-        loopback), for tests that need many client addresses."""
+        loopback), for tests that need many client addresses. ``ssl_context``:
+        speak TLS (an ``ssl.SSLContext``; the handshake completes here) and
+        verify the server as ``server_hostname``."""
         self.timeout = timeout
         if isinstance(addr, (str, Path)):
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -299,6 +316,12 @@ class HttpConn:
             if source is not None:
                 self.sock.bind((source, 0))
             self.sock.connect((host, port))
+        if ssl_context is not None:
+            try:
+                self.sock = ssl_context.wrap_socket(self.sock, server_hostname=server_hostname)
+            except BaseException:
+                self.sock.close()
+                raise
         self.buf = bytearray()
         self.eof = False
 
