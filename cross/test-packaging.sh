@@ -1181,6 +1181,13 @@ test_tls_uhttpd() {
 		expect_eq "$kind key: whoami over uhttpd's certificate" "${got%% *}" 401 || bad=1
 		stop_daemon
 	done
+	# A key that is not the certificate's: --check-config loads the files,
+	# so the daemon keeps the last good ones.
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform der \
+		-out "$root/etc/uhttpd.key" 2>/dev/null || return 1
+	init uhttpd reload
+	expect_log uhttpd "daemon.err dockermand: tls certificate .*/etc/uhttpd.crt with key .*/etc/uhttpd.key: keys may not be consistent" \
+		"configuration not applied .*keeps the last good one" || bad=1
 	[ "$bad" = 0 ]
 }
 
@@ -1211,9 +1218,14 @@ test_tls_malformed() {
 
 # --- dockermand and dockermand-tls ------------------------------------------------
 
-# The x86_64 pair packed as for MIPS, for the tests below.
+# split_pack: the x86_64 pair packed as for MIPS, for the tests below.
+split_pack() {
+	[ -f "$(split_ipk dockermand-tls)" ] ||
+		TLS_SPLIT_TARGETS=$X86_64 IPK_OUT_DIR=$SPLIT_DIR bash "$CROSS_DIR/ipk.sh" "$X86_64" >/dev/null
+}
+
 test_split_pack() {
-	TLS_SPLIT_TARGETS=$X86_64 IPK_OUT_DIR=$SPLIT_DIR bash "$CROSS_DIR/ipk.sh" "$X86_64" >/dev/null || return 1
+	split_pack || return 1
 	if [ ! -f "$(split_ipk dockermand-tls)" ] || [ ! -f "$(split_ipk dockermand)" ]; then
 		echo "no x86_64 dockermand-tls and dockermand pair in $SPLIT_DIR"
 		return 1
@@ -1224,6 +1236,7 @@ test_split_pack() {
 
 # The plain build refuses a tls:// listener, and the log says why.
 test_plain_refuses_tls() {
+	split_pack || return 1
 	router_with plain "$FIXTURES/tls-uhttpd.uci" "$(split_ipk dockermand)" || return 1
 	rm -rf "$(router_dir plain)/var/etc" "$(router_dir plain)/state"/*
 	uhttpd_files "$(router_dir plain)" ec && init plain start
@@ -1243,6 +1256,7 @@ test_plain_refuses_tls() {
 test_switch() {
 	local root out
 	root=$(router_dir switch)
+	split_pack || return 1
 	router_with switch "$UCI_DEFAULT" "$(split_ipk dockermand)" || return 1
 	opkg switch install "$SPLIT_DIR/luci-app-dockermand_${PKG_VERSION}_all.ipk" >"$root/out" 2>&1 || {
 		cat "$root/out"
@@ -1385,7 +1399,7 @@ done
 check "router: TLS listeners, files, client auth and certificate roles reach the JSON" test_tls
 check "router: the daemon serves TLS with it: certificates get their roles" test_tls_serves
 check "router: a renewed certificate reaches the daemon on reload" test_tls_reload
-check "router: uhttpd's DER certificate and key (RSA, EC, PKCS#8) when none is set" test_tls_uhttpd
+check "router: uhttpd's DER certificate and key (RSA, EC, PKCS#8) when none is set; a mismatched key is refused" test_tls_uhttpd
 check "router: TLS mistakes are logged, nothing starts" test_tls_malformed
 check "packing: an x86_64 dockermand and dockermand-tls pair as on MIPS" test_split_pack
 check "router: the plain build refuses a tls:// listener" test_plain_refuses_tls
