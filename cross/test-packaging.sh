@@ -993,10 +993,13 @@ start_daemon() {
 	local root log i
 	root=$(router_dir "$1")
 	log=$root/daemon.log
+	# Gone first: the background daemon truncates it only once it runs, and
+	# the last daemon's port must not be read meanwhile.
+	rm -f "$log"
 	"$root/usr/bin/dockermand" --config "$(conf_of "$1")" --listen "$2" </dev/null >"$log" 2>&1 &
 	DAEMON_PID=$!
 	for i in $(seq 100); do
-		DAEMON_PORT=$(sed -n 's#.*listening on [a-z]*://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$log")
+		DAEMON_PORT=$(sed -n 's#.*listening on [a-z]*://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$log" 2>/dev/null)
 		[ -z "$DAEMON_PORT" ] || return 0
 		kill -0 "$DAEMON_PID" 2>/dev/null || break
 		sleep 0.1
@@ -1178,7 +1181,11 @@ test_tls_uhttpd() {
 		start_daemon uhttpd tls://127.0.0.1:0 || return 1
 		# rpcd logins: no credential, 401, over uhttpd's certificate.
 		got=$(tls_get "$DAEMON_PORT" /_dockermand/whoami "$root/etc/uhttpd.crt" 2>&1)
-		expect_eq "$kind key: whoami over uhttpd's certificate" "${got%% *}" 401 || bad=1
+		expect_eq "$kind key: whoami over uhttpd's certificate" "${got%% *}" 401 || {
+			printf '%s\n' "$got" | tail -n 3
+			sed 's/^/  daemon: /' "$root/daemon.log"
+			bad=1
+		}
 		stop_daemon
 	done
 	# A key that is not the certificate's: --check-config loads the files,
