@@ -15,6 +15,7 @@ pub mod config;
 pub mod conn;
 pub mod console;
 pub mod crypto;
+pub mod deadlines;
 pub mod http;
 pub mod local;
 pub mod logger;

@@ -2,8 +2,6 @@
 //! connection slab, the deadline heap and the signals, and hands each event
 //! to the connection it belongs to.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io;
 use std::time::{Duration, Instant};
@@ -16,6 +14,7 @@ use crate::access::login::Logins;
 use crate::access::rpcd::Ubus;
 use crate::config::{Command, Config};
 use crate::conn::{turn_away, ConnRef, Connection, Ctx};
+use crate::deadlines::Deadlines;
 use crate::looptime::Work;
 use crate::net::idle::IdleUpstreams;
 use crate::net::intake::{Decision, Intake};
@@ -68,7 +67,7 @@ pub struct Server {
     listeners: Vec<Option<Listener>>,
     slots: Vec<Option<Slot>>,
     free: Vec<usize>,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Deadlines,
     res: Resources,
     stats: Stats,
     sessions: Sessions,
@@ -121,7 +120,7 @@ impl Server {
             listeners: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             signals,
             stop_at: None,
             accept_paused: false,
@@ -270,7 +269,7 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        let next = self.timers.peek().map(|Reverse((at, _))| *at);
+        let next = self.timers.next();
         #[cfg(feature = "tls")]
         let next = next.into_iter().chain(self.fronts.next_deadline()).min();
         [next, self.stop_at, self.accept_resume_at]
@@ -332,16 +331,7 @@ impl Server {
             slot.first_head = false;
             self.intake.served(slot.addr, slot.serial);
         }
-        // Deadlines that move later (every keep-alive request) reuse the
-        // armed entry, which re-arms when it fires: one entry per connection.
-        if let Some(at) = slot
-            .conn
-            .deadline
-            .filter(|at| slot.armed.is_none_or(|armed| *at < armed))
-        {
-            slot.armed = Some(at);
-            self.timers.push(Reverse((at, index)));
-        }
+        self.timers.arm(index, &mut slot.armed, slot.conn.deadline);
     }
 
     fn accept_all(&mut self, index: usize) {
@@ -534,18 +524,13 @@ impl Server {
         let now = Instant::now();
         #[cfg(feature = "tls")]
         self.fronts.fire_timers(now);
-        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
             };
-            if slot.armed != Some(at) {
+            if !Deadlines::fired(&mut slot.armed, at) {
                 continue;
             }
-            slot.armed = None;
             match slot.conn.deadline {
                 Some(deadline) if deadline <= now => self.with_conn(index, |conn, ctx| conn.on_timeout(ctx)),
                 // Moved later since it was armed: arm the new one.

@@ -3846,7 +3846,12 @@ pub fn tls_front(data: &[u8]) -> Check {
     let (mut conn, inner) = pair()?;
     let tls = rustls::ServerConnection::new(tls_config()).map_err(|e| e.to_string())?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let mut front = Front::new(Side::new(Stream::Unix(tcp)), Side::new(Stream::Unix(inner)), tls, deadline);
+    let mut front = Front::new(
+        Side::new(Stream::Unix(tcp)),
+        Side::new(Stream::Unix(inner)),
+        tls,
+        deadline,
+    );
     let mut scratch = vec![0; 32 * 1024];
     let mut closed = false;
     let mut drive = |front: &mut Front| -> Result<bool, String> {

@@ -139,6 +139,15 @@ impl Side {
         would_block(&mut self.writable, r)
     }
 
+    /// `write` of several pieces in one call (`writev`).
+    pub fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<Option<usize>> {
+        let r = match &self.stream {
+            Stream::Tcp(s) => io::Write::write_vectored(&mut &*s, bufs),
+            Stream::Unix(s) => io::Write::write_vectored(&mut &*s, bufs),
+        };
+        would_block(&mut self.writable, r)
+    }
+
     /// Writes as much of `bytes` as the socket takes now; returns how much.
     /// The one loop that writes until the socket would block.
     pub fn send_ready(&mut self, bytes: &[u8]) -> io::Result<usize> {

@@ -50,14 +50,20 @@ pub struct Front {
 struct Wire<'a>(&'a mut Side);
 
 impl io::Read for Wire<'_> {
+    /// A short read emptied the socket: readiness is dropped rather than
+    /// asking again only to hear "would block".
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.0.read(buf)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+        self.0.read_all_there_is(buf)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
 }
 
 impl io::Write for Wire<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.0.write(buf)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+    }
+    /// rustls hands over every record it holds at once: one `writev`.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.0.write_vectored(bufs)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -239,7 +245,7 @@ impl Front {
     fn encrypt_replies(&mut self, tls: &mut ServerConnection, scratch: &mut [u8]) -> io::Result<bool> {
         let mut progress = false;
         while !self.conn_done && self.inner.readable && !tls.wants_write() {
-            match self.inner.read(scratch)? {
+            match self.inner.read_all_there_is(scratch)? {
                 Some(0) => {
                     self.conn_done = true;
                     tls.send_close_notify();

@@ -2,9 +2,9 @@
 //! connection each feeds, the deadlines of handshakes and of departed
 //! connections' last bytes, and the cap on handshakes under way.
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use mio::{Interest, Registry, Token, Waker};
 use rustls::{ServerConfig, ServerConnection};
 
 use crate::conn::ConnRef;
+use crate::deadlines::Deadlines;
 use crate::net::socket::{Side, Stream};
 use crate::stats::TlsFigures;
 use crate::tls::cert_names::CertNames;
@@ -30,6 +31,8 @@ struct Entry {
     conn: Option<ConnRef>,
     /// Deadline already in the heap for this entry.
     armed: Option<Instant>,
+    /// Cancels its handshake job while the worker holds it.
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 pub struct Fronts {
@@ -40,10 +43,12 @@ pub struct Fronts {
     free: Vec<usize>,
     /// Serial → slot of the fronts still in their handshake, oldest first.
     handshaking: BTreeMap<u64, usize>,
-    timers: BinaryHeap<Reverse<(Instant, usize)>>,
+    timers: Deadlines,
     serial: u64,
     scratch: Box<[u8]>,
     handshaker: Handshaker,
+    /// `tls.max_handshakes`, which also bounds the jobs the worker holds.
+    max_handshakes: usize,
     evicted: u64,
     timed_out: u64,
     failed: u64,
@@ -59,10 +64,11 @@ impl Fronts {
             slots: Vec::new(),
             free: Vec::new(),
             handshaking: BTreeMap::new(),
-            timers: BinaryHeap::new(),
+            timers: Deadlines::default(),
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
             handshaker: Handshaker::new(waker)?,
+            max_handshakes: 1,
             evicted: 0,
             timed_out: 0,
             failed: 0,
@@ -109,6 +115,7 @@ impl Fronts {
             .clone()
             .ok_or_else(|| io::Error::other("no TLS configuration"))?;
         let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        self.max_handshakes = max_handshakes;
         while self.handshaking.len() >= max_handshakes {
             let Some((_, oldest)) = self.handshaking.pop_first() else {
                 break;
@@ -148,6 +155,7 @@ impl Fronts {
             serial: self.serial,
             conn: None,
             armed: None,
+            cancel: None,
         });
         self.arm(index);
         Ok((index, Stream::Unix(theirs)))
@@ -212,9 +220,14 @@ impl Fronts {
                     return;
                 }
                 Step::Process(tls) => {
-                    if !self.handshaker.submit(index, entry.serial, tls) {
+                    let Some(cancel) = self
+                        .handshaker
+                        .submit(index, entry.serial, tls, self.max_handshakes)
+                    else {
+                        self.evicted += 1;
                         return self.close(index);
-                    }
+                    };
+                    entry.cancel = Some(cancel);
                     self.arm(index);
                     return;
                 }
@@ -237,8 +250,7 @@ impl Fronts {
         linger: Duration,
         mut hand_over: impl FnMut(ConnRef, CertNames),
     ) {
-        let done: Vec<_> = self.handshaker.finished().collect();
-        for job in done {
+        for job in self.handshaker.finished() {
             let Some(entry) = self.slots.get_mut(job.slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -246,6 +258,7 @@ impl Fronts {
             if entry.serial != job.serial {
                 continue;
             }
+            entry.cancel = None;
             let refused = job.processed.is_err();
             match entry.front.resume(job.tls, job.processed) {
                 Step::Close => {
@@ -259,24 +272,19 @@ impl Fronts {
 
     /// The earliest deadline of any front.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _))| *at)
+        self.timers.next()
     }
 
     /// Cuts the fronts whose deadline passed: handshakes that took too
     /// long, and clients that would not take a departed connection's bytes.
     pub fn fire_timers(&mut self, now: Instant) {
-        while let Some(Reverse((at, index))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
             };
-            if entry.armed != Some(at) {
+            if !Deadlines::fired(&mut entry.armed, at) {
                 continue;
             }
-            entry.armed = None;
             match entry.front.deadline {
                 Some(deadline) if deadline <= now => {
                     if entry.front.is_handshaking() {
@@ -294,20 +302,16 @@ impl Fronts {
         let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
             return;
         };
-        if let Some(at) = entry
-            .front
-            .deadline
-            .filter(|at| entry.armed.is_none_or(|armed| *at < armed))
-        {
-            entry.armed = Some(at);
-            self.timers.push(Reverse((at, index)));
-        }
+        self.timers.arm(index, &mut entry.armed, entry.front.deadline);
     }
 
     /// Drops a front: its sockets close, and its connection sees the pair
     /// close as a client that went away.
     fn close(&mut self, index: usize) {
         if let Some(entry) = self.slots.get_mut(index).and_then(Option::take) {
+            if let Some(cancel) = entry.cancel {
+                cancel.store(true, Ordering::Relaxed);
+            }
             self.handshaking.remove(&entry.serial);
             self.free.push(index);
         }

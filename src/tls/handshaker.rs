@@ -4,7 +4,9 @@
 //! worker, it reports back through a `mio::Waker`.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::Arc;
 
 use mio::Waker;
 use rustls::ServerConnection;
@@ -16,17 +18,20 @@ pub struct Job {
     pub serial: u64,
     pub tls: Box<ServerConnection>,
     pub processed: Result<(), rustls::Error>,
+    /// Set when the front is closed meanwhile: the worker skips the job.
+    cancelled: Arc<AtomicBool>,
 }
 
 pub struct Handshaker {
     jobs: Sender<Job>,
     done: Receiver<Job>,
+    /// Jobs sent and not yet taken back.
+    in_flight: usize,
 }
 
 impl Handshaker {
     /// Starts the worker; it wakes `waker` whenever a job is done and ends
-    /// when the `Handshaker` is dropped. Its queue holds at most one job per
-    /// front in its handshake, which `tls.max_handshakes` bounds.
+    /// when the `Handshaker` is dropped.
     pub fn new(waker: Waker) -> io::Result<Handshaker> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (outbox, done) = mpsc::channel::<Job>();
@@ -34,28 +39,105 @@ impl Handshaker {
             .name("dockermand-tls".into())
             .spawn(move || {
                 for mut job in inbox {
-                    job.processed = job.tls.process_new_packets().map(drop);
+                    if !job.cancelled.load(Ordering::Relaxed) {
+                        job.processed = job.tls.process_new_packets().map(drop);
+                    }
                     if outbox.send(job).is_err() || waker.wake().is_err() {
                         return;
                     }
                 }
             })?;
-        Ok(Handshaker { jobs, done })
+        Ok(Handshaker {
+            jobs,
+            done,
+            in_flight: 0,
+        })
     }
 
-    /// Hands a handshake to the worker; `false` if it is gone.
-    pub fn submit(&self, slot: usize, serial: u64, tls: Box<ServerConnection>) -> bool {
+    /// Hands a handshake to the worker and returns what cancels it; `None`
+    /// when `limit` jobs are already out (fronts evicted while their job
+    /// waits would otherwise let a flood of ClientHellos queue without
+    /// end) or the worker is gone.
+    pub fn submit(
+        &mut self,
+        slot: usize,
+        serial: u64,
+        tls: Box<ServerConnection>,
+        limit: usize,
+    ) -> Option<Arc<AtomicBool>> {
+        if self.in_flight >= limit {
+            return None;
+        }
+        let cancelled = Arc::new(AtomicBool::new(false));
         let job = Job {
             slot,
             serial,
             tls,
             processed: Ok(()),
+            cancelled: Arc::clone(&cancelled),
         };
-        self.jobs.send(job).is_ok()
+        self.jobs.send(job).ok()?;
+        self.in_flight += 1;
+        Some(cancelled)
     }
 
     /// The jobs done since the last call.
-    pub fn finished(&self) -> impl Iterator<Item = Job> + '_ {
-        self.done.try_iter()
+    pub fn finished(&mut self) -> Vec<Job> {
+        let done: Vec<Job> = self.done.try_iter().collect();
+        self.in_flight -= done.len();
+        done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use mio::{Events, Poll, Token};
+
+    use super::*;
+    use crate::config::{Config, TlsSettings};
+
+    /// A handshake that has read plain HTTP: processing it fails.
+    fn state() -> Box<ServerConnection> {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+        let settings = TlsSettings {
+            cert: Some(dir.join("server.pem")),
+            key: Some(dir.join("server.key")),
+            ..Config::default().tls
+        };
+        let config = crate::tls::keys::server_config(&settings).unwrap();
+        let mut tls = Box::new(ServerConnection::new(config).unwrap());
+        tls.read_tls(&mut &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..])
+            .unwrap();
+        tls
+    }
+
+    #[test]
+    fn the_worker_holds_at_most_the_limit_and_reports_every_job_back() {
+        let mut poll = Poll::new().unwrap();
+        let mut hs = Handshaker::new(Waker::new(poll.registry(), Token(1)).unwrap()).unwrap();
+        hs.submit(0, 1, state(), 2).unwrap();
+        hs.submit(1, 2, state(), 2).unwrap();
+        assert!(
+            hs.submit(2, 3, state(), 2).is_none(),
+            "a third job past the limit"
+        );
+        let mut done = Vec::new();
+        let mut events = Events::with_capacity(4);
+        while done.len() < 2 {
+            poll.poll(&mut events, Some(Duration::from_secs(10))).unwrap();
+            assert!(!events.is_empty(), "the worker never woke the loop");
+            done.extend(hs.finished());
+        }
+        assert_eq!(done.iter().map(|j| j.serial).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(
+            done.iter().all(|j| j.processed.is_err()),
+            "plain HTTP passed as a handshake"
+        );
+        assert!(
+            hs.submit(2, 3, state(), 2).is_some(),
+            "room again once taken back"
+        );
     }
 }

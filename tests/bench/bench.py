@@ -39,6 +39,8 @@ CONF = HERE / "conf"
 MUSL_TARGET = "x86_64-unknown-linux-musl"
 MUSL_ARCH = "x86_64"
 MUSL = Path(os.environ.get("DMBENCH_DOCKERMAND_MUSL") or ROOT / "cross" / "out" / MUSL_TARGET / "dockermand")
+# The TLS rows run dockermand built with `--features tls` (run.sh copies it here).
+DOCKERMAND_TLS = Path(os.environ.get("DMBENCH_DOCKERMAND_TLS") or ROOT / "target" / "bench" / "dockermand-tls")
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -49,6 +51,10 @@ ALL_SYSTEMS = ["direct", "dockermand", "dockermand-copy", "dockermand-policy", "
 BASE = "dockermand"
 # The peers the "better of nginx and HAProxy" goals compare with.
 PEERS = ("nginx", "haproxy")
+# The systems of the TLS rows: each terminates TLS itself.
+TLS_SYSTEMS = ("dockermand", "nginx", "haproxy")
+# What every TLS connection must negotiate (the load tool offers nothing else).
+TLS_SUITE = "TLS13_AES_128_GCM_SHA256/X25519"
 # dockermand-policy's Bearer token, made up per run.
 TOKEN = "dmbench-" + secrets.token_hex(16)
 
@@ -250,9 +256,16 @@ def arg_lines(text):
     return [l.strip() for l in text.splitlines() if l.strip() and not l.strip().startswith("#")]
 
 
-def http_ping(port, headers=(), timeout=0.5):
+def http_ping(port, headers=(), timeout=0.5, tls=None):
     extra = "".join(f"{h}\r\n" for h in headers)
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as raw:
+        s = raw
+        if tls:
+            import ssl
+
+            ctx = ssl.create_default_context(cafile=str(tls.ca))
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
         s.sendall(f"GET /_ping HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n".encode())
         data = b""
         while True:
@@ -264,7 +277,7 @@ def http_ping(port, headers=(), timeout=0.5):
 
 
 class System:
-    def __init__(self, name, upstream_sock, rundir, binary=None):
+    def __init__(self, name, upstream_sock, rundir, binary=None, tls=None):
         self.name = name
         self.upstream_sock = upstream_sock
         self.rundir = Path(rundir)
@@ -272,6 +285,8 @@ class System:
         self.port = None
         # dockermand's executable (another build, e.g. the static musl one).
         self.binary = binary
+        # TlsFiles: the system terminates TLS with them (dockermand, nginx, haproxy).
+        self.tls = tls
 
     @property
     def headers(self):
@@ -281,11 +296,18 @@ class System:
         return []
 
     def load_args(self):
-        """benchload's --target and --header arguments for this system."""
+        """benchload's --target, --header and --tls arguments for this system."""
         out = ["--target", self.target]
         for h in self.headers:
             out += ["--header", h]
+        if self.tls:
+            out += ["--tls", self.tls.ca]
         return out
+
+    def check_tls(self, res):
+        """A TLS system's result must show the pinned protocol, suite and group."""
+        if self.tls and res.get("tls") != TLS_SUITE:
+            raise BenchError(f"negotiated {res.get('tls')!r}, not {TLS_SUITE}")
 
     @property
     def pid(self):
@@ -302,16 +324,22 @@ class System:
             return
         self.port = free_port()
         subs = dict(PORT=self.port, UPSTREAM_SOCK=self.upstream_sock, RUN=self.rundir)
-        tag = f"{self.name}-{self.port}"
+        tag = f"{self.name}{'-tls' if self.tls else ''}-{self.port}"
+        if self.tls and self.name not in TLS_SYSTEMS:
+            raise BenchError(f"{self.name} has no TLS configuration")
         if self.name.startswith("dockermand"):
             extra = ""
-            if self.name == "dockermand-copy":
+            if self.tls:
+                extra = render("dockermand-tls.args.in", CERT=self.tls.cert, KEY=self.tls.key)
+            elif self.name == "dockermand-copy":
                 extra = "--no-splice"
             elif self.name == "dockermand-policy":
                 conf = self.rundir / f"{tag}.json"
                 conf.write_text(render("dockermand-policy.json.in", TOKEN_HASH=token_sha256()))
                 extra = f"--config\n{conf}"
-            argv = [self.binary or DOCKERMAND] + arg_lines(render("dockermand.args.in", EXTRA=extra, **subs))
+            binary = self.binary or (DOCKERMAND_TLS if self.tls else DOCKERMAND)
+            argv = [binary] + arg_lines(render("dockermand.args.in", EXTRA=extra,
+                                               SCHEME="tls://" if self.tls else "", **subs))
         elif self.name == "splicerelay":
             argv = [RELAY] + arg_lines(render("splicerelay.args.in", **subs))
         elif self.name == "socat":
@@ -319,11 +347,16 @@ class System:
         elif self.name == "nginx":
             user = _username()
             conf = self.rundir / f"{tag}.conf"
-            conf.write_text(render("nginx.conf.in", USER=user, **subs))
+            tls = render("nginx-tls.conf.in", CERT=self.tls.cert, KEY=self.tls.key) if self.tls else ""
+            conf.write_text(render("nginx.conf.in", USER=user, SSL=" ssl" if self.tls else "",
+                                   TLS=tls, **subs))
             argv = ["nginx", "-p", f"{self.rundir}/", "-e", self.rundir / f"{tag}-error.log", "-c", conf]
         elif self.name == "haproxy":
             conf = self.rundir / f"{tag}.cfg"
-            conf.write_text(render("haproxy.cfg.in", **subs))
+            tls = ""
+            if self.tls:
+                tls = " " + " ".join(arg_lines(render("haproxy-tls.in", CERT_AND_KEY=self.tls.cert_and_key)))
+            conf.write_text(render("haproxy.cfg.in", TLS=tls, **subs))
             argv = ["haproxy", "-db", "-f", conf]
         else:
             raise BenchError(f"unknown system {self.name}")
@@ -333,9 +366,9 @@ class System:
             if not self.proc.alive():
                 raise BenchError(f"{self.name} exited at start:\n{self.proc.log_tail()}")
             try:
-                if http_ping(self.port, self.headers):
+                if http_ping(self.port, self.headers, tls=self.tls):
                     break
-            except OSError:
+            except OSError:  # ssl.SSLError is one
                 pass
             if time.time() > deadline:
                 raise BenchError(f"{self.name} did not answer GET /_ping:\n{self.proc.log_tail()}")
@@ -417,10 +450,9 @@ def benchload(*args, timeout=900):
 class Holder:
     """benchload hold: keeps N connections open until released."""
 
-    def __init__(self, target, path, conns, stream, headers=()):
-        args = [LOAD, "hold", "--target", target, "--path", path, "--conns", conns]
-        for h in headers:
-            args += ["--header", h]
+    def __init__(self, system, path, conns, stream):
+        args = [LOAD, "hold", *system.load_args(), "--path", path, "--conns", conns]
+        target = system.target
         if stream:
             args.append("--stream")
         self.p = subprocess.Popen(
@@ -545,6 +577,7 @@ def phase_rate(systems, cfg, path, conns, close, tag, label, runs, one_core=Fals
                 s.quiesce()
                 c1 = s.cpu()
                 s.check_alive()
+                s.check_tls(res)
                 if res["requests"] == 0:
                     raise BenchError(f"no request completed ({res.get('last_error')})")
                 if res["errors"] > max(0, res["requests"] // 1000):
@@ -595,8 +628,10 @@ def phase_wrk(systems, cfg, conns, runs):
                 record_error(f"{s.name} wrk c={conns} run {r + 1}", e)
 
 
-def phase_transfer(systems, cfg, runs):
-    n = cfg.transfer_bytes
+def phase_transfer(systems, cfg, runs, n=None, prefix="", only=None):
+    """Downloads and uploads through each system. `prefix` starts the rows'
+    ids and labels (the TLS rows); `only` picks some of the kinds."""
+    n = n or cfg.transfer_bytes
     size = human_bytes(n)
     kinds = [
         ("dl", f"download {size} (Content-Length)",
@@ -607,6 +642,9 @@ def phase_transfer(systems, cfg, runs):
         ("ulc", f"upload {size} (chunked)", ["post", "--path", "/images/load?quiet=1", "--bytes", n, "--chunked"]),
     ]
     for kid, label, args in kinds:
+        if only is not None and kid not in only:
+            continue
+        kid, label = f"{prefix.lower()}{'_' if prefix else ''}{kid}", f"{prefix}{' ' if prefix else ''}{label}"
         f_tp = fig(f"{kid}_mibs", f"{label}", "MiB/s", "higher")
         f_cpu = fig(f"{kid}_cpu", f"{label}: proxy CPU", "s/GiB", "lower")
         for r in range(runs):
@@ -618,6 +656,7 @@ def phase_transfer(systems, cfg, runs):
                     s.quiesce()
                     c1 = s.cpu()
                     s.check_alive()
+                    s.check_tls(res)
                     if res["bytes"] != n:
                         raise BenchError(f"moved {res['bytes']} bytes, expected {n}")
                     if args[0] == "post":
@@ -661,10 +700,11 @@ def strace_calls(path):
     return total, calls
 
 
-def phase_syscalls(systems, cfg, rundir):
+def phase_syscalls(systems, cfg, rundir, prefix=""):
     """Syscalls the proxy makes per request and per MiB, counted with
     `strace -c -f` attached to its process tree (timings under strace are
-    meaningless, the counts are not)."""
+    meaningless, the counts are not). `prefix` starts the rows' ids and
+    labels (the TLS rows)."""
     n = cfg.strace_bytes
     items = [
         ("sys_req", "syscalls/request, /_ping c=16 keep-alive", "calls",
@@ -678,6 +718,8 @@ def phase_syscalls(systems, cfg, rundir):
          lambda res: res["bytes"] / MiB),
     ]
     for fid, label, unit, args, per in items:
+        if prefix:
+            fid, label = f"{prefix.lower()}_{fid}", f"{prefix} {label}"
         f = fig(fid, label, unit, "lower", note="counted with strace -c -f on the proxy's process tree")
         for s in systems:
             if s.proc is None or (cfg.strace_systems and s.name not in cfg.strace_systems):
@@ -704,6 +746,7 @@ def phase_syscalls(systems, cfg, rundir):
                 s.quiesce()
                 st.send_signal(signal.SIGINT)
                 st.communicate(timeout=10)
+                s.check_tls(res)
                 total, calls = strace_calls(out)
                 f.add(s.name, total / max(1e-9, per(res)))
                 f.details = getattr(f, "details", {})
@@ -729,7 +772,7 @@ def phase_rss(systems, cfg, runs):
                 s.start()
                 time.sleep(cfg.settle)
                 idle, pidle = tree_mem(s.pid)
-                h = Holder(s.target, "/_ping", idle_n, stream=False, headers=s.headers)
+                h = Holder(s, "/_ping", idle_n, stream=False)
                 time.sleep(cfg.settle)
                 samples = sample_mem(s.pid, cfg.mem_samples)
                 lost = h.release()
@@ -739,7 +782,7 @@ def phase_rss(systems, cfg, runs):
                 s.start()
                 time.sleep(cfg.settle)
                 idle2, _ = tree_mem(s.pid)
-                h = Holder(s.target, FOLLOW, streams_n, stream=True, headers=s.headers)
+                h = Holder(s, FOLLOW, streams_n, stream=True)
                 time.sleep(cfg.stream_wait)  # full mode: at least one more chunk on every stream
                 ssamples = [x[0] for x in sample_mem(s.pid, cfg.mem_samples)]
                 lost = h.release()
@@ -838,6 +881,98 @@ def phase_sizes(names):
                     total += int(r.stdout.strip())
             if total:
                 f_pkg.add(name, total)
+
+
+# ------------------------------------------------------------------ TLS
+
+
+def openssl(*args):
+    r = subprocess.run(["openssl", *[str(a) for a in args]], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    if r.returncode != 0:
+        raise BenchError(f"openssl {' '.join(str(a) for a in args[:2])}: {r.stderr.strip()[-300:]}")
+
+
+class TlsFiles:
+    """The run's certificates, made by openssl: a CA, and a server
+    certificate it signs for 127.0.0.1 and localhost, both ECDSA P-256
+    (cheap handshakes, the same for every system). The servers send the
+    server certificate alone; the load tool trusts the CA."""
+
+    def __init__(self, rundir):
+        d = Path(rundir) / "tls"
+        d.mkdir(exist_ok=True)
+        self.ca, self.cert, self.key = d / "ca.pem", d / "server.pem", d / "server.key"
+        # HAProxy's crt: the certificate and its key in one file.
+        self.cert_and_key = d / "server-and-key.pem"
+        ca_key, csr, ext = d / "ca.key", d / "server.csr", d / "server.ext"
+        ext.write_text("basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+                       "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+        openssl("req", "-x509", *ec, "-keyout", ca_key, "-out", self.ca, "-days", 2,
+                "-subj", "/CN=dmbench CA")
+        openssl("req", *ec, "-keyout", self.key, "-out", csr, "-subj", "/CN=localhost")
+        openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", ca_key, "-days", 2,
+                "-set_serial", f"0x{secrets.token_hex(8)}", "-extfile", ext, "-out", self.cert)
+        self.cert_and_key.write_bytes(self.cert.read_bytes() + self.key.read_bytes())
+
+
+def phase_tls(cfg, names, sock, rundir, runs, use_strace):
+    """dockermand (built with TLS), nginx and HAProxy each terminating TLS
+    with the same certificate and negotiating the same suite, in front of
+    the same upstream: memory per idle TLS connection, small requests, and
+    1 GiB each way."""
+    tls_names = [n for n in TLS_SYSTEMS if n in names]
+    tls = TlsFiles(rundir)
+    log(f"TLS: {', '.join(tls_names)}; ECDSA P-256 certificate, {TLS_SUITE}")
+
+    n = cfg.tls_clients
+    f_idle = fig("tls_rss_idle", "TLS: RSS idle", "KiB", "lower", kind="kib",
+                 note="a fresh process with a TLS listener; dockermand: the build with --features tls")
+    f_held = fig("tls_rss_clients", f"TLS: RSS, {n} idle TLS keep-alive clients", "KiB", "lower", kind="kib")
+    f_per = fig("tls_rss_per_conn", "TLS: RSS per idle TLS connection", "KiB", "lower", kind="kib",
+                note=f"(RSS with {n} idle TLS clients − RSS idle) / {n}; each client did one "
+                     "full handshake and one GET /_ping")
+    for r in range(runs):
+        for name in rotate(tls_names, r):
+            s = System(name, sock, rundir, tls=tls)
+            try:
+                s.start()
+                time.sleep(cfg.settle)
+                idle, _ = tree_mem(s.pid)
+                h = Holder(s, "/_ping", n, stream=False)
+                time.sleep(cfg.settle)
+                held = max(x[0] for x in sample_mem(s.pid, cfg.mem_samples))
+                lost = h.release()
+                if lost:
+                    raise BenchError(f"{lost} idle TLS clients were disconnected")
+                f_idle.add(name, idle)
+                f_held.add(name, held)
+                f_per.add(name, (held - idle) / n)
+            except BenchError as e:
+                record_error(f"{name} TLS rss run {r + 1}", e)
+            finally:
+                s.stop()
+
+    systems = []
+    try:
+        for name in tls_names:
+            s = System(name, sock, rundir, tls=tls)
+            try:
+                s.start()
+                systems.append(s)
+            except BenchError as e:
+                record_error(f"start {name} with TLS", e)
+                s.stop()
+        phase_rate(systems, cfg, "/_ping", 16, False, "tls_ping_c16_ka", "TLS /_ping", runs)
+        # Connection: close over TLS: a full handshake per request.
+        phase_rate(systems, cfg, "/_ping", 16, True, "tls_ping_c16_close", "TLS /_ping", runs)
+        phase_transfer(systems, cfg, runs, n=cfg.tls_bytes, prefix="TLS", only=("dl", "ul"))
+        if use_strace:
+            phase_syscalls(systems, cfg, rundir, prefix="TLS")
+    finally:
+        for s in systems:
+            s.stop()
 
 
 # ------------------------------------------------------------------ dockerd
@@ -1066,6 +1201,9 @@ def table(names, runs):
     def row_label(f):
         return f.label if f.kind == "kib" else f"{f.label} ({f.unit})"
 
+    # Only the systems with a value somewhere (--tls-only has three).
+    names = [n for n in names if any(FIGS[i].stats(n) for i in ORDER)] or names
+
     label_w = max(len(row_label(FIGS[i])) for i in ORDER) + 1
     col_w = max(16, max(len(n) for n in names) + 1)
     lines = []
@@ -1117,14 +1255,18 @@ def better_peer(fid):
 
 def goals(cfg):
     out = []
+    # The part of the run a goal belongs to ("plain" or "tls"); goals of a
+    # part that did not run are left out.
+    part = ["plain"]
 
     def goal(text, value, op, target, fmt_s="{:.3f}"):
         if value is None:
-            out.append({"goal": text, "value": None, "target": f"{op} {target}", "met": None})
+            out.append({"goal": text, "value": None, "target": f"{op} {target}", "met": None,
+                        "part": part[0]})
             return
         met = value >= target if op == ">=" else value <= target
         out.append({"goal": text, "value": value, "target": f"{op} {target}", "met": met,
-                    "shown": fmt_s.format(value)})
+                    "shown": fmt_s.format(value), "part": part[0]})
 
     def ratio(a_fid, a_sys, b_fid, b_sys):
         a, b = med(a_fid, a_sys), med(b_fid, b_sys)
@@ -1191,7 +1333,13 @@ def goals(cfg):
     goal("RSS per active stream [KiB]", med("rss_per_stream", BASE), "<=", 70, "{:.1f}")
     goal(f"RSS with {cfg.idle_clients} idle clients [KiB]", med("rss_idle_clients", BASE), "<=",
          8 * 1024, "{:.0f}")
-    return out
+    # TLS: dockermand built with TLS against nginx and HAProxy terminating TLS.
+    part[0] = "tls"
+    for kid, what in (("tls_dl", "download CL"), ("tls_ul", "upload CL")):
+        vs_peers(f"TLS CPU per GiB dockermand/better of nginx and HAProxy, {what}", f"{kid}_cpu", "<=", 1.1)
+    vs_peers("TLS req/s dockermand/better of nginx and HAProxy, c=16 keep-alive", "tls_ping_c16_ka_rps",
+             ">=", 1.0)
+    return [g for g in out if g["part"] in cfg.parts]
 
 
 def legend():
@@ -1213,6 +1361,11 @@ proxy CPU        user+sys of the proxy's process tree during the measurement (li
                  schedstat + reaped children's cutime/cstime: nginx workers, socat forks).
 RSS, PSS         summed over the process tree (nginx master+worker, socat and all its
                  forks) while the clients are held.
+TLS rows         dockermand built with --features tls (tls:// listener), nginx (listen ssl)
+                 and HAProxy (bind ssl crt), each terminating TLS with the run's ECDSA
+                 P-256 certificate; every connection negotiates {TLS_SUITE}
+                 (checked), a full handshake (no resumption). "no keep-alive": one
+                 handshake per request.
 ratio            ×N = this system's median / dockermand's median."""
 
 
@@ -1235,6 +1388,9 @@ def versions():
 
     return {
         "dockermand": first_line([str(DOCKERMAND), "--version"]),
+        "dockermand_tls": first_line([str(DOCKERMAND_TLS), "--version"]),
+        "rustls": rustls_version(),
+        "openssl": first_line(["openssl", "version"]),
         "socat": first_line(["socat", "-V"]) and next(
             (l for l in subprocess.run(["socat", "-V"], capture_output=True, text=True).stdout.splitlines()
              if "socat version" in l), None),
@@ -1243,6 +1399,15 @@ def versions():
         "wrk": first_line(["wrk", "--version"]),
         "dockerd": first_line(["dockerd", "--version"]),
     }
+
+
+def rustls_version():
+    """rustls's version in dockermand's Cargo.lock."""
+    try:
+        m = re.search(r'name = "rustls"\nversion = "([^"]+)"', (ROOT / "Cargo.lock").read_text())
+        return m.group(1) if m else None
+    except OSError:
+        return None
 
 
 def git_rev():
@@ -1259,12 +1424,77 @@ def git_rev():
 # ------------------------------------------------------------------ main
 
 
+def run_plain(cfg, a, names, sock, rundir, use_wrk, dm_status):
+    """Every row but the TLS and the real-dockerd ones, on the stand-in."""
+    # Memory first, each on a fresh process.
+    log("phase: memory")
+    phase_rss([System(n, sock, rundir) for n in names], cfg, cfg.runs)
+    if a.no_musl:
+        note("RSS idle, static musl: skipped (--no-musl)")
+    else:
+        try:
+            musl = prepare_musl(cfg, rundir)
+            if musl:
+                phase_rss_musl(musl, sock, cfg, cfg.runs, rundir)
+        except BenchError as e:
+            record_error("static musl build", e)
+
+    systems = []
+    for n in names:
+        s = System(n, sock, rundir)
+        try:
+            s.start()
+            systems.append(s)
+        except BenchError as e:
+            record_error(f"start {n}", e)
+            s.stop()
+
+    log("phase: small requests")
+    for c in cfg.concurrency:
+        for close in (False, True):
+            tag = f"ping_c{c}_{'close' if close else 'ka'}"
+            phase_rate(systems, cfg, "/_ping", c, close, tag, "/_ping", cfg.runs)
+    phase_rate(systems, cfg, "/_ping", 1, False, "ping_c1_ka_1core", "/_ping", cfg.runs,
+               one_core=True)
+    phase_rate(systems, cfg, "/containers/json", 16, False, "json_c16_ka",
+               "/containers/json (1 KiB)", cfg.runs)
+    if use_wrk:
+        log("phase: wrk cross-check")
+        for c in cfg.wrk_conns:
+            phase_wrk(systems, cfg, c, cfg.runs)
+
+    log("phase: transfers")
+    phase_transfer(systems, cfg, cfg.runs)
+
+    if shutil.which("strace") and not a.no_strace:
+        log("phase: syscall counts")
+        phase_syscalls(systems, cfg, rundir)
+
+    for s in systems:
+        if s.name.startswith("dockermand"):
+            try:
+                with socket.create_connection(("127.0.0.1", s.port), timeout=2) as c:
+                    extra = "".join(f"{h}\r\n" for h in s.headers)
+                    c.sendall(f"GET /_dockermand/status HTTP/1.1\r\nHost: localhost\r\n{extra}"
+                              "Connection: close\r\n\r\n".encode())
+                    data = b""
+                    while chunk := c.recv(65536):
+                        data += chunk
+                dm_status[s.name] = json.loads(data.split(b"\r\n\r\n", 1)[1])
+            except (OSError, ValueError) as e:
+                record_error(f"{s.name} status", e)
+    for s in systems:
+        s.stop()
+
+    phase_sizes(names)
+
+
 class Cfg:
     pass
 
 
 def main():
-    global DOCKERMAND
+    global DOCKERMAND, DOCKERMAND_TLS
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI)")
     ap.add_argument("--runs", type=int, help="repetitions of every measurement (full: 5)")
@@ -1274,11 +1504,17 @@ def main():
     ap.add_argument("--no-strace", action="store_true", help="skip the syscall counts")
     ap.add_argument("--no-musl", action="store_true",
                     help="skip the idle RSS of the static musl build (full runs build it)")
+    ap.add_argument("--no-tls", action="store_true", help="skip the TLS rows")
+    ap.add_argument("--tls-only", action="store_true",
+                    help="only the TLS rows (dockermand, nginx and HAProxy terminating TLS)")
     ap.add_argument("--out-dir", default=str(ROOT / "target" / "bench"))
     a = ap.parse_args()
+    if a.tls_only and a.no_tls:
+        ap.error("--tls-only and --no-tls exclude each other")
 
     cfg = Cfg()
     cfg.quick = a.quick
+    cfg.parts = ({"tls"} if a.tls_only else {"plain"}) | (set() if a.no_tls else {"tls"})
     cfg.runs = a.runs or (1 if a.quick else 5)
     cfg.concurrency = [1, 16, 128]
     if a.quick:
@@ -1290,6 +1526,8 @@ def main():
         cfg.wrk_secs, cfg.wrk_conns, cfg.wrk_systems = 1, [16], [BASE]
         cfg.settle, cfg.stream_wait, cfg.mem_samples = 0.1, 0.2, 1
         cfg.strace_secs, cfg.strace_bytes, cfg.strace_systems = 0.3, 16 * MiB, [BASE]
+        # Every TLS system, but a few seconds in all.
+        cfg.tls_bytes, cfg.tls_clients = 16 * MiB, 64
     else:
         cfg.duration, cfg.warmup = 1.2, 0.2
         cfg.transfer_bytes = 1 * GiB
@@ -1298,13 +1536,22 @@ def main():
         cfg.wrk_secs, cfg.wrk_conns, cfg.wrk_systems = 1, [16, 128], None
         cfg.settle, cfg.stream_wait, cfg.mem_samples = 0.3, 1.2, 3
         cfg.strace_secs, cfg.strace_bytes, cfg.strace_systems = 1.0, 256 * MiB, None
+        cfg.tls_bytes, cfg.tls_clients = 1 * GiB, 1000
     names = a.systems.split(",") if a.systems else list(ALL_SYSTEMS)
     for n in names:
         if n not in ALL_SYSTEMS:
             ap.error(f"unknown system {n}")
     if BASE not in names:
         ap.error("the dockermand column is needed for the ratios")
-    for tool in [DOCKERMAND, STANDIN, LOAD] + ([RELAY] if "splicerelay" in names else []):
+    use_tls = not a.no_tls
+    tools = [STANDIN, LOAD]
+    if not a.tls_only:
+        tools += [DOCKERMAND] + ([RELAY] if "splicerelay" in names else [])
+    if use_tls:
+        tools.append(DOCKERMAND_TLS)
+        if not shutil.which("openssl"):
+            sys.exit("bench: openssl is not installed; run tests/bench/run.sh")
+    for tool in tools:
         if not tool.exists():
             sys.exit(f"bench: {tool} is missing; run tests/bench/run.sh")
     need = {"socat": "socat", "nginx": "nginx", "haproxy": "haproxy"}
@@ -1312,7 +1559,7 @@ def main():
         if n in need and not shutil.which(need[n]):
             sys.exit(f"bench: {need[n]} is not installed; run tests/bench/run.sh")
     use_wrk = not a.no_wrk and shutil.which("wrk") is not None
-    use_dockerd = not a.no_dockerd
+    use_dockerd = not a.no_dockerd and not a.tls_only
     if use_dockerd and not (shutil.which("dockerd") and shutil.which("docker") and os.geteuid() == 0):
         log("dockerd, docker or root missing: skipping the dockerd figures")
         use_dockerd = False
@@ -1321,12 +1568,20 @@ def main():
     out_dir.mkdir(parents=True, exist_ok=True)
     rundir = Path(tempfile.mkdtemp(prefix="dmbench."))
     os.chmod(rundir, 0o755)
-    # Run a private copy: the shared target dir may be rebuilt meanwhile.
-    binary_size = DOCKERMAND.stat().st_size
-    copy = rundir / "dockermand"
-    shutil.copy2(DOCKERMAND, copy)
-    DOCKERMAND = copy
-    binary_sha = hashlib.sha256(copy.read_bytes()).hexdigest()[:16]
+    # Run private copies: the shared target dir may be rebuilt meanwhile.
+    binary_size = binary_sha = tls_binary_size = tls_binary_sha = None
+    if DOCKERMAND.exists():
+        binary_size = DOCKERMAND.stat().st_size
+        copy = rundir / "dockermand"
+        shutil.copy2(DOCKERMAND, copy)
+        DOCKERMAND = copy
+        binary_sha = hashlib.sha256(copy.read_bytes()).hexdigest()[:16]
+    if use_tls:
+        tls_binary_size = DOCKERMAND_TLS.stat().st_size
+        copy = rundir / "dockermand-tls"
+        shutil.copy2(DOCKERMAND_TLS, copy)
+        DOCKERMAND_TLS = copy
+        tls_binary_sha = hashlib.sha256(copy.read_bytes()).hexdigest()[:16]
     started = time.time()
     load_before = open("/proc/loadavg").read().split()[:3]
 
@@ -1345,70 +1600,20 @@ def main():
         if line != "ready":
             raise BenchError(f"standin did not start: {line} {standin.log_tail()}")
 
-        log(f"mode {'quick' if a.quick else 'full'}, {cfg.runs} run(s), systems: {', '.join(names)}; "
+        log(f"mode {'quick' if a.quick else 'full'}{', TLS rows only' if a.tls_only else ''}, "
+            f"{cfg.runs} run(s), systems: {', '.join(names)}; "
             f"proxy on CPU {CPU_PROXY}, load tool on CPU {CPU_LOAD}, upstream on CPU {CPU_UPSTREAM}")
 
-        # Memory first, each on a fresh process.
-        log("phase: memory")
-        phase_rss([System(n, sock, rundir) for n in names], cfg, cfg.runs)
-        if a.no_musl:
-            note("RSS idle, static musl: skipped (--no-musl)")
-        else:
+        if not a.tls_only:
+            run_plain(cfg, a, names, sock, rundir, use_wrk, dm_status)
+
+        if use_tls:
+            log("phase: TLS")
             try:
-                musl = prepare_musl(cfg, rundir)
-                if musl:
-                    phase_rss_musl(musl, sock, cfg, cfg.runs, rundir)
+                phase_tls(cfg, names, sock, rundir, cfg.runs,
+                          shutil.which("strace") and not a.no_strace)
             except BenchError as e:
-                record_error("static musl build", e)
-
-        systems = []
-        for n in names:
-            s = System(n, sock, rundir)
-            try:
-                s.start()
-                systems.append(s)
-            except BenchError as e:
-                record_error(f"start {n}", e)
-                s.stop()
-
-        log("phase: small requests")
-        for c in cfg.concurrency:
-            for close in (False, True):
-                tag = f"ping_c{c}_{'close' if close else 'ka'}"
-                phase_rate(systems, cfg, "/_ping", c, close, tag, "/_ping", cfg.runs)
-        phase_rate(systems, cfg, "/_ping", 1, False, "ping_c1_ka_1core", "/_ping", cfg.runs,
-                   one_core=True)
-        phase_rate(systems, cfg, "/containers/json", 16, False, "json_c16_ka",
-                   "/containers/json (1 KiB)", cfg.runs)
-        if use_wrk:
-            log("phase: wrk cross-check")
-            for c in cfg.wrk_conns:
-                phase_wrk(systems, cfg, c, cfg.runs)
-
-        log("phase: transfers")
-        phase_transfer(systems, cfg, cfg.runs)
-
-        if shutil.which("strace") and not a.no_strace:
-            log("phase: syscall counts")
-            phase_syscalls(systems, cfg, rundir)
-
-        for s in systems:
-            if s.name.startswith("dockermand"):
-                try:
-                    with socket.create_connection(("127.0.0.1", s.port), timeout=2) as c:
-                        extra = "".join(f"{h}\r\n" for h in s.headers)
-                        c.sendall(f"GET /_dockermand/status HTTP/1.1\r\nHost: localhost\r\n{extra}"
-                                  "Connection: close\r\n\r\n".encode())
-                        data = b""
-                        while chunk := c.recv(65536):
-                            data += chunk
-                    dm_status[s.name] = json.loads(data.split(b"\r\n\r\n", 1)[1])
-                except (OSError, ValueError) as e:
-                    record_error(f"{s.name} status", e)
-        for s in systems:
-            s.stop()
-
-        phase_sizes(names)
+                record_error("TLS", e)
 
         if use_dockerd:
             try:
@@ -1450,9 +1655,13 @@ def main():
             "export_bytes": cfg.export_bytes if use_dockerd else None,
             "load_bytes": cfg.load_bytes if use_dockerd else None,
             "rate_duration_s": cfg.duration,
+            "tls_transfer_bytes": cfg.tls_bytes if use_tls else None,
+            "tls_idle_clients": cfg.tls_clients if use_tls else None,
+            "tls": TLS_SUITE if use_tls else None,
         },
         "versions": versions(),
         "dockermand_binary": {"size": binary_size, "sha256_16": binary_sha},
+        "dockermand_tls_binary": {"size": tls_binary_size, "sha256_16": tls_binary_sha},
     }
     result = {
         "meta": meta,

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Benchmarks dockermand side by side with direct access, socat, nginx and
-# HAProxy. Installs the peers from Debian, builds the tools, runs bench.py.
+# HAProxy, in plain HTTP and over TLS. Installs the peers from Debian, builds
+# dockermand (plain, and with --features tls) and the tools, runs bench.py.
 #
 #   tests/bench/run.sh            full run (5 repetitions, 1 GiB transfers, 15-20 min)
 #   tests/bench/run.sh --quick    smoke run for CI (tiny sizes, one repetition)
+#   tests/bench/run.sh --tls-only the TLS rows alone (full: a few minutes)
 #
 # Further options are passed to bench.py (--runs N, --systems a,b,
-# --no-dockerd, --no-wrk, --out-dir DIR). Results: target/bench/results.{txt,json}.
+# --no-dockerd, --no-wrk, --no-tls, --out-dir DIR). Results: target/bench/results.{txt,json}.
 # Exit status: 0 when everything ran (goals not met included), non-zero when
 # something broke (a system did not start, a transfer moved the wrong bytes).
 set -euo pipefail
@@ -23,6 +25,7 @@ command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v taskset >/dev/null || need+=(util-linux)
 command -v strace >/dev/null || need+=(strace)
+command -v openssl >/dev/null || need+=(openssl)
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -43,11 +46,32 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 
-# dockermand's release build, and the bench tools (own Cargo projects, not
+# dockermand's release builds, and the bench tools (own Cargo projects, not
 # part of the dockermand crate) into target/bench/build.
-# DMBENCH_DOCKERMAND=path/to/binary benchmarks that build instead.
-if [ -z "${DMBENCH_DOCKERMAND:-}" ]; then
+# DMBENCH_DOCKERMAND=path/to/binary benchmarks that build instead, and
+# DMBENCH_DOCKERMAND_TLS=path/to/binary that TLS build for the TLS rows.
+tls=1 plain=1
+for arg in "$@"; do
+    case "$arg" in
+    --no-tls) tls= ;;
+    --tls-only) plain= ;;
+    esac
+done
+target="${CARGO_TARGET_DIR:-$root/target}"
+built_tls=
+if [ -n "$tls" ] && [ -z "${DMBENCH_DOCKERMAND_TLS:-}" ]; then
+    cargo build --release --quiet --features tls
+    mkdir -p "$root/target/bench"
+    cp "$target/release/dockermand" "$root/target/bench/dockermand-tls"
+    built_tls=1
+fi
+# After a TLS build this only puts the plain binary back in place: Cargo
+# keeps both feature sets' artifacts.
+if [ -n "$built_tls" ] || { [ -n "$plain" ] && [ -z "${DMBENCH_DOCKERMAND:-}" ]; }; then
     cargo build --release --quiet
+fi
+if [ -n "$plain" ] && [ -z "${DMBENCH_DOCKERMAND:-}" ] && [ "$target" != "$root/target" ]; then
+    export DMBENCH_DOCKERMAND="$target/release/dockermand"
 fi
 for tool in standin load relay; do
     cargo build --release --quiet \

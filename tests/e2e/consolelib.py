@@ -324,6 +324,24 @@ def must_open(addr, container: str, cmd=None, tty=True, **kw) -> Console:
 # dockerd-side views
 
 
+def wait_for_stalled_output(ws, timeout: float = 30) -> int:
+    """Waits, without reading, until the bytes waiting for us stop growing
+    for half a second (everything between the writer and us is full), and
+    returns how many there are."""
+    seen = {"n": -1, "since": time.monotonic()}
+
+    def stalled():
+        n = ws.unread_bytes()
+        now = time.monotonic()
+        if n != seen["n"]:
+            seen["n"], seen["since"] = n, now
+            return False
+        return n > 0 and now - seen["since"] >= 0.5
+
+    helpers.wait_until(stalled, timeout, "output to stall while the client does not read", interval=0.05)
+    return seen["n"]
+
+
 def running_execs(api, container: str) -> list[dict]:
     """Inspections of the container's execs that dockerd says are running."""
     out = []

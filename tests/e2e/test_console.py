@@ -332,20 +332,8 @@ def test_backpressure_keeps_the_gateway_small(console_gw, running_container, api
     c = must_open(console_gw.addr, running_container, ["sh", "-c", "yes | head -c %d" % total], tty=False)
     ws = c.ws
     with RssSampler(console_gw) as rss:
-        # do not read: wait until the bytes waiting for us stop growing
-        # (everything between yes and us is full)
-        seen = {"n": -1, "since": time.monotonic()}
-
-        def stalled():
-            n = ws.unread_bytes()
-            now = time.monotonic()
-            if n != seen["n"]:
-                seen["n"], seen["since"] = n, now
-                return False
-            return n > 0 and now - seen["since"] >= 0.5
-
-        wait_until(stalled, 30, "output to stall while the client does not read", interval=0.05)
-        assert seen["n"] < total
+        # do not read: wait until everything between the writer and us is full
+        assert cl.wait_for_stalled_output(ws) < total
         # the writer is held back, not buffered: it is still running
         # (busybox runs yes and head as forks of sh, so top shows sh's argv)
         assert "sh -c yes | head -c %d" % total in cl.process_commands(api_direct, running_container)

@@ -1016,19 +1016,8 @@ def test_a_tls_client_that_stops_reading_keeps_the_gateway_small(gw_tls, pki, ru
                      ssl_context=pki.context("laptop"))
     ws = c.ws
     with helpers.RssSampler(gw_tls) as rss:
-        # do not read: wait until the bytes waiting for us stop growing
-        seen = {"n": -1, "since": time.monotonic()}
-
-        def stalled():
-            n = ws.unread_bytes()
-            now = time.monotonic()
-            if n != seen["n"]:
-                seen["n"], seen["since"] = n, now
-                return False
-            return n > 0 and now - seen["since"] >= 0.5
-
-        wait_until(stalled, 30, "output to stall while the client does not read", interval=0.05)
-        assert seen["n"] < total
+        # do not read: wait until everything between the writer and us is full
+        assert cl.wait_for_stalled_output(ws) < total
         # the writer is held back, not buffered
         assert "sh -c yes | head -c %d" % total in cl.process_commands(api_direct, running_container)
         stalled_rss = rss.max_kib

@@ -1,6 +1,7 @@
 //! benchload: the load tool of the dockermand benchmarks. It speaks HTTP/1.1
-//! over TCP or a unix socket, so "direct" (a client on dockerd's socket) and
-//! every proxy are measured by the same code. One thread, epoll, std only.
+//! over TCP, TLS or a unix socket, so "direct" (a client on dockerd's socket)
+//! and every proxy are measured by the same code. One thread, epoll; std and
+//! rustls (for TLS) only.
 //!
 //!   benchload rate --target T --path P --conns C --duration S [--warmup S] [--close]
 //!       closed-loop load: C connections, each sends the next request as soon
@@ -21,6 +22,15 @@
 //! T is tcp:HOST:PORT or unix:/path. Every command takes `--header "Name: value"`
 //! (repeatable): extra header lines sent with every request, e.g. an
 //! `Authorization: Bearer ...` for a gateway that wants a token.
+//!
+//! `--tls CA.pem` speaks TLS on tcp targets, verifying the server's
+//! certificate against CA.pem for the name `--tls-name` (default: the
+//! target's host). The client offers one protocol, suite and group only
+//! (TLS 1.3, TLS_AES_128_GCM_SHA256, X25519), so every server negotiates the
+//! same; resumption is off, so every new connection is a full handshake.
+//! Results then carry `"tls":"SUITE/GROUP"`, what was negotiated. Handshakes
+//! do not block the event loops of `rate` and `hold`: the request is queued
+//! in rustls and goes out once the handshake is done.
 
 #[path = "../../common/sys.rs"]
 mod sys;
@@ -29,7 +39,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use sys::{Epoll, EPOLLIN};
@@ -37,6 +47,138 @@ use sys::{Epoll, EPOLLIN};
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<Tls>),
+}
+
+/// A TLS client connection over TCP. Reads and writes move records as
+/// they go; on a non-blocking socket a read that needs more records than
+/// have arrived fails with `WouldBlock`, as a plain socket's would.
+struct Tls {
+    conn: rustls::ClientConnection,
+    sock: TcpStream,
+}
+
+/// The client configuration, set once from `--tls`.
+static TLS: OnceLock<(Arc<rustls::ClientConfig>, Option<String>)> = OnceLock::new();
+
+fn tls_config(ca: &str) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::crypto::ring::{cipher_suite, default_provider, kx_group};
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{ca}: {e}"))? {
+        roots
+            .add(cert.map_err(|e| format!("{ca}: {e}"))?)
+            .map_err(|e| format!("{ca}: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{ca}: no certificate"));
+    }
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: vec![cipher_suite::TLS13_AES_128_GCM_SHA256],
+        kx_groups: vec![kx_group::X25519],
+        ..default_provider()
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+impl Tls {
+    fn new(sock: TcpStream, host: &str) -> io::Result<Tls> {
+        let (config, name) = TLS.get().expect("TLS configured");
+        let name = name.clone().unwrap_or_else(|| host.to_string());
+        let name = rustls::pki_types::ServerName::try_from(name)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let conn = rustls::ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+        let mut tls = Tls { conn, sock };
+        tls.flush()?; // the ClientHello
+        Ok(tls)
+    }
+
+    /// Sends every record rustls has queued (a non-blocking socket that is
+    /// full is waited for: only bulk uploads fill one, and they block).
+    fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes in the records that have arrived. Ok(false) at the end of the stream.
+    fn receive(&mut self) -> io::Result<bool> {
+        let n = loop {
+            match self.conn.read_tls(&mut self.sock) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        self.conn
+            .process_new_packets()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        // The handshake's replies, and any request queued behind it.
+        self.flush()?;
+        Ok(n > 0)
+    }
+
+    /// Runs the handshake to its end (blocking sockets).
+    fn handshake(&mut self) -> io::Result<()> {
+        while self.conn.is_handshaking() {
+            if !self.receive()? {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during the TLS handshake",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match io::Read::read(&mut self.conn.reader(), buf) {
+                // Ok(0): close_notify.
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            if !self.receive()? {
+                // The end without close_notify; the callers check lengths.
+                return Ok(0);
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = io::Write::write(&mut self.conn.writer(), buf)?;
+        self.flush()?;
+        if n == 0 && !buf.is_empty() {
+            // rustls's buffer is full of plaintext waiting for the handshake.
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// "SUITE/GROUP" once the handshake is done.
+    fn negotiated(&self) -> Option<String> {
+        let suite = self.conn.negotiated_cipher_suite()?;
+        let group = self
+            .conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()))
+            .unwrap_or_else(|| "?".into());
+        Some(format!("{:?}/{group}", suite.suite()))
+    }
 }
 
 impl Stream {
@@ -46,6 +188,11 @@ impl Stream {
         } else if let Some(addr) = target.strip_prefix("tcp:") {
             let s = TcpStream::connect(addr)?;
             s.set_nodelay(true)?;
+            if TLS.get().is_some() {
+                let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                return Ok(Stream::Tls(Box::new(Tls::new(s, host)?)));
+            }
             Ok(Stream::Tcp(s))
         } else {
             Err(io::Error::new(
@@ -54,16 +201,37 @@ impl Stream {
             ))
         }
     }
+    /// Connects and, over TLS, completes the handshake (blocking commands).
+    fn connect_blocking(target: &str) -> io::Result<Stream> {
+        let mut s = Stream::connect(target)?;
+        if let Stream::Tls(t) = &mut s {
+            t.handshake()?;
+        }
+        Ok(s)
+    }
     fn set_nonblocking(&self, nb: bool) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_nonblocking(nb),
             Stream::Unix(s) => s.set_nonblocking(nb),
+            Stream::Tls(t) => t.sock.set_nonblocking(nb),
         }
     }
     fn fd(&self) -> RawFd {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(t) => t.sock.as_raw_fd(),
+        }
+    }
+    /// A short read says the socket is empty, except over TLS, where
+    /// rustls may hold decrypted bytes past what one read returned.
+    fn short_read_drains(&self) -> bool {
+        !matches!(self, Stream::Tls(_))
+    }
+    fn negotiated(&self) -> Option<String> {
+        match self {
+            Stream::Tls(t) => t.negotiated(),
+            _ => None,
         }
     }
 }
@@ -73,6 +241,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(t) => t.read(buf),
         }
     }
 }
@@ -82,10 +251,19 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(t) => t.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// The `"tls"` member of a result: what was negotiated, if TLS was spoken.
+fn tls_json(negotiated: Option<String>) -> String {
+    match negotiated {
+        Some(n) => format!(",\"tls\":{}", json_str(&n)),
+        None => String::new(),
     }
 }
 
@@ -148,6 +326,10 @@ fn main() {
         headers.push_str("\r\n");
     }
     let _ = EXTRA_HEADERS.set(headers);
+    if let Some(ca) = args.get("--tls") {
+        let config = tls_config(ca).unwrap_or_else(|e| die(&format!("--tls: {e}")));
+        let _ = TLS.set((config, args.get("--tls-name").map(str::to_string)));
+    }
     let result = match args.0.first().map(|s| s.as_str()) {
         Some("rate") => rate(&args),
         Some("get") => get(&args),
@@ -358,6 +540,7 @@ fn rate(args: &Args) -> io::Result<()> {
     let mut last_error = String::new();
     let mut reconnects = 0u64;
     let mut total = 0u64;
+    let mut negotiated = None;
 
     let start_request = |c: &mut Client, ep: &Epoll, idx: usize, fresh: bool| -> io::Result<()> {
         c.start = Instant::now();
@@ -422,7 +605,7 @@ fn rate(args: &Args) -> io::Result<()> {
                     }
                     Ok(n) => {
                         c.buf.extend_from_slice(&rbuf[..n]);
-                        if n < rbuf.len() {
+                        if n < rbuf.len() && s.short_read_drains() {
                             break;
                         }
                     }
@@ -480,6 +663,9 @@ fn rate(args: &Args) -> io::Result<()> {
             }
             if complete {
                 total += 1;
+                if negotiated.is_none() {
+                    negotiated = c.stream.as_ref().and_then(Stream::negotiated);
+                }
                 if done_at >= measure_from && done_at < end {
                     if measured_start.is_none() {
                         measured_start = Some(done_at);
@@ -510,13 +696,14 @@ fn rate(args: &Args) -> io::Result<()> {
     println!(
         "{{\"requests\":{n},\"total_requests\":{total},\"errors\":{errors},\"reconnects\":{reconnects},\"secs\":{secs},\
          \"rps\":{:.1},\"p50_us\":{:.1},\"p90_us\":{:.1},\"p99_us\":{:.1},\"max_us\":{:.1},\
-         \"mean_us\":{mean:.1},\"last_error\":{}}}",
+         \"mean_us\":{mean:.1},\"last_error\":{}{}}}",
         n as f64 / secs,
         percentile(&lat, 0.5),
         percentile(&lat, 0.9),
         percentile(&lat, 0.99),
         percentile(&lat, 1.0),
-        json_str(&last_error)
+        json_str(&last_error),
+        tls_json(negotiated)
     );
     Ok(())
 }
@@ -625,16 +812,17 @@ fn get(args: &Args) -> io::Result<()> {
     let expect: Option<u64> = args.get("--expect").map(|v| v.parse().unwrap_or_else(|_| die("bad --expect")));
     let mut buf = vec![0u8; 1 << 20];
     let t0 = Instant::now();
-    let mut s = Stream::connect(target)?;
+    let mut s = Stream::connect_blocking(target)?;
     s.write_all(&request(path, false))?;
     let (h, first) = read_head(&mut s, &mut buf)?;
     let bytes = read_body(&mut s, &h, &first, &mut buf, |_| {})?;
     let secs = t0.elapsed().as_secs_f64();
     let ok = h.status == 200 && expect.map(|e| e == bytes).unwrap_or(true);
     println!(
-        "{{\"status\":{},\"bytes\":{bytes},\"secs\":{secs:.6},\"mib_s\":{:.1},\"ok\":{ok}}}",
+        "{{\"status\":{},\"bytes\":{bytes},\"secs\":{secs:.6},\"mib_s\":{:.1},\"ok\":{ok}{}}}",
         h.status,
-        bytes as f64 / secs / 1048576.0
+        bytes as f64 / secs / 1048576.0,
+        tls_json(s.negotiated())
     );
     if !ok {
         return Err(io::Error::new(
@@ -664,7 +852,7 @@ fn post(args: &Args) -> io::Result<()> {
         *b = b'a' + (i % 26) as u8;
     }
     let t0 = Instant::now();
-    let mut s = Stream::connect(target)?;
+    let mut s = Stream::connect_blocking(target)?;
     let framing = if chunked {
         "Transfer-Encoding: chunked\r\n".to_string()
     } else {
@@ -717,10 +905,11 @@ fn post(args: &Args) -> io::Result<()> {
     let secs = t0.elapsed().as_secs_f64();
     let text = String::from_utf8_lossy(&body);
     println!(
-        "{{\"status\":{},\"bytes\":{sent},\"secs\":{secs:.6},\"mib_s\":{:.1},\"reply\":{}}}",
+        "{{\"status\":{},\"bytes\":{sent},\"secs\":{secs:.6},\"mib_s\":{:.1},\"reply\":{}{}}}",
         h.status,
         sent as f64 / secs / 1048576.0,
-        json_str(&text)
+        json_str(&text),
+        tls_json(s.negotiated())
     );
     if h.status != 200 {
         return Err(io::Error::new(
