@@ -4,12 +4,15 @@
 #   cross/build.sh [TARGET...]     (default: all five targets)
 #
 # Installs what it needs when missing (a venv with ziglang and cargo-zigbuild
-# from PyPI, the rust-src component), builds each target with the settings
-# in cross/config.toml into cross/target, drops what the kernel does not
-# load (sstrip.py: section headers, MIPS .pdr) into
-# cross/out/<target>/dockermand, prints a size table and writes it to
-# cross/out/sizes.txt. Fails if the mipsel binary is over the budget set in
-# cross/budget.env.
+# from PyPI, the rust-src component), builds each target twice with the
+# settings in cross/config.toml, plain (no cargo features) and with
+# `--features tls`, drops what the kernel does not load (sstrip.py: section
+# headers, MIPS .pdr) into cross/out/<target>/dockermand and
+# cross/out/<target>/dockermand-tls, prints a size table of both and writes
+# it to cross/out/sizes.txt. Fails if the plain mipsel binary is over its
+# budget in cross/budget.env, or if the TLS build of a MIPS target is over
+# its budget and yet would go in the main dockermand package (see
+# tls_split in common.sh: over the budget, TLS goes in dockermand-tls).
 #
 # Environment: JOBS (cargo -j, default 2), NICE (niceness, default 10).
 set -euo pipefail
@@ -100,14 +103,17 @@ done
 
 # --- build ------------------------------------------------------------------
 
-mkdir -p "$OUT_DIR"
-built=()
-for target in "${targets[@]}"; do
-	log "building $target"
-	start=$SECONDS
+# build TARGET VARIANT OUT: one cargo build (VARIANT plain or tls), checked
+# and sstripped into OUT. The two variants share the target dir: cargo keeps
+# each feature set's artifacts apart and puts the one just asked for at
+# release/dockermand.
+build() {
+	local target=$1 variant=$2 out=$3 src features=()
+	[ "$variant" = plain ] || features=(--features "$variant")
+	log "building $target ($variant)"
 	(cd "$REPO_DIR" && nice -n "$NICE" cargo zigbuild \
 		--config "$CROSS_DIR/config.toml" \
-		--release --bin dockermand --target "$target" -j "$JOBS")
+		--release --bin dockermand --target "$target" -j "$JOBS" "${features[@]}")
 	src=$CARGO_TARGET_DIR/$target/release/dockermand
 	[ -f "$src" ] || die "$target: cargo finished but $src is missing"
 	if readelf -S "$src" | grep -q '\.symtab'; then
@@ -117,36 +123,69 @@ for target in "${targets[@]}"; do
 	read -r -a got <<<"$(elf_ident "$src")"
 	[ "${got[*]}" = "${want[*]}" ] ||
 		die "$target: ELF header says class/data/machine ${got[*]}, expected ${want[*]}"
-	mkdir -p "$OUT_DIR/$target"
-	"$VENV_DIR/bin/python3" "$CROSS_DIR/sstrip.py" "$src" "$OUT_DIR/$target/dockermand.tmp"
-	chmod 0755 "$OUT_DIR/$target/dockermand.tmp"
-	mv "$OUT_DIR/$target/dockermand.tmp" "$OUT_DIR/$target/dockermand"
+	mkdir -p "$(dirname "$out")"
+	"$VENV_DIR/bin/python3" "$CROSS_DIR/sstrip.py" "$src" "$out.tmp"
+	chmod 0755 "$out.tmp"
+	mv "$out.tmp" "$out"
+}
+
+mkdir -p "$OUT_DIR"
+built=()
+for target in "${targets[@]}"; do
+	start=$SECONDS
+	build "$target" plain "$(built_binary "$target")"
+	build "$target" tls "$(built_tls_binary "$target")"
+	# Nothing but the feature differs: the same bytes would mean the
+	# feature did not reach the build.
+	! cmp -s "$(built_binary "$target")" "$(built_tls_binary "$target")" ||
+		die "$target: the plain and TLS builds are the same file"
 	log "$target built in $((SECONDS - start)) s"
 	built+=("$target")
 done
 
 # --- size table -------------------------------------------------------------
 
-over=0
+# kib BYTES: BYTES in KiB, one decimal.
+kib() { awk -v s="$1" 'BEGIN { printf "%.1f", s / 1024 }'; }
+
+over=()
 {
-	printf '%-32s %10s %9s\n' target bytes KiB
+	printf '%-32s %10s %8s %10s %8s\n' target plain KiB tls KiB
 	for target in "${built[@]}"; do
-		size=$(stat -c %s "$(built_binary "$target")")
-		note=
+		plain=$(stat -c %s "$(built_binary "$target")")
+		tls=$(stat -c %s "$(built_tls_binary "$target")")
+		notes=()
 		if [ "$target" = mipsel-unknown-linux-musl ]; then
-			note=" (budget $MIPSEL_BUDGET_BYTES)"
-			if [ "$size" -gt "$MIPSEL_BUDGET_BYTES" ]; then
-				note=" OVER BUDGET ($MIPSEL_BUDGET_BYTES)"
-				over=1
+			if [ "$plain" -gt "$MIPSEL_BUDGET_BYTES" ]; then
+				notes+=("plain OVER BUDGET ($MIPSEL_BUDGET_BYTES)")
+				over+=("plain $target")
+			else
+				notes+=("plain budget $MIPSEL_BUDGET_BYTES")
 			fi
 		fi
-		printf '%-32s %10d %9s%s\n' "$target" "$size" \
-			"$(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1024 }')" "$note"
+		if has_tls_budget "$target"; then
+			if [ "$tls" -le "$MIPS_TLS_BUDGET_BYTES" ]; then
+				notes+=("tls budget $MIPS_TLS_BUDGET_BYTES")
+			elif tls_split "$target"; then
+				notes+=("tls over its budget $MIPS_TLS_BUDGET_BYTES: in dockermand-tls")
+			else
+				notes+=("tls OVER BUDGET ($MIPS_TLS_BUDGET_BYTES) for the main package")
+				over+=("tls $target")
+			fi
+		fi
+		note=
+		if [ ${#notes[@]} -gt 0 ]; then
+			note=" (${notes[0]}"
+			[ ${#notes[@]} -lt 2 ] || note="$note; ${notes[1]}"
+			note="$note)"
+		fi
+		printf '%-32s %10d %8s %10d %8s%s\n' "$target" "$plain" "$(kib "$plain")" \
+			"$tls" "$(kib "$tls")" "$note"
 	done
 } >"$OUT_DIR/sizes.txt"
-echo "Binary sizes, stripped and sstripped (cross/out/sizes.txt):"
+echo "Binary sizes in bytes, stripped and sstripped, plain and --features tls (cross/out/sizes.txt):"
 cat "$OUT_DIR/sizes.txt"
 
-if [ "$over" = 1 ]; then
-	die "the mipsel binary is over its budget of $MIPSEL_BUDGET_BYTES bytes (cross/budget.env)"
+if [ ${#over[@]} -gt 0 ]; then
+	die "over the size budget of cross/budget.env: ${over[*]}"
 fi

@@ -123,7 +123,40 @@ package_version() {
 	[ -n "$version" ] && [ -n "$release" ] && echo "$version-r$release"
 }
 
+# The two builds of each target: plain (no cargo features) and TLS
+# (--features tls).
 built_binary() { echo "$OUT_DIR/$1/dockermand"; }
+built_tls_binary() { echo "$OUT_DIR/$1/dockermand-tls"; }
+
+# tls_split TARGET: true when the target's dockermand package carries the
+# plain binary and a separate dockermand-tls package the TLS one: the MIPS
+# targets, whose routers have the least flash (cross/README.md, Packages).
+# TLS_SPLIT_TARGETS, a space-separated list, replaces that choice (the
+# packaging test packs x86_64 that way, to run the pair on its machine).
+tls_split() {
+	case " ${TLS_SPLIT_TARGETS-mips-unknown-linux-musl mipsel-unknown-linux-musl} " in
+	*" $1 "*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
+
+# The binary the target's dockermand package ships.
+main_package_binary() {
+	if tls_split "$1"; then
+		built_binary "$1"
+	else
+		built_tls_binary "$1"
+	fi
+}
+
+# has_tls_budget TARGET: the TLS build of TARGET may go in its main
+# package only within MIPS_TLS_BUDGET_BYTES.
+has_tls_budget() {
+	case $1 in
+	mips-* | mipsel-*) return 0 ;;
+	*) return 1 ;;
+	esac
+}
 
 # apt-get install, running `apt-get update` once per script run.
 APT_UPDATED=

@@ -6,6 +6,12 @@
 #
 # writes cross/out/dockermand_<version>-r<release>_<openwrt-arch>.ipk per
 # target and cross/out/luci-app-dockermand_<version>-r<release>_all.ipk.
+# dockermand ships the TLS build (cross/out/<target>/dockermand-tls), except
+# on MIPS (tls_split in common.sh), where it ships the plain build and
+# dockermand-tls_<version>-r<release>_<arch>.ipk the TLS one: the same files
+# and scripts, `Provides: dockermand` (which luci-app-dockermand depends on)
+# and each package `Conflicts:` with the other, as the SDK Makefile's two
+# variants declare them.
 #
 # The layout is the one the SDK's ipkg-build writes and opkg reads (opkg has
 # read nothing else since 2017): a gzip'd tar, GNU format, numeric owner 0,
@@ -17,6 +23,9 @@
 # (PKG_UPGRADE) and do nothing but enable while a firmware image is built
 # (IPKG_INSTROOT). Everything is stamped with the last commit's time, so the
 # same inputs give the same bytes.
+#
+# Environment: IPK_OUT_DIR (where the packages go, default cross/out),
+# TLS_SPLIT_TARGETS (see tls_split in common.sh).
 set -euo pipefail
 
 # shellcheck source=common.sh
@@ -73,7 +82,7 @@ SCRIPT
 }
 
 # pack STAGE: STAGE/data and STAGE/CONTROL (control without Installed-Size)
-# into OUT_DIR/<package>_<version>_<arch>.ipk.
+# into IPK_DIR/<package>_<version>_<arch>.ipk.
 pack() {
 	local stage=$1 pkg arch size ipk
 	pkg=$(sed -n 's/^Package: //p' "$stage/CONTROL/control")
@@ -85,19 +94,22 @@ pack() {
 	[ ! -f "$stage/CONTROL/conffiles" ] || chmod 0644 "$stage/CONTROL/conffiles"
 	tar_gz "$stage/CONTROL" "$stage/control.tar.gz"
 	printf '2.0\n' >"$stage/debian-binary"
-	ipk=$OUT_DIR/${pkg}_${version}_${arch}.ipk
+	ipk=$IPK_DIR/${pkg}_${version}_${arch}.ipk
 	rm -f "$ipk"
 	tar_gz "$stage" "$ipk" ./debian-binary ./data.tar.gz ./control.tar.gz
-	printf '%-58s %8d bytes\n' "${ipk#"$CROSS_DIR"/}" "$(stat -c %s "$ipk")"
+	printf '%-62s %8d bytes\n' "${ipk#"$CROSS_DIR"/}" "$(stat -c %s "$ipk")"
 }
 
-mkdir -p "$OUT_DIR"
-rm -f "$OUT_DIR"/*.ipk
+IPK_DIR=${IPK_OUT_DIR:-$OUT_DIR}
+mkdir -p "$IPK_DIR"
+rm -f "$IPK_DIR"/*.ipk
 
-for target in "${targets[@]}"; do
-	bin=$(built_binary "$target")
+# pack_daemon TARGET PACKAGE BINARY: the gateway's package PACKAGE
+# (dockermand or dockermand-tls) for TARGET, shipping BINARY.
+pack_daemon() {
+	local target=$1 pkg=$2 bin=$3 stage data relations build
 	[ -f "$bin" ] || die "$bin missing: run cross/build.sh $target first"
-	stage=$work/$target
+	stage=$work/$target-$pkg
 	data=$stage/data
 	install -d -m 0755 "$data/usr/bin" "$data/etc/init.d" "$data/etc/config" \
 		"$data/usr/share/acl.d" "$stage/CONTROL"
@@ -106,10 +118,26 @@ for target in "${targets[@]}"; do
 	# The config may hold password hashes: root only, like the SDK's INSTALL_CONF.
 	install -m 0600 "$FILES_DIR/dockermand.config" "$data/etc/config/dockermand"
 	install -m 0644 "$FILES_DIR/dockermand.acl.json" "$data/usr/share/acl.d/dockermand.json"
+	# The fields and their order are package-pack.mk's.
+	if [ "$pkg" = dockermand-tls ]; then
+		relations="Conflicts: dockermand
+Provides: dockermand"
+		build=" This is dockermand built with TLS listeners (tls://ADDR:PORT,
+ client certificates): install it instead of dockermand; it takes the
+ same configuration."
+	else
+		relations="Conflicts: dockermand-tls"
+		if [ "$bin" = "$(built_tls_binary "$target")" ]; then
+			build=" This build has TLS listeners (tls://ADDR:PORT, client certificates)."
+		else
+			build=" This build has no TLS listeners; dockermand-tls has them."
+		fi
+	fi
 	cat >"$stage/CONTROL/control" <<CONTROL
-Package: dockermand
+Package: $pkg
 Version: $version
 Depends: libc
+$relations
 Source: feeds/packages/utils/dockermand
 SourceName: dockermand
 License: $license
@@ -121,9 +149,10 @@ Maintainer: dockermand maintainers
 Architecture: $(openwrt_arch "$target")
 Description: $summary
  dockermand sits between Docker clients and dockerd's API socket: it
- checks who is calling (router logins, API tokens), applies a policy and
- relays the API. dockerd may run on this router (install dockerd) or on
- another host (option upstream 'tcp://HOST:PORT').
+ checks who is calling (router logins, API tokens), applies a policy
+ and relays the API. dockerd may run on this router (install dockerd)
+ or on another host (option upstream 'tcp://HOST:PORT').
+$build
 CONTROL
 	echo /etc/config/dockermand >"$stage/CONTROL/conffiles"
 	write_maintainer_scripts "$stage/CONTROL"
@@ -133,6 +162,13 @@ CONTROL
 exit 0
 SCRIPT
 	pack "$stage"
+}
+
+for target in "${targets[@]}"; do
+	pack_daemon "$target" dockermand "$(main_package_binary "$target")"
+	if tls_split "$target"; then
+		pack_daemon "$target" dockermand-tls "$(built_tls_binary "$target")"
+	fi
 done
 
 # The LuCI app: architecture independent.

@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Tests the router packaging:
 #   - each .ipk of cross/ipk.sh, read as opkg reads it (test/ipk.py): a
-#     gzip'd tar packed as ipkg-build packs, control fields, files, owners
-#     and modes, the binary's ELF header, the standard maintainer scripts;
-#   - the SDK Makefiles against Cargo.toml and the feed's conventions;
+#     gzip'd tar packed as ipkg-build packs, control fields (the
+#     Conflicts/Provides of dockermand and dockermand-tls), files, owners
+#     and modes, which build the binary is and its ELF header, the standard
+#     maintainer scripts;
+#   - the SDK Makefiles against Cargo.toml and the feed's conventions, and
+#     evaluated by make with stand-ins for the SDK's includes (test/sdk/):
+#     each variant's fields, cargo features, install directory and files;
 #   - the package on a stand-in router (test/: rc.common, functions.sh,
-#     procd.sh, validate_data, ubus, logger, with OpenWrt's names and
-#     semantics): install, the service procd is given, reload, upgrade,
-#     removal, malformed UCI values; busybox sh runs the scripts and the
-#     real x86_64 daemon checks and runs the generated JSON;
+#     procd.sh, validate_data, ubus, logger, and opkg in ipk.py, with
+#     OpenWrt's names and semantics): install, the service procd is given,
+#     reload, upgrade, removal, malformed UCI values, TLS listeners and
+#     certificates (uhttpd's DER ones too), switching between dockermand
+#     and dockermand-tls; busybox sh runs the scripts and the real x86_64
+#     daemon checks and runs the generated JSON, and serves TLS to a client;
 #   - the LuCI views' JavaScript, under node with stand-ins for LuCI;
 #   - shellcheck on the init script and every cross/ script.
 #
@@ -26,6 +32,7 @@ need_cmd node nodejs
 need_cmd busybox busybox
 need_cmd shellcheck shellcheck
 need_cmd python3 python3
+need_cmd openssl openssl
 
 TEST_DIR=$CROSS_DIR/test
 FIXTURES=$TEST_DIR/fixtures
@@ -38,7 +45,12 @@ PKG_VERSION=$(package_version)
 X86_64=x86_64-unknown-linux-musl
 
 scratch=$(mktemp -d)
-trap 'rm -rf "$scratch"' EXIT
+DAEMON_PID=
+cleanup() {
+	[ -z "$DAEMON_PID" ] || kill "$DAEMON_PID" 2>/dev/null
+	rm -rf "$scratch"
+}
+trap cleanup EXIT
 
 passed=0
 failed=0
@@ -74,8 +86,13 @@ expect_eq() {
 
 # --- ipk --------------------------------------------------------------------
 
-ipk_path() { echo "$OUT_DIR/dockermand_${PKG_VERSION}_$(openwrt_arch "$1").ipk"; }
+# ipk_path TARGET [PACKAGE]: the package (default dockermand) for TARGET.
+ipk_path() { echo "$OUT_DIR/${2:-dockermand}_${PKG_VERSION}_$(openwrt_arch "$1").ipk"; }
 LUCI_IPK=$OUT_DIR/luci-app-dockermand_${PKG_VERSION}_all.ipk
+# An x86_64 pair packed as the MIPS ones are (dockermand plain,
+# dockermand-tls), to run on the stand-in router.
+SPLIT_DIR=$scratch/split
+split_ipk() { echo "$SPLIT_DIR/${1}_${PKG_VERSION}_$(openwrt_arch "$X86_64").ipk"; }
 
 # Unpacks IPK as opkg does into $scratch/ipk/NAME/{root,info}; prints the
 # package name.
@@ -129,8 +146,8 @@ data_tar() {
 }
 
 test_ipk_layout() {
-	local t=$1 dir=$scratch/ipk/$1 got want
-	got=$(listing "$(data_tar "$(ipk_path "$t")")")
+	local t=$1 p=$2 dir=$scratch/ipk/$1-$2 got want
+	got=$(listing "$(data_tar "$(ipk_path "$t" "$p")")")
 	want=$(
 		cat <<'LIST'
 755 0/0 .
@@ -150,20 +167,37 @@ LIST
 	expect_eq "data.tar.gz (mode owner path)" "$got" "$want" || return 1
 	cmp "$dir/root/etc/init.d/dockermand" "$INIT" || return 1
 	cmp "$dir/root/etc/config/dockermand" "$UCI_DEFAULT" || return 1
-	expect_eq conffiles "$(cat "$dir/root/usr/lib/opkg/info/dockermand.conffiles")" /etc/config/dockermand
+	expect_eq conffiles "$(cat "$dir/root/usr/lib/opkg/info/$p.conffiles")" /etc/config/dockermand
 }
 
-# control_fields IPK DIR NAME ARCH DEPENDS SECTION: the control file (of
-# the package unpacked in $scratch/ipk/DIR) has the
-# fields the SDK writes, Installed-Size the size of the unpacked data tar.
+# dockermand-tls exists for the targets that split TLS off, only.
+test_tls_packages() {
+	local t bad=0
+	for t in "${ALL_TARGETS[@]}"; do
+		if tls_split "$t" && [ ! -f "$(ipk_path "$t" dockermand-tls)" ]; then
+			echo "no dockermand-tls for $t"
+			bad=1
+		elif ! tls_split "$t" && [ -e "$(ipk_path "$t" dockermand-tls)" ]; then
+			echo "a dockermand-tls for $t, whose dockermand has TLS"
+			bad=1
+		fi
+	done
+	[ "$bad" = 0 ]
+}
+
+# control_fields IPK DIR NAME ARCH DEPENDS SECTION SOURCENAME [FIELD=VALUE...]:
+# the control file (of the package unpacked in $scratch/ipk/DIR) has the
+# fields the SDK writes, Installed-Size the size of the unpacked data tar,
+# and the FIELDs given (an empty VALUE: the field must be absent).
 control_fields() {
 	local ipk=$1 dir=$2 size
 	shift 2
 	size=$(tar -xzOf "$ipk" ./data.tar.gz | gzip -dc | wc -c)
-	python3 - "$scratch/ipk/$dir/root/usr/lib/opkg/info/$1.control" "$1" "$PKG_VERSION" "$2" "$size" "$3" "$4" <<'PY'
+	python3 - "$scratch/ipk/$dir/root/usr/lib/opkg/info/$1.control" "$1" "$PKG_VERSION" "$2" "$size" "$3" "$4" "${@:5}" <<'PY'
 import sys
 
-path, name, version, arch, size, depends, section = sys.argv[1:]
+path, name, version, arch, size, depends, section, source_name = sys.argv[1:9]
+extra = dict(a.split("=", 1) for a in sys.argv[9:])
 fields, last = {}, None
 for line in open(path, encoding="utf-8").read().splitlines():
     if line.startswith(" ") and last:
@@ -174,26 +208,43 @@ for line in open(path, encoding="utf-8").read().splitlines():
     else:
         sys.exit(f"bad control line {line!r}")
 want = {"Package": name, "Version": version, "Architecture": arch, "Installed-Size": size,
-        "License": "Apache-2.0", "SourceName": name, "Section": section, "Depends": depends}
+        "License": "Apache-2.0", "SourceName": source_name, "Section": section, "Depends": depends}
+want.update({k: v or None for k, v in extra.items()})
 errors = [f"{k}: got {fields.get(k)!r}, want {v!r}" for k, v in want.items() if fields.get(k) != v]
 errors += [f"{k} missing" for k in ("Source", "Maintainer", "Description") if not fields.get(k)]
 sys.exit("\n".join(errors) or None)
 PY
 }
 
+# dockermand and dockermand-tls install the same files: each conflicts with
+# the other, and dockermand-tls provides dockermand for luci-app-dockermand.
 test_ipk_control() {
-	control_fields "$(ipk_path "$1")" "$1" dockermand "$(openwrt_arch "$1")" libc utils || return 1
+	local relations=(Conflicts=dockermand-tls Provides=)
+	[ "$2" = dockermand ] || relations=(Conflicts=dockermand Provides=dockermand)
+	control_fields "$(ipk_path "$1" "$2")" "$1-$2" "$2" "$(openwrt_arch "$1")" libc utils dockermand \
+		"${relations[@]}" || return 1
 	grep -qx 'Require-User: dockermand:dockermand:docker' \
-		"$scratch/ipk/$1/root/usr/lib/opkg/info/dockermand.control" || {
+		"$scratch/ipk/$1-$2/root/usr/lib/opkg/info/$2.control" || {
 		echo "no Require-User for the dockermand user in the docker group"
 		return 1
 	}
 }
 
+# ipk_build TARGET PACKAGE: which build the package ships, tls or plain.
+ipk_build() {
+	if [ "$2" = dockermand-tls ] || ! tls_split "$1"; then
+		echo tls
+	else
+		echo plain
+	fi
+}
+
 test_ipk_binary() {
-	local t=$1 bin want got
-	bin=$scratch/ipk/$t/root/usr/bin/dockermand
-	cmp "$bin" "$(built_binary "$t")" || return 1
+	local t=$1 bin want got built
+	bin=$scratch/ipk/$t-$2/root/usr/bin/dockermand
+	built=$(built_binary "$t")
+	[ "$(ipk_build "$t" "$2")" = plain ] || built=$(built_tls_binary "$t")
+	cmp "$bin" "$built" || return 1
 	want=$(elf_expect "$t")
 	got=$(elf_ident "$bin") || {
 		echo "not an ELF file"
@@ -241,7 +292,7 @@ test_luci_ipk() {
 LIST
 	)
 	expect_eq "luci data.tar.gz files" "$got" "$want" || return 1
-	control_fields "$LUCI_IPK" luci luci-app-dockermand all "libc, luci-base, dockermand" luci
+	control_fields "$LUCI_IPK" luci luci-app-dockermand all "libc, luci-base, dockermand" luci luci-app-dockermand
 }
 
 # LuCI's conventions: the menu's views exist and the ACL it depends on is
@@ -291,6 +342,7 @@ test_makefile() {
 		'USERID:=dockermand:dockermand:docker' \
 		'define Package/dockermand/conffiles' \
 		'$(eval $(call RustBinPackage,dockermand))' '$(eval $(call BuildPackage,dockermand))' \
+		'$(eval $(call BuildPackage,dockermand-tls))' \
 		'./files/dockermand.init $(1)/etc/init.d/dockermand' \
 		'./files/dockermand.config $(1)/etc/config/dockermand' \
 		'./files/dockermand.acl.json $(1)/usr/share/acl.d/dockermand.json'; do
@@ -316,6 +368,78 @@ test_makefile() {
 	[ "$bad" = 0 ]
 }
 
+# sdk_make ARCH VARIANT [TARGET DEST]: the SDK Makefile evaluated by make for
+# ARCH and BUILD_VARIANT VARIANT, with stand-ins for the SDK's rules.mk and
+# package.mk and the feed's rust-package.mk (test/sdk/), laid out as in the
+# SDK (feeds/packages/utils/dockermand).
+sdk_make() {
+	local top=$scratch/sdk
+	if [ ! -d "$top" ]; then
+		mkdir -p "$top/include" "$top/feeds/packages/utils" "$top/feeds/packages/lang/rust" || return 1
+		cp "$TEST_DIR/sdk/rules.mk" "$top/" &&
+			cp "$TEST_DIR/sdk/package.mk" "$top/include/" &&
+			cp "$TEST_DIR/sdk/rust-package.mk" "$top/feeds/packages/lang/rust/" &&
+			cp -r "$CROSS_DIR/openwrt" "$top/feeds/packages/utils/dockermand" || return 1
+	fi
+	make -s -C "$top/feeds/packages/utils/dockermand" TOPDIR="$top" INCLUDE_DIR="$top/include" \
+		BUILD_DIR="$top/build" ARCH="$1" BUILD_VARIANT="$2" ${4:+DEST="$4"} "${3:-all}"
+}
+
+# The two variants as the SDK builds them: on MIPS dockermand plain and
+# dockermand-tls (MIPS only) with cargo's tls feature, elsewhere dockermand
+# with it; each in its own build directory, with its own install directory
+# and build stamp (USE_SOURCE_DIR links both build directories to one
+# checkout); the same files, conffiles and postinst.
+test_makefile_variants() {
+	local got want arch variant pkg dir bad=0
+	for arch in mipsel mips aarch64 arm x86_64; do
+		for variant in default tls; do
+			got=$(sdk_make "$arch" "$variant" 2>&1) || {
+				printf '%s\n' "$got"
+				return 1
+			}
+			printf '%s\n' "$got" >"$scratch/sdk/$arch-$variant.out"
+			pkg=dockermand
+			[ "$variant" = default ] || pkg=dockermand-tls
+			dir=$scratch/sdk/build/dockermand-$variant/dockermand-$VERSION
+			want="Package: $pkg"
+			case "$arch:$variant" in
+			mips*:default) want="$want|Conflicts: dockermand-tls|Provides: |Default-Variant: 1|Cargo: cargo install -v --profile release  --root $dir/ipkg-install-default --path \"$dir\"" ;;
+			*:default) want="$want|Conflicts: dockermand-tls|Provides: |Default-Variant: 1|Cargo: cargo install -v --profile release --features \"tls\" --root $dir/ipkg-install-default --path \"$dir\"" ;;
+			*:tls) want="$want|Conflicts: dockermand|Provides: dockermand|Default-Variant: |Cargo: cargo install -v --profile release --features \"tls\" --root $dir/ipkg-install-tls --path \"$dir\"" ;;
+			esac
+			want="$want|Install-Dir: $dir/ipkg-install-$variant|Stamp-Built: $dir/.built_$variant|Conffiles: /etc/config/dockermand"
+			got=$(grep -E '^(Package|Conflicts|Provides|Default-Variant|Cargo|Install-Dir|Stamp-Built|Conffiles):' \
+				"$scratch/sdk/$arch-$variant.out" | paste -sd '|')
+			expect_eq "$arch $variant" "$got" "$want" || bad=1
+			# Rust's architectures, and for dockermand-tls MIPS only.
+			got=$(grep '^Depends:' "$scratch/sdk/$arch-$variant.out")
+			case "$variant:$got" in
+			default:"Depends: @("*"x86_64)" | tls:"Depends: @("*"x86_64) @(mips||mipsel||mips64||mips64el)") ;;
+			*)
+				echo "$arch $variant: $got"
+				bad=1
+				;;
+			esac
+		done
+		expect_eq "$arch: the postinst of both" "$(sed -n '/^Postinst:/,$p' "$scratch/sdk/$arch-tls.out")" \
+			"$(sed -n '/^Postinst:/,$p' "$scratch/sdk/$arch-default.out")" || bad=1
+	done
+	# Each variant installs its own build's binary and the same files.
+	for variant in default tls; do
+		pkg=dockermand
+		[ "$variant" = default ] || pkg=dockermand-tls
+		dir=$scratch/sdk/build/dockermand-$variant/dockermand-$VERSION/ipkg-install-$variant/bin
+		mkdir -p "$dir" && echo "$variant build" >"$dir/dockermand" || return 1
+		sdk_make mipsel "$variant" "install-$pkg" "$scratch/sdk/dest" >/dev/null || return 1
+	done
+	expect_eq "dockermand-tls's binary" "$(cat "$scratch/sdk/dest/dockermand-tls/usr/bin/dockermand")" "tls build" || bad=1
+	expect_eq "dockermand's binary" "$(cat "$scratch/sdk/dest/dockermand/usr/bin/dockermand")" "default build" || bad=1
+	expect_eq "files of dockermand-tls" "$(cd "$scratch/sdk/dest/dockermand-tls" && find . | sort)" \
+		"$(cd "$scratch/sdk/dest/dockermand" && find . | sort)" || bad=1
+	[ "$bad" = 0 ]
+}
+
 # --- a stand-in router ------------------------------------------------------------
 
 # new_router NAME: an empty router file system at $scratch/router/NAME with
@@ -329,6 +453,10 @@ new_router() {
 		"$root/sbin" "$root/bin" "$root/var/run" "$root/state"
 	printf 'root:x:0:0:root:/root:/bin/ash\n' >"$root/etc/passwd"
 	printf 'root:x:0:\n' >"$root/etc/group"
+	# opkg's status: what the firmware image brings that the packages need.
+	mkdir -p "$root/usr/lib/opkg/info"
+	printf 'Package: %s\nVersion: 1\nStatus: install user installed\nArchitecture: all\n\n' \
+		libc luci-base >"$root/usr/lib/opkg/status"
 	cp "$TEST_DIR/functions.sh" "$root/lib/functions.sh"
 	cp "$TEST_DIR/procd.sh" "$root/lib/functions/procd.sh"
 	cp "$TEST_DIR/network.sh" "$root/lib/functions/network.sh"
@@ -352,51 +480,80 @@ on_router() {
 		TEST_NETWORK_lan=192.168.1.1 TEST_NETWORK_guest="10.0.0.1 10.0.1.1" "$@"
 }
 
-# opkg_install NAME IPK [upgrade]: unpacks IPK as opkg does (keeping an
-# existing /etc/config/dockermand, a conffile) and runs its scripts: on an
-# upgrade, the old package's prerm and the new postinst with PKG_UPGRADE=1.
-opkg_install() {
-	local root info upgrade=${3:-} keep=""
-	root=$(router_dir "$1")
-	info=$root/usr/lib/opkg/info
-	if [ -n "$upgrade" ]; then
-		on_router "$1" PKG_UPGRADE=1 busybox sh "$info/dockermand.prerm" upgrade || return 1
-		keep=$(cat "$root/etc/config/dockermand")
-	fi
-	python3 "$TEST_DIR/ipk.py" install "$2" "$root" >/dev/null || return 1
-	[ -z "$keep" ] || printf '%s\n' "$keep" >"$root/etc/config/dockermand"
-	point_into_router "$1"
-	if [ -n "$upgrade" ]; then
-		on_router "$1" PKG_UPGRADE=1 busybox sh "$info/dockermand.postinst" configure
-	else
-		on_router "$1" busybox sh "$info/dockermand.postinst" configure
-	fi
-}
-
-# The installed scripts name OpenWrt's absolute paths; point them into the
-# router's directory (the only change made to what the package installed).
-point_into_router() {
+# opkg NAME ARGS...: opkg (test/ipk.py's stand-in) on router NAME, as
+# `opkg install IPK` or `opkg remove PACKAGE`, with --force-depends; a
+# package's scripts are pointed into the router once its files are in place.
+opkg() {
 	local root
 	root=$(router_dir "$1")
-	sed -i -e "s#\([\"' =(]\)/\(usr\|var\|etc\|lib\|sbin\|bin\|tmp\)/#\1$root/\2/#g" \
-		-e "s#unix:///var/#unix://$root/var/#g" "$root/etc/init.d/dockermand"
-	sed -i -e "s#\"\${IPKG_INSTROOT}/#\"$root\${IPKG_INSTROOT}/#g" \
-		"$root/usr/lib/opkg/info/dockermand.postinst" "$root/usr/lib/opkg/info/dockermand.prerm"
+	shift
+	on_router "$(basename "$root")" \
+		STANDIN_AFTER_UNPACK="$(declare -f point_into_router); point_into_router '$root' \"\$STANDIN_PACKAGE\"" \
+		python3 "$TEST_DIR/ipk.py" opkg "$root" "$@"
 }
 
-# router_with NAME UCI: a router with the x86_64 package installed (its
-# scripts run), then UCI as /etc/config/dockermand (its default upstream
-# socket path pointed into the router); the logs start empty.
+# opkg_install NAME IPK: opkg install on router NAME.
+opkg_install() { opkg "$1" install "$2"; }
+
+# The scripts package PACKAGE installed name OpenWrt's absolute paths;
+# point them into the router's directory ROOT (the only change made to
+# what a package installed).
+point_into_router() {
+	local root=$1 info=$1/usr/lib/opkg/info/$2 f
+	if grep -qx /etc/init.d/dockermand "$info.list"; then
+		sed -i -e "s#\([\"' =(]\)/\(usr\|var\|etc\|lib\|sbin\|bin\|tmp\)/#\1$root/\2/#g" \
+			-e "s#unix:///var/#unix://$root/var/#g" "$root/etc/init.d/dockermand"
+	fi
+	for f in "$info.postinst" "$info.prerm"; do
+		[ ! -f "$f" ] || sed -i -e "s#\"\${IPKG_INSTROOT}/#\"$root\${IPKG_INSTROOT}/#g" "$f"
+	done
+}
+
+# rerelease IPK OUT RELEASE: IPK as release RELEASE of its version (an
+# upgrade for opkg), into OUT.
+rerelease() {
+	python3 - "$@" <<'PY'
+import gzip, io, re, sys, tarfile
+src, out, release = sys.argv[1:]
+
+def members(data):
+    tar = tarfile.open(fileobj=io.BytesIO(gzip.decompress(data)))
+    return [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+
+def pack(items):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for m, data in items:
+            if data is not None:
+                m.size = len(data)
+            tar.addfile(m, io.BytesIO(data) if data is not None else None)
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+outer = []
+for m, data in members(open(src, "rb").read()):
+    if m.name == "./control.tar.gz":
+        inner = [(c, re.sub(rb"(?m)^(Version: .*-r)\d+$", b"\\g<1>" + release.encode(), d) if c.name == "./control" else d)
+                 for c, d in members(data)]
+        data = pack(inner)
+    outer.append((m, data))
+open(out, "wb").write(pack(outer))
+PY
+}
+
+# router_with NAME UCI [IPK]: a router with the x86_64 package (or IPK)
+# installed (its scripts run), then UCI as /etc/config/dockermand (its
+# default upstream socket path and files in /etc/dockermand pointed into
+# the router); the logs start empty.
 router_with() {
 	local root
 	root=$(router_dir "$1")
 	new_router "$1"
-	opkg_install "$1" "$(ipk_path "$X86_64")" >"$root/install.out" 2>&1 || {
+	opkg_install "$1" "${3:-$(ipk_path "$X86_64")}" >"$root/install.out" 2>&1 || {
 		cat "$root/install.out"
 		return 1
 	}
 	sed -e "s#unix:///var/#unix://$root/var/#" -e "s#unix:/var/run/dockermand/#unix:$root/var/run/dockermand/#" \
-		"$2" >"$root/etc/config/dockermand"
+		-e "s#'/etc/dockermand/#'$root/etc/dockermand/#" "$2" >"$root/etc/config/dockermand"
 	: >"$root/ubus.log"
 	: >"$root/logger.log"
 	: >"$root/owner.log"
@@ -419,11 +576,13 @@ service() {
 	grep '^call service set ' "$root/ubus.log" | tail -n1 | sed -e 's/^call service set //' -e "s#$root##g"
 }
 
-# json_equal GOT_FILE WANT_FILE ROOT
+# json_equal GOT_FILE WANT_FILE ROOT: the JSON equals the fixture, the
+# content hashes in the names of TLS files' copies written as *.
 json_equal() {
 	python3 - "$1" "$2" "$3" <<'PY'
-import json, sys
-got = json.loads(open(sys.argv[1], encoding="utf-8").read().replace(sys.argv[3], ""))
+import json, re, sys
+text = open(sys.argv[1], encoding="utf-8").read().replace(sys.argv[3], "")
+got = json.loads(re.sub(r"(tls-[a-z-]+-)[0-9a-f]{16}(\.pem)", r"\1*\2", text))
 want = json.load(open(sys.argv[2], encoding="utf-8"))
 if got != want:
     print("generated JSON differs from " + sys.argv[2])
@@ -671,16 +830,30 @@ test_disabled() {
 	expect_ubus disabled "procd: stop instance1"
 }
 
-# An upgrade keeps a service the user disabled disabled, and restarts it.
+# An upgrade (the package as release 2) keeps a service the user disabled
+# disabled, and restarts it; a changed config stays, the new default
+# beside it.
 test_upgrade_disabled() {
 	local root
 	root=$(router_dir upgrade)
 	router_with upgrade "$UCI_DEFAULT" && init upgrade disable || return 1
+	rerelease "$(ipk_path "$X86_64")" "$scratch/upgrade.ipk" 2 || return 1
+	echo "# changed" >>"$root/etc/config/dockermand"
 	: >"$root/ubus.log"
-	opkg_install upgrade "$(ipk_path "$X86_64")" upgrade >"$root/upgrade.out" 2>&1 || {
+	opkg_install upgrade "$scratch/upgrade.ipk" >"$root/upgrade.out" 2>&1 || {
 		cat "$root/upgrade.out"
 		return 1
 	}
+	grep -q "^Upgrading dockermand on root from ${PKG_VERSION} to ${VERSION}-r2" "$root/upgrade.out" || {
+		echo "not upgraded:"
+		cat "$root/upgrade.out"
+		return 1
+	}
+	if ! grep -qx '# changed' "$root/etc/config/dockermand" ||
+		! cmp -s "$root/etc/config/dockermand-opkg" "$UCI_DEFAULT"; then
+		echo "the changed config was not kept, with the new one as dockermand-opkg"
+		return 1
+	fi
 	if [ -e "$root/etc/rc.d/S99dockermand" ]; then
 		echo "the upgrade enabled the disabled service"
 		return 1
@@ -696,11 +869,18 @@ test_remove() {
 	local root
 	root=$(router_dir remove)
 	router_with remove "$UCI_DEFAULT" || return 1
-	on_router remove busybox sh "$root/usr/lib/opkg/info/dockermand.prerm" remove || return 1
+	opkg remove remove dockermand >"$root/remove.out" 2>&1 || {
+		cat "$root/remove.out"
+		return 1
+	}
 	[ ! -e "$root/etc/rc.d/S99dockermand" ] || {
 		echo "still enabled after removal"
 		return 1
 	}
+	if [ -e "$root/usr/bin/dockermand" ] || [ -e "$root/etc/init.d/dockermand" ]; then
+		echo "files left after removal"
+		return 1
+	fi
 	expect_ubus remove "call service delete {\"name\":\"dockermand\"}"
 }
 
@@ -746,13 +926,13 @@ if "user" in inst:
 	expect_log socket "running as root: .*/var/run/docker.sock is group root, mode srw-------"
 }
 
-# daemon_accepts NAME: the x86_64 build of the daemon starts with the JSON
-# the init script wrote for router NAME (its listeners replaced, by flag,
-# with a free loopback port).
+# daemon_accepts NAME: the daemon installed on router NAME (the x86_64
+# build) starts with the JSON the init script wrote for it (its listeners
+# replaced, by flag, with a free loopback port).
 daemon_accepts() {
 	local conf bin log pid i
 	conf=$(conf_of "$1")
-	bin=$(built_binary "$X86_64")
+	bin=$(router_dir "$1")/usr/bin/dockermand
 	log=$(router_dir "$1")/daemon.log
 	[ -f "$conf" ] || {
 		echo "no $conf"
@@ -781,6 +961,366 @@ daemon_accepts() {
 	return 1
 }
 
+# --- TLS ----------------------------------------------------------------------------
+
+# make_certs DIR: a CA (ca.crt), a server certificate for 127.0.0.1 and
+# router.lan (server.crt), and client certificates laptop (CN laptop), ci
+# (CN ci, subjectAltName DNS:ci.example.net) and stranger, all signed by
+# the CA, each with its key (NAME.key, PEM PKCS#8).
+make_certs() {
+	local d=$1 name ext
+	mkdir -p "$d" || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj /CN=dockermand-test-ca -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null || return 1
+	for name in server laptop ci stranger; do
+		case $name in
+		server) ext="subjectAltName=IP:127.0.0.1,DNS:router.lan\nextendedKeyUsage=serverAuth" ;;
+		ci) ext="subjectAltName=DNS:ci.example.net\nextendedKeyUsage=clientAuth" ;;
+		*) ext="extendedKeyUsage=clientAuth" ;;
+		esac
+		printf '%b\n' "$ext" >"$d/$name.ext"
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
+			-keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null &&
+			openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+				-days 2 -extfile "$d/$name.ext" -out "$d/$name.crt" 2>/dev/null || return 1
+	done
+}
+
+# start_daemon NAME LISTEN: the daemon installed on router NAME with the JSON
+# its init script wrote, listening on LISTEN (port 0) instead; sets
+# DAEMON_PID and DAEMON_PORT, the port it reports listening on.
+start_daemon() {
+	local root log i
+	root=$(router_dir "$1")
+	log=$root/daemon.log
+	# Gone first: the background daemon truncates it only once it runs, and
+	# the last daemon's port must not be read meanwhile.
+	rm -f "$log"
+	"$root/usr/bin/dockermand" --config "$(conf_of "$1")" --listen "$2" </dev/null >"$log" 2>&1 &
+	DAEMON_PID=$!
+	for i in $(seq 100); do
+		DAEMON_PORT=$(sed -n 's#.*listening on [a-z]*://127\.0\.0\.1:\([0-9]*\).*#\1#p' "$log" 2>/dev/null)
+		[ -z "$DAEMON_PORT" ] || return 0
+		kill -0 "$DAEMON_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "the daemon did not start listening:"
+	sed 's/^/  /' "$log"
+	stop_daemon
+	return 1
+}
+
+stop_daemon() {
+	[ -z "$DAEMON_PID" ] || kill "$DAEMON_PID" 2>/dev/null
+	[ -z "$DAEMON_PID" ] || wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_PID=
+}
+
+# tls_get PORT PATH VERIFY [CERT KEY]: GET PATH over TLS, with the client
+# certificate CERT if given; VERIFY is the CA file to verify the server
+# with, or a certificate file the server's must be (DER or PEM). Prints
+# the status code and the body.
+tls_get() {
+	python3 - "$@" <<'PY'
+import socket, ssl, sys
+port, path, verify = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+cert = sys.argv[4:6]
+raw = open(verify, "rb").read()
+pinned = None
+if b"-----BEGIN" in raw and b"PRIVATE" not in raw and raw.count(b"-----BEGIN") == 1 and "ca" not in verify.rsplit("/", 1)[-1]:
+    pinned = ssl.PEM_cert_to_DER_cert(raw.decode())
+elif b"-----BEGIN" not in raw:
+    pinned = raw
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.set_alpn_protocols(["http/1.1"])
+if pinned is None:
+    ctx.load_verify_locations(verify)
+else:
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+if cert:
+    ctx.load_cert_chain(*cert)
+with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+    with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+        if pinned is not None and t.getpeercert(binary_form=True) != pinned:
+            sys.exit("the server showed another certificate")
+        if t.selected_alpn_protocol() != "http/1.1":
+            sys.exit(f"ALPN {t.selected_alpn_protocol()!r}")
+        t.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := t.recv(65536):
+            data += chunk
+head, _, body = data.partition(b"\r\n\r\n")
+print(head.split(b" ")[1].decode(), body.decode())
+PY
+}
+
+# tls_router NAME: a router with the x86_64 package, the test certificates
+# in /etc/dockermand (the server's key as PKCS#8 DER, its certificate with
+# the CA's after it) and fixtures/tls.uci, started.
+tls_router() {
+	local root d
+	root=$(router_dir "$1")
+	router_with "$1" "$FIXTURES/tls.uci" || return 1
+	d=$scratch/certs
+	[ -f "$d/ca.crt" ] || make_certs "$d" || return 1
+	mkdir -p "$root/etc/dockermand"
+	cat "$d/server.crt" "$d/ca.crt" >"$root/etc/dockermand/server.crt"
+	openssl pkcs8 -topk8 -nocrypt -in "$d/server.key" -outform der -out "$root/etc/dockermand/server.key" &&
+		cp "$d/ca.crt" "$root/etc/dockermand/ca.crt" && init "$1" start
+}
+
+# TLS settings reach the JSON: tls:// listeners (listed, and on the
+# networks' addresses on tls_port, none without TLS there with port 0),
+# the files as PEM copies the unprivileged daemon may read, client auth,
+# handshake limits, certificate roles; procd runs it as before.
+test_tls() {
+	local root d copy
+	root=$(router_dir tls)
+	tls_router tls || return 1
+	json_equal "$(conf_of tls)" "$FIXTURES/tls.json" "$root" || return 1
+	d=$scratch/certs
+	copy=$(ls "$root"/var/etc/dockermand/tls-cert-*.pem) || return 1
+	cmp "$copy" "$root/etc/dockermand/server.crt" || {
+		echo "the certificate's copy is not the PEM file"
+		return 1
+	}
+	copy=$(ls "$root"/var/etc/dockermand/tls-key-*.pem) || return 1
+	if ! head -n1 "$copy" | grep -qx -- '-----BEGIN PRIVATE KEY-----' ||
+		! cmp <(openssl pkey -in "$copy" -outform der) <(openssl pkey -in "$d/server.key" -outform der); then
+		echo "the key's copy is not the DER key as PEM PKCS#8"
+		return 1
+	fi
+	# Unprivileged: the daemon's group reads it.
+	[ "$(stat -c %a "$copy")" = 640 ] || {
+		echo "the key's copy has mode $(stat -c %a "$copy")"
+		return 1
+	}
+	grep -q "^chgrp docker $copy$" "$root/owner.log" || {
+		echo "the key's copy is not given to the daemon's group"
+		cat "$root/owner.log"
+		return 1
+	}
+	expect_service tls '
+if inst.get("user") != "dockermand" or inst["jail"]["mount"].get("/var/etc/dockermand") != "0":
+    errors.append("not unprivileged, or the copies are not in the jail")
+if inst["file"] != ["/var/etc/dockermand/dockermand.json"]:
+    errors.append("file " + repr(inst["file"]))
+'
+}
+
+# The daemon serves TLS with that JSON: certificates get their roles (CN,
+# subjectAltName, the default role), and with client auth optional a
+# client without one gets 401.
+test_tls_serves() {
+	local d=$scratch/certs got bad=0 who
+	[ -f "$(conf_of tls)" ] || tls_router tls || return 1
+	start_daemon tls tls://127.0.0.1:0 || return 1
+	for who in 'laptop:200 {"name":"cert:laptop","role":"operator"}' \
+		'ci:200 {"name":"cert:ci.example.net","role":"deployer"}' \
+		'stranger:200 {"name":"cert:stranger","role":"read"}'; do
+		got=$(tls_get "$DAEMON_PORT" /_dockermand/whoami "$d/ca.crt" "$d/${who%%:*}.crt" "$d/${who%%:*}.key" 2>&1)
+		expect_eq "whoami with ${who%%:*}'s certificate" "$got" "${who#*:}" || bad=1
+	done
+	got=$(tls_get "$DAEMON_PORT" /_dockermand/whoami "$d/ca.crt" 2>&1)
+	expect_eq "whoami without a certificate" "${got%% *}" 401 || bad=1
+	stop_daemon
+	[ "$bad" = 0 ]
+}
+
+# A new certificate in the same file: reload gives the daemon a new copy
+# (procd sends SIGHUP for the changed JSON) and drops the old one.
+test_tls_reload() {
+	local root old new
+	root=$(router_dir tls)
+	[ -f "$(conf_of tls)" ] || tls_router tls || return 1
+	old=$(ls "$root"/var/etc/dockermand/tls-cert-*.pem)
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=renewed \
+		-keyout "$root/etc/dockermand/server.key" -out "$root/etc/dockermand/server.crt" 2>/dev/null || return 1
+	: >"$root/ubus.log"
+	init tls reload || return 1
+	expect_ubus tls "procd: signal 1 instance1" || return 1
+	new=$(ls "$root"/var/etc/dockermand/tls-cert-*.pem)
+	if [ "$new" = "$old" ] || ! cmp -s "$new" "$root/etc/dockermand/server.crt" ||
+		! grep -qF "${new##*/}" "$(conf_of tls)"; then
+		echo "the JSON does not name a copy of the new certificate ($old, now $new)"
+		return 1
+	fi
+}
+
+# uhttpd_files ROOT KIND: /etc/uhttpd.crt and /etc/uhttpd.key as uhttpd's
+# px5g writes them (DER), with a KIND key: rsa (PKCS#1), ec (SEC1) or
+# pkcs8.
+uhttpd_files() {
+	local root=$1 tmp=$scratch/uhttpd-$2
+	mkdir -p "$tmp" || return 1
+	case $2 in
+	rsa) openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=OpenWrt -keyout "$tmp/key.pem" -out "$tmp/crt.pem" 2>/dev/null &&
+		openssl rsa -in "$tmp/key.pem" -traditional -outform der -out "$root/etc/uhttpd.key" 2>/dev/null ;;
+	ec) openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=OpenWrt -keyout "$tmp/key.pem" -out "$tmp/crt.pem" 2>/dev/null &&
+		openssl ec -in "$tmp/key.pem" -outform der -out "$root/etc/uhttpd.key" 2>/dev/null ;;
+	pkcs8) openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-384 -nodes -days 2 -subj /CN=OpenWrt -keyout "$tmp/key.pem" -out "$tmp/crt.pem" 2>/dev/null &&
+		openssl pkcs8 -topk8 -nocrypt -in "$tmp/key.pem" -outform der -out "$root/etc/uhttpd.key" ;;
+	esac || return 1
+	openssl x509 -in "$tmp/crt.pem" -outform der -out "$root/etc/uhttpd.crt"
+}
+
+# No certificate configured: uhttpd's DER certificate and key are used, the
+# daemon serves that certificate, whatever the key's kind.
+test_tls_uhttpd() {
+	local root kind got bad=0
+	root=$(router_dir uhttpd)
+	router_with uhttpd "$FIXTURES/tls-uhttpd.uci" || return 1
+	for kind in rsa ec pkcs8; do
+		uhttpd_files "$root" "$kind" && init uhttpd start || return 1
+		expect_log uhttpd "daemon.notice dockermand: TLS listeners use uhttpd's certificate" || return 1
+		grep -q '"tls":{"cert":"[^"]*/tls-cert-[0-9a-f]*\.pem","key":"[^"]*/tls-key-[0-9a-f]*\.pem"}' "$(conf_of uhttpd)" || {
+			echo "$kind: no TLS files in $(cat "$(conf_of uhttpd)")"
+			return 1
+		}
+		start_daemon uhttpd tls://127.0.0.1:0 || return 1
+		# rpcd logins: no credential, 401, over uhttpd's certificate.
+		got=$(tls_get "$DAEMON_PORT" /_dockermand/whoami "$root/etc/uhttpd.crt" 2>&1)
+		expect_eq "$kind key: whoami over uhttpd's certificate" "${got%% *}" 401 || {
+			printf '%s\n' "$got" | tail -n 3
+			sed 's/^/  daemon: /' "$root/daemon.log"
+			bad=1
+		}
+		stop_daemon
+	done
+	# A key that is not the certificate's: --check-config loads the files,
+	# so the daemon keeps the last good ones.
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform der \
+		-out "$root/etc/uhttpd.key" 2>/dev/null || return 1
+	init uhttpd reload
+	expect_log uhttpd "daemon.err dockermand: tls certificate .*/etc/uhttpd.crt with key .*/etc/uhttpd.key: keys may not be consistent" \
+		"configuration not applied .*keeps the last good one" || bad=1
+	[ "$bad" = 0 ]
+}
+
+# TLS mistakes are logged, none applied, and after a reboot nothing starts.
+test_tls_malformed() {
+	local root
+	root=$(router_dir tlsbad)
+	router_with tlsbad "$FIXTURES/tls-malformed.uci" || return 1
+	mkdir -p "$root/etc/dockermand" && printf 'not a certificate' >"$root/etc/dockermand/garbage.pem" || return 1
+	rm -rf "$root/var/etc" "$root/state"/*
+	init tlsbad start
+	if [ -e "$(conf_of tlsbad)" ] || [ -n "$(ls "$root"/var/etc/dockermand/tls-* 2>/dev/null)" ]; then
+		echo "a config or a TLS copy was written"
+		return 1
+	fi
+	expect_ubus tlsbad "procd: nothing" || return 1
+	expect_log tlsbad \
+		"daemon.err dockermand: option main.tls_max_handshakes '0' is not a valid range(1,65536)" \
+		"daemon.err dockermand: tls:// listeners need both option tls_cert and option tls_key" \
+		"daemon.err dockermand: option tls_key '.*/etc/dockermand/missing.key': no such file, or empty" \
+		"daemon.err dockermand: option tls_client_ca '.*/etc/dockermand/garbage.pem': neither PEM nor DER" \
+		"daemon.err dockermand: cert section cfg[0-9a-f]* needs an option cn or san" \
+		"daemon.err dockermand: cert 'nameless' needs an option role" \
+		"daemon.err dockermand: each auth.certs entry needs exactly one of cn and san" \
+		"daemon.err dockermand: tls client auth \"sometimes\": expected required or optional" \
+		"daemon.err dockermand: configuration not applied .*not starting"
+}
+
+# --- dockermand and dockermand-tls ------------------------------------------------
+
+# split_pack: the x86_64 pair packed as for MIPS, for the tests below.
+split_pack() {
+	[ -f "$(split_ipk dockermand-tls)" ] ||
+		TLS_SPLIT_TARGETS=$X86_64 IPK_OUT_DIR=$SPLIT_DIR bash "$CROSS_DIR/ipk.sh" "$X86_64" >/dev/null
+}
+
+test_split_pack() {
+	split_pack || return 1
+	if [ ! -f "$(split_ipk dockermand-tls)" ] || [ ! -f "$(split_ipk dockermand)" ]; then
+		echo "no x86_64 dockermand-tls and dockermand pair in $SPLIT_DIR"
+		return 1
+	fi
+	tar -xzOf "$(split_ipk dockermand)" ./data.tar.gz | tar -xzO ./usr/bin/dockermand | cmp - "$(built_binary "$X86_64")" &&
+		tar -xzOf "$(split_ipk dockermand-tls)" ./data.tar.gz | tar -xzO ./usr/bin/dockermand | cmp - "$(built_tls_binary "$X86_64")"
+}
+
+# The plain build refuses a tls:// listener, and the log says why.
+test_plain_refuses_tls() {
+	split_pack || return 1
+	router_with plain "$FIXTURES/tls-uhttpd.uci" "$(split_ipk dockermand)" || return 1
+	rm -rf "$(router_dir plain)/var/etc" "$(router_dir plain)/state"/*
+	uhttpd_files "$(router_dir plain)" ec && init plain start
+	[ ! -e "$(conf_of plain)" ] || {
+		echo "a config was written"
+		return 1
+	}
+	expect_log plain "daemon.err dockermand: cannot listen on tls://127.0.0.1:2376: this dockermand was built without TLS"
+}
+
+# From dockermand to dockermand-tls with luci-app-dockermand installed, as
+# the README says: opkg refuses to install one over the other and to remove
+# dockermand on which the LuCI app depends; removed with --force-depends
+# (a changed config stays), dockermand-tls installs, provides dockermand to
+# the LuCI app, keeps the changed config (the package's beside it), and is
+# enabled and started. Then back again.
+test_switch() {
+	local root out
+	root=$(router_dir switch)
+	split_pack || return 1
+	router_with switch "$UCI_DEFAULT" "$(split_ipk dockermand)" || return 1
+	opkg switch install "$SPLIT_DIR/luci-app-dockermand_${PKG_VERSION}_all.ipk" >"$root/out" 2>&1 || {
+		cat "$root/out"
+		return 1
+	}
+	sed -i "s/option max_consoles '8'/option max_consoles '4'/" "$root/etc/config/dockermand"
+	if out=$(opkg switch install "$(split_ipk dockermand-tls)" 2>&1) || [ "${out#*conflict with dockermand-tls}" = "$out" ]; then
+		echo "dockermand-tls installed over dockermand: $out"
+		return 1
+	fi
+	if out=$(opkg switch remove dockermand 2>&1) || [ "${out#*is depended upon by packages}" = "$out" ]; then
+		echo "dockermand removed under luci-app-dockermand: $out"
+		return 1
+	fi
+	: >"$root/ubus.log"
+	if ! out=$(opkg switch remove dockermand --force-depends 2>&1) ||
+		[ "${out#*Not deleting modified conffile}" = "$out" ]; then
+		echo "remove --force-depends: $out"
+		return 1
+	fi
+	expect_ubus switch "call service delete {\"name\":\"dockermand\"}" || return 1
+	out=$(opkg switch install "$(split_ipk dockermand-tls)" 2>&1) || {
+		echo "install dockermand-tls: $out"
+		return 1
+	}
+	if ! grep -q "option max_consoles '4'" "$root/etc/config/dockermand" ||
+		! cmp -s "$root/etc/config/dockermand-opkg" "$UCI_DEFAULT"; then
+		echo "the changed config was not kept, with the package's as dockermand-opkg"
+		return 1
+	fi
+	if [ ! -L "$root/etc/rc.d/S99dockermand" ] || ! grep -q '"max_consoles":4' "$(conf_of switch)"; then
+		echo "not enabled, or not started with the kept config"
+		return 1
+	fi
+	expect_ubus switch "procd: start instance1" || return 1
+	cmp -s "$root/usr/bin/dockermand" "$(built_tls_binary "$X86_64")" || {
+		echo "the binary is not the TLS build"
+		return 1
+	}
+	# Provides: dockermand: the LuCI app depends on dockermand-tls now.
+	if out=$(opkg switch remove dockermand-tls 2>&1) || [ "${out#*luci-app-dockermand}" = "$out" ]; then
+		echo "dockermand-tls removed under luci-app-dockermand: $out"
+		return 1
+	fi
+	if out=$(opkg switch install "$(split_ipk dockermand)" 2>&1) || [ "${out#*conflict with dockermand}" = "$out" ]; then
+		echo "dockermand installed over dockermand-tls: $out"
+		return 1
+	fi
+	if ! out=$(opkg switch remove dockermand-tls --force-depends 2>&1) ||
+		! out=$(opkg switch install "$(split_ipk dockermand)" 2>&1); then
+		echo "back to dockermand: $out"
+		return 1
+	fi
+	cmp -s "$root/usr/bin/dockermand" "$(built_binary "$X86_64")" &&
+		grep -q "option max_consoles '4'" "$root/etc/config/dockermand"
+}
+
 # --- size budget ------------------------------------------------------------
 
 test_budget() {
@@ -797,25 +1337,55 @@ test_budget() {
 	}
 }
 
+# A MIPS main package carries TLS only within the TLS budget.
+test_tls_budget() {
+	local t bin size bad=0
+	for t in "${ALL_TARGETS[@]}"; do
+		if ! has_tls_budget "$t" || tls_split "$t"; then
+			continue
+		fi
+		bin=$(built_tls_binary "$t")
+		[ -f "$bin" ] || {
+			echo "$bin missing"
+			return 1
+		}
+		size=$(stat -c %s "$bin")
+		[ "$size" -le "$MIPS_TLS_BUDGET_BYTES" ] || {
+			echo "$t: its dockermand carries a TLS binary of $size bytes, budget $MIPS_TLS_BUDGET_BYTES"
+			bad=1
+		}
+	done
+	[ "$bad" = 0 ]
+}
+
 # --- run --------------------------------------------------------------------
 
 check "ipk: an ar package is refused, as opkg refuses it" test_ar_refused
 for t in "${ALL_TARGETS[@]}"; do
 	a=$(openwrt_arch "$t")
-	check "ipk $a: gzip'd tar of debian-binary, data.tar.gz, control.tar.gz as ipkg-build packs" \
-		test_ipk_format "$(ipk_path "$t")" "$t"
-	check "ipk $a: files, modes, root ownership, conffiles" test_ipk_layout "$t"
-	check "ipk $a: control fields" test_ipk_control "$t"
-	check "ipk $a: binary is the $t build (ELF $(elf_expect "$t"))" test_ipk_binary "$t"
-	check "ipk $a: standard postinst/prerm" test_ipk_scripts "$t" dockermand
+	packages=(dockermand)
+	! tls_split "$t" || packages+=(dockermand-tls)
+	for p in "${packages[@]}"; do
+		check "ipk $p $a: gzip'd tar of debian-binary, data.tar.gz, control.tar.gz as ipkg-build packs" \
+			test_ipk_format "$(ipk_path "$t" "$p")" "$t-$p"
+		check "ipk $p $a: files, modes, root ownership, conffiles" test_ipk_layout "$t" "$p"
+		check "ipk $p $a: control fields" test_ipk_control "$t" "$p"
+		check "ipk $p $a: binary is the $t $(ipk_build "$t" "$p") build (ELF $(elf_expect "$t"))" \
+			test_ipk_binary "$t" "$p"
+		check "ipk $p $a: standard postinst/prerm" test_ipk_scripts "$t-$p" "$p"
+	done
 done
+check "ipk: dockermand-tls for ${TLS_SPLIT_TARGETS-the MIPS targets} only" test_tls_packages
 check "ipk luci-app-dockermand: gzip'd tar as ipkg-build packs" test_ipk_format "$LUCI_IPK" luci
 check "ipk luci-app-dockermand: files and control fields" test_luci_ipk
 check "ipk luci-app-dockermand: standard postinst/prerm" test_ipk_scripts luci luci-app-dockermand
 check "luci: menu and ACL JSON" test_luci_json
 check "luci: views under node with LuCI stand-ins" test_luci_views
 check "SDK Makefiles: version, source, licence, profile, rust-package layout" test_makefile
+check "SDK Makefile under make: variants, cargo features, install dirs and files per architecture" \
+	test_makefile_variants
 check "mipsel binary within the ${MIPSEL_BUDGET_BYTES}-byte budget" test_budget
+check "MIPS main packages carry TLS only within the ${MIPS_TLS_BUDGET_BYTES}-byte budget" test_tls_budget
 
 check "router: opkg install creates the user, enables and starts" test_install
 check "router: procd service of the shipped config" test_default_service
@@ -833,6 +1403,14 @@ check "router: user dockermand when the socket's group allows, else root" test_u
 for name in default full lists minimal; do
 	check "router: the daemon runs with the JSON of $name" daemon_accepts "$name"
 done
+check "router: TLS listeners, files, client auth and certificate roles reach the JSON" test_tls
+check "router: the daemon serves TLS with it: certificates get their roles" test_tls_serves
+check "router: a renewed certificate reaches the daemon on reload" test_tls_reload
+check "router: uhttpd's DER certificate and key (RSA, EC, PKCS#8) when none is set; a mismatched key is refused" test_tls_uhttpd
+check "router: TLS mistakes are logged, nothing starts" test_tls_malformed
+check "packing: an x86_64 dockermand and dockermand-tls pair as on MIPS" test_split_pack
+check "router: the plain build refuses a tls:// listener" test_plain_refuses_tls
+check "router: dockermand to dockermand-tls and back, as opkg allows" test_switch
 
 # Run from the script's directory, where its `# shellcheck source=` paths are.
 lint() {
