@@ -176,6 +176,11 @@ impl Front {
             if !self.established && !tls.is_handshaking() {
                 self.established = true;
                 self.deadline = None;
+                // Records that came behind the Finished, decrypted now that
+                // doing so is quick; they wait until the connection knows
+                // the client's names.
+                tls.process_new_packets()
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
                 return Ok(Some(Step::Established(client_names(tls))));
             }
             let received = self.receive_records(tls)?;
@@ -239,9 +244,15 @@ impl Front {
                 Ok(n) => {
                     received = true;
                     self.turn_read += n;
-                    if self.established {
-                        self.records_read += n as u64;
+                    if !self.established {
+                        // Unprocessed bytes pile up in rustls, which refuses
+                        // more than a record's worth: a client that sends
+                        // data right behind its Finished would overflow it
+                        // before the worker processed the handshake. One
+                        // read goes to the worker at a time.
+                        break;
                     }
+                    self.records_read += n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -558,6 +569,42 @@ mod tests {
         }
         assert_eq!(answer, reply);
         assert!(rig.closed, "the front stays open after both ends finished");
+    }
+
+    #[test]
+    fn data_right_behind_the_finished_waits_for_the_handshake_without_overflowing() {
+        let mut rig = Rig::new();
+        let mut tls = client(true);
+        // The ClientHello, and the server's whole flight back.
+        tls.write_tls(&mut rig.client).unwrap();
+        rig.drive();
+        let mut flight = Vec::new();
+        while let (more, false) = read_available(&mut rig.client) {
+            if more.is_empty() {
+                break;
+            }
+            flight.extend(more);
+        }
+        tls.read_tls(&mut &flight[..]).unwrap();
+        tls.process_new_packets().unwrap();
+        assert!(!tls.is_handshaking());
+        // The Finished and 48 KiB behind it reach the socket before the
+        // front has processed anything: far more than rustls buffers
+        // unprocessed.
+        let request: Vec<u8> = (0..48 * 1024u32).map(|i| (i * 31) as u8).collect();
+        tls.writer().write_all(&request).unwrap();
+        while tls.wants_write() {
+            tls.write_tls(&mut rig.client).unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < request.len() && !rig.closed {
+            rig.drive();
+            let (more, eof) = read_available(&mut rig.conn);
+            assert!(!eof && !(more.is_empty() && rig.established.is_empty() && rig.closed));
+            got.extend(more);
+        }
+        assert!(!rig.closed, "the front failed");
+        assert_eq!(got, request);
     }
 
     #[test]
