@@ -1189,16 +1189,20 @@ pub fn config_args(data: &[u8]) -> Check {
             check_config_ranges(&cfg)?;
             ensure!(cfg.config_file.is_none(), "config file without --config");
             // A switch takes no value: `--insecure=false` must not turn on
-            // insecure mode, nor `--no-splice=0` turn off splice.
+            // insecure mode, nor `--no-splice=0` turn off splice. The
+            // argument after a flag given without `=` is that flag's value,
+            // whatever it looks like (`--tls-key --ws-echo=x` names a file).
+            let mut is_value = false;
             for a in &args {
-                ensure!(
-                    !(a.contains('=')
-                        && matches!(
-                            flag_name(a),
-                            "--insecure" | "--no-splice" | "--dry-run" | "--ws-echo"
-                        )),
-                    "switch with a value accepted: {a:?}"
+                if std::mem::take(&mut is_value) {
+                    continue;
+                }
+                let switch = matches!(
+                    flag_name(a),
+                    "--insecure" | "--no-splice" | "--dry-run" | "--ws-echo"
                 );
+                ensure!(!(a.contains('=') && switch), "switch with a value accepted: {a:?}");
+                is_value = a.starts_with("--") && !a.contains('=') && !switch;
             }
         }
         // Help, version, hashing, self-test: only ever asked for by a flag.
