@@ -1201,7 +1201,10 @@ pub fn config_args(data: &[u8]) -> Check {
                     flag_name(a),
                     "--insecure" | "--no-splice" | "--dry-run" | "--ws-echo"
                 );
-                ensure!(!(a.contains('=') && switch), "switch with a value accepted: {a:?}");
+                ensure!(
+                    !(a.contains('=') && switch),
+                    "switch with a value accepted: {a:?}"
+                );
                 is_value = a.starts_with("--") && !a.contains('=') && !switch;
             }
         }
