@@ -728,11 +728,15 @@ impl Config {
         None
     }
 
+    pub fn listens_with_tls(&self) -> bool {
+        self.listen.iter().any(ListenAddr::is_tls)
+    }
+
     /// No credential of any kind is configured: every request is anonymous
     /// admin. A client CA counts as one, since it makes certificates
     /// credentials (mapped to roles, or refused).
     pub fn is_open(&self) -> bool {
-        let verifies_certs = self.tls.client_ca.is_some() && self.listen.iter().any(ListenAddr::is_tls);
+        let verifies_certs = self.tls.client_ca.is_some() && self.listens_with_tls();
         self.auth.is_open() && !verifies_certs
     }
 

@@ -78,12 +78,10 @@ fn check_config(path: &str) -> ExitCode {
 #[cfg(feature = "tls")]
 fn tls_file_problems(path: &str) -> Vec<String> {
     match Config::from_args(&["--config".into(), path.into()]) {
-        Ok(Command::Run(cfg)) if cfg.listen.iter().any(dockermand::config::ListenAddr::is_tls) => {
-            dockermand::tls::keys::server_config(&cfg.tls)
-                .err()
-                .into_iter()
-                .collect()
-        }
+        Ok(Command::Run(cfg)) if cfg.listens_with_tls() => dockermand::tls::keys::server_config(&cfg.tls)
+            .err()
+            .into_iter()
+            .collect(),
         _ => Vec::new(),
     }
 }

@@ -135,7 +135,7 @@ impl Server {
             cfg,
         };
         #[cfg(feature = "tls")]
-        if server.cfg.listen.iter().any(crate::config::ListenAddr::is_tls) {
+        if server.cfg.listens_with_tls() {
             let config = crate::tls::keys::server_config(&server.cfg.tls).map_err(io::Error::other)?;
             server.fronts.set_config(config);
         }
@@ -305,9 +305,7 @@ impl Server {
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
             #[cfg(feature = "tls")]
-            tls: self.fronts.figures(),
-            #[cfg(not(feature = "tls"))]
-            tls: Default::default(),
+            fronts: &self.fronts,
         };
         f(&mut slot.conn, &mut ctx);
         if slot.conn.take_rerun() {
@@ -445,30 +443,23 @@ impl Server {
     #[cfg(feature = "tls")]
     fn on_front_event(&mut self, token: Token, ev: &mio::event::Event) {
         let slots = &mut self.slots;
-        let linger = self.cfg.tls.handshake_timeout;
-        self.fronts
-            .on_event(token, ev, Instant::now(), linger, |conn, names| {
-                hand_over(slots, conn, names)
-            });
-    }
-
-    #[cfg(feature = "tls")]
-    fn rerun_fronts(&mut self) {
-        let slots = &mut self.slots;
-        let linger = self.cfg.tls.handshake_timeout;
-        self.fronts.rerun(Instant::now(), linger, |conn, names| {
+        self.fronts.on_event(token, ev, Instant::now(), |conn, names| {
             hand_over(slots, conn, names)
         });
     }
 
     #[cfg(feature = "tls")]
+    fn rerun_fronts(&mut self) {
+        let slots = &mut self.slots;
+        self.fronts
+            .rerun(Instant::now(), |conn, names| hand_over(slots, conn, names));
+    }
+
+    #[cfg(feature = "tls")]
     fn on_handshakes_done(&mut self) {
         let slots = &mut self.slots;
-        let linger = self.cfg.tls.handshake_timeout;
         self.fronts
-            .on_handshakes_done(Instant::now(), linger, |conn, names| {
-                hand_over(slots, conn, names)
-            });
+            .on_handshakes_done(Instant::now(), |conn, names| hand_over(slots, conn, names));
     }
 
     fn admit(&mut self, stream: Stream, peer: String, peer_id: PeerId, addr: PeerId) -> Option<ConnRef> {
@@ -534,7 +525,7 @@ impl Server {
     fn fire_timers(&mut self) {
         let now = Instant::now();
         #[cfg(feature = "tls")]
-        self.fronts.fire_timers(now, self.cfg.tls.handshake_timeout);
+        self.fronts.fire_timers(now);
         while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(slot) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
@@ -601,7 +592,7 @@ impl Server {
             }
         };
         #[cfg(feature = "tls")]
-        if cfg.listen.iter().any(crate::config::ListenAddr::is_tls) {
+        if cfg.listens_with_tls() {
             match crate::tls::keys::server_config(&cfg.tls) {
                 Ok(config) => self.fronts.set_config(config),
                 Err(e) => log::error!("reload: keeping the running TLS certificates: {e}"),

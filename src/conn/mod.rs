@@ -58,7 +58,19 @@ pub struct Ctx<'a> {
     pub policy_spent: &'a mut Duration,
     pub now: Instant,
     pub shutting_down: bool,
-    pub tls: TlsFigures,
+    /// The TLS fronts, whose figures the status endpoints report.
+    #[cfg(feature = "tls")]
+    pub fronts: &'a crate::tls::fronts::Fronts,
+}
+
+impl Ctx<'_> {
+    /// Counted only when asked for (status and metrics), not per event.
+    pub fn tls_figures(&self) -> TlsFigures {
+        #[cfg(feature = "tls")]
+        return self.fronts.figures();
+        #[cfg(not(feature = "tls"))]
+        TlsFigures::default()
+    }
 }
 
 /// A connection's place in the loop: its slot, and its accept serial, so a
@@ -229,9 +241,7 @@ impl Connection {
             _ => None,
         };
         if let Some(side) = side {
-            side.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
-            side.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
-            side.read_closed |= ev.is_read_closed() || ev.is_error();
+            side.note(ev);
         }
     }
 

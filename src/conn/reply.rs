@@ -37,7 +37,7 @@ impl Connection {
                 ctx.intake,
                 ctx.cfg,
                 &auth_figures(ctx),
-                &ctx.tls,
+                &ctx.tls_figures(),
                 ctx.now,
             ),
             Endpoint::Metrics => local::metrics(
@@ -45,7 +45,7 @@ impl Connection {
                 ctx.res,
                 ctx.intake,
                 &auth_figures(ctx),
-                &ctx.tls,
+                &ctx.tls_figures(),
                 ctx.now,
             ),
             Endpoint::Ticket => {

@@ -104,6 +104,14 @@ impl Side {
         self.stream.as_fd()
     }
 
+    /// Takes in what an edge-triggered event reports; an error or hang-up
+    /// counts as readiness, so the next call hears it.
+    pub fn note(&mut self, ev: &event::Event) {
+        self.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+        self.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
+        self.read_closed |= ev.is_read_closed() || ev.is_error();
+    }
+
     pub fn shutdown_write(&mut self) {
         if !self.write_shut {
             self.write_shut = true;

@@ -49,6 +49,9 @@ pub struct Fronts {
     /// they have a cap of their own: `max_connections`.
     lingering: BTreeMap<u64, usize>,
     max_lingering: usize,
+    /// How long a departed connection's last bytes wait for a client that
+    /// takes none (`tls.handshake_timeout_secs`).
+    linger: Duration,
     timers: Deadlines,
     serial: u64,
     scratch: Box<[u8]>,
@@ -74,6 +77,7 @@ impl Fronts {
             handshaking: BTreeMap::new(),
             lingering: BTreeMap::new(),
             max_lingering: 1,
+            linger: Duration::ZERO,
             timers: Deadlines::default(),
             serial: 0,
             scratch: vec![0; SCRATCH].into_boxed_slice(),
@@ -122,6 +126,7 @@ impl Fronts {
     ) -> io::Result<(usize, Stream)> {
         let (handshake_timeout, max_handshakes) = (cfg.tls.handshake_timeout, cfg.tls.max_handshakes);
         self.max_lingering = cfg.max_connections;
+        self.linger = handshake_timeout;
         let config = self
             .config
             .clone()
@@ -187,7 +192,6 @@ impl Fronts {
         token: Token,
         ev: &mio::event::Event,
         now: Instant,
-        linger: Duration,
         hand_over: impl FnMut(ConnRef, CertNames),
     ) {
         let (index, is_pair) = ((token.0 - self.base) / 2, (token.0 - self.base) % 2 == 1);
@@ -204,19 +208,11 @@ impl Fronts {
         } else {
             &mut front.tcp
         };
-        side.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
-        side.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
-        side.read_closed |= ev.is_read_closed() || ev.is_error();
-        self.drive(index, now, linger, hand_over);
+        side.note(ev);
+        self.drive(index, now, hand_over);
     }
 
-    fn drive(
-        &mut self,
-        index: usize,
-        now: Instant,
-        linger: Duration,
-        mut hand_over: impl FnMut(ConnRef, CertNames),
-    ) {
+    fn drive(&mut self, index: usize, now: Instant, mut hand_over: impl FnMut(ConnRef, CertNames)) {
         loop {
             let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 return;
@@ -226,13 +222,13 @@ impl Fronts {
                     if let Step::Again = step {
                         self.reruns.push((index, entry.serial));
                     }
-                    // A connection that left gets `linger` for its last
+                    // A connection that left gets `self.linger` for its last
                     // bytes to reach the client, renewed while the client
                     // takes some (`fire_timers`): slow is fine, stopped is not.
                     let starts_lingering = entry.front.conn_gone && entry.front.deadline.is_none();
                     if starts_lingering {
                         entry.front.client_took_bytes();
-                        entry.front.deadline = Some(now + linger);
+                        entry.front.deadline = Some(now + self.linger);
                         self.lingering.insert(entry.serial, index);
                     }
                     self.arm(index);
@@ -268,12 +264,7 @@ impl Fronts {
 
     /// Takes back the handshakes the worker processed and drives their
     /// fronts on.
-    pub fn on_handshakes_done(
-        &mut self,
-        now: Instant,
-        linger: Duration,
-        mut hand_over: impl FnMut(ConnRef, CertNames),
-    ) {
+    pub fn on_handshakes_done(&mut self, now: Instant, mut hand_over: impl FnMut(ConnRef, CertNames)) {
         for job in self.handshaker.finished() {
             let Some(entry) = self.slots.get_mut(job.slot).and_then(Option::as_mut) else {
                 continue;
@@ -289,7 +280,7 @@ impl Fronts {
                     self.failed += u64::from(refused);
                     self.close(job.slot);
                 }
-                _ => self.drive(job.slot, now, linger, &mut hand_over),
+                _ => self.drive(job.slot, now, &mut hand_over),
             }
         }
     }
@@ -300,7 +291,7 @@ impl Fronts {
     }
 
     /// Drives again the fronts whose last turn ended with records waiting.
-    pub fn rerun(&mut self, now: Instant, linger: Duration, mut hand_over: impl FnMut(ConnRef, CertNames)) {
+    pub fn rerun(&mut self, now: Instant, mut hand_over: impl FnMut(ConnRef, CertNames)) {
         for (index, serial) in std::mem::take(&mut self.reruns) {
             let live = self
                 .slots
@@ -308,7 +299,7 @@ impl Fronts {
                 .and_then(Option::as_ref)
                 .is_some_and(|e| e.serial == serial);
             if live {
-                self.drive(index, now, linger, &mut hand_over);
+                self.drive(index, now, &mut hand_over);
             }
         }
     }
@@ -320,7 +311,7 @@ impl Fronts {
 
     /// Cuts the fronts whose deadline passed: handshakes that took too
     /// long, and clients that would not take a departed connection's bytes.
-    pub fn fire_timers(&mut self, now: Instant, linger: Duration) {
+    pub fn fire_timers(&mut self, now: Instant) {
         while let Some((index, at)) = self.timers.pop_due(now) {
             let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
                 continue;
@@ -333,7 +324,7 @@ impl Fronts {
                     if entry.front.is_handshaking() {
                         self.timed_out += 1;
                     } else if entry.front.client_took_bytes() {
-                        entry.front.deadline = Some(now + linger);
+                        entry.front.deadline = Some(now + self.linger);
                         self.arm(index);
                         continue;
                     }
