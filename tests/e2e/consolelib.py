@@ -324,6 +324,26 @@ def must_open(addr, container: str, cmd=None, tty=True, **kw) -> Console:
 # dockerd-side views
 
 
+def resize_then_exit_4(ws) -> tuple[bytes, dict, tuple[int, bytes]]:
+    """Through a websocket-client console: resizes to 91x33, has the shell
+    print its size and exit 4, and reads until the close. Returns the
+    output, the exit message and the close (code, reason)."""
+    import websocket  # websocket-client
+
+    ws.send(json.dumps({"type": "resize", "cols": 91, "rows": 33}))
+    ws.send_binary(b"echo R=$(stty size)=; exit 4\n")
+    out, exit_msg, close = b"", None, None
+    while close is None:
+        op, data = ws.recv_data(control_frame=True)
+        if op == websocket.ABNF.OPCODE_BINARY:
+            out += data
+        elif op == websocket.ABNF.OPCODE_TEXT:
+            exit_msg = json.loads(data)
+        elif op == websocket.ABNF.OPCODE_CLOSE:
+            close = (int.from_bytes(data[:2], "big"), data[2:])
+    return out, exit_msg, close
+
+
 def wait_for_stalled_output(ws, timeout: float = 30) -> int:
     """Waits, without reading, until the bytes waiting for us stop growing
     for half a second (everything between the writer and us is full), and

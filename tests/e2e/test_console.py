@@ -501,19 +501,8 @@ def test_websocket_client_library(auth_gw, running_container):
     try:
         # (the library lower-cases the protocol it reports)
         assert ws.getsubprotocol().lower() == ("dockermand.token." + OP).lower()
-        ws.send(json.dumps({"type": "resize", "cols": 91, "rows": 33}))
-        ws.send_binary(b"echo R=$(stty size)=; exit 4\n")
-        out, exit_msg = b"", None
-        while True:
-            op, data = ws.recv_data(control_frame=True)
-            if op == websocket.ABNF.OPCODE_BINARY:
-                out += data
-            elif op == websocket.ABNF.OPCODE_TEXT:
-                exit_msg = json.loads(data)
-            elif op == websocket.ABNF.OPCODE_CLOSE:
-                code = int.from_bytes(data[:2], "big")
-                assert (code, data[2:]) == (1000, b"exit 4")
-                break
+        out, exit_msg, close = cl.resize_then_exit_4(ws)
+        assert close == (1000, b"exit 4")
         assert b"R=33 91=" in out, out
         assert exit_msg == {"type": "exit", "exit_code": 4}
     finally:

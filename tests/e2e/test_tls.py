@@ -993,17 +993,7 @@ def test_console_with_websocket_client_over_wss(gw_tls, pki, running_container):
         "keyfile": laptop.key, "check_hostname": True})
     try:
         assert ws.sock.version() in ("TLSv1.2", "TLSv1.3")
-        ws.send(json.dumps({"type": "resize", "cols": 91, "rows": 33}))
-        ws.send_binary(b"echo R=$(stty size)=; exit 4\n")
-        out, exit_msg, close = b"", None, None
-        while close is None:
-            op, data = ws.recv_data(control_frame=True)
-            if op == websocket.ABNF.OPCODE_BINARY:
-                out += data
-            elif op == websocket.ABNF.OPCODE_TEXT:
-                exit_msg = json.loads(data)
-            elif op == websocket.ABNF.OPCODE_CLOSE:
-                close = (int.from_bytes(data[:2], "big"), data[2:])
+        out, exit_msg, close = cl.resize_then_exit_4(ws)
         assert b"R=33 91=" in out, out
         assert exit_msg == {"type": "exit", "exit_code": 4}
         assert close == (1000, b"exit 4")
