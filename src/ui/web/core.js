@@ -290,9 +290,10 @@ function progress(label, parent) {
       }
     },
     text(s) { info.textContent = s; },
-    finish(message) { bar.max = 1; bar.value = 1; info.textContent = message || 'done'; cancel.remove(); },
+    finish(message) { bar.value = bar.max; info.textContent = message || 'done'; cancel.remove(); },
     fail(e) {
       cancel.remove();
+      if (!bar.hasAttribute('value')) bar.value = 0; // an indeterminate bar would go on moving
       el.classList.add('failed');
       info.replaceWith(e && e.name === 'AbortError' ? h('span', {class: 'info', text: 'cancelled'}) : errorBox(e));
     },

@@ -7,12 +7,16 @@
   const HISTORY_SECS = 600;
   const types = ['', 'container', 'image', 'network', 'volume', 'daemon'];
   const links = {container: 'containers', image: 'images', network: 'networks', volume: 'volumes'};
-  const time = ev => new Date((ev.timeNano ? ev.timeNano / 1e6 : ev.time * 1000)).toLocaleString();
+  // Today's events need only the time of day.
+  const time = ev => {
+    const d = new Date(ev.timeNano ? ev.timeNano / 1e6 : ev.time * 1000);
+    return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+  };
 
   function row(ev) {
     const actor = ev.Actor || {};
     const attrs = Object.assign({}, actor.Attributes);
-    const name = attrs.name || shortId(actor.ID) || '';
+    const name = (attrs.name || actor.ID || '').replace(/^sha256:([0-9a-f]{12})[0-9a-f]{52}$/, '$1');
     delete attrs.name;
     const target = links[ev.Type] && actor.ID;
     const cell = (label, ...content) => h('td', {'data-label': label}, content);
@@ -21,7 +25,7 @@
       cell('Type', ev.Type || ''),
       cell('Event', h('strong', {text: ev.Action || ev.status || ''})),
       cell('Object', target ? h('a', {href: '#/' + links[ev.Type] + '/' + encodeURIComponent(actor.ID), text: name}) : name),
-      cell('Details', h('span', {class: 'muted', text: Object.entries(attrs).map(([k, v]) => k + '=' + v).join(', ')})));
+      cell('Details', h('span', {class: 'muted wrap', text: Object.entries(attrs).map(([k, v]) => k + '=' + v).join(', ')})));
   }
 
   route('events', async (view, params, signal, search) => {

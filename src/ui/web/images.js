@@ -112,8 +112,8 @@
     const filter = h('input', {type: 'search', placeholder: 'Filter', 'aria-label': 'Filter images'});
     let rows = [];
     const columns = [
-      ['Image', r => h('a', {href: '#/images/' + encodeURIComponent(r.Id), text: nameOf(r)},
-        tags(r).length > 1 ? h('span', {class: 'muted', text: ' +' + (tags(r).length - 1) + ' tags'}) : null)],
+      ['Image', r => [h('a', {href: '#/images/' + encodeURIComponent(r.Id), text: nameOf(r)}),
+        tags(r).slice(1).map(t => h('div', {class: 'muted', text: t}))]],
       ['ID', r => h('code', {text: shortId(r.Id)})],
       ['Size', r => bytes(r.Size)],
       ['Created', r => ago(r.Created)],
@@ -198,7 +198,7 @@
     const img = await api('/images/' + ref(id) + '/json', {signal});
     const base = '#/images/' + encodeURIComponent(id);
     const jobs = h('div', {class: 'jobs'});
-    const untag = t => h('button', {type: 'button', class: 'close', 'aria-label': 'Untag ' + t, title: 'Untag', text: '×',
+    const untag = t => h('button', {type: 'button', 'aria-label': 'Untag ' + t, title: 'Untag', text: '×',
       onclick: e => act(e.target, async () => {
         const out = await api('/images/' + ref(t), {method: 'DELETE'}) || [];
         notify('Untagged ' + t);
@@ -225,11 +225,11 @@
     fill(view, h('p', {}, h('a', {href: '#/images', text: '← Images'})),
       h('h1', {tabindex: '-1', text: nameOf(img)}),
       h('div', {class: 'cards'},
-        h('div', {class: 'card'}, h('div', {class: 'muted', text: 'ID'}), h('code', {text: img.Id})),
+        h('div', {class: 'card'}, h('div', {class: 'muted', text: 'ID'}), h('code', {class: 'wrap', text: img.Id})),
         h('div', {class: 'card'}, h('div', {class: 'muted', text: 'Size, created'}), bytes(img.Size) + ', ' + ago(img.Created)),
         h('div', {class: 'card'}, h('div', {class: 'muted', text: 'Platform'}), [img.Os, img.Architecture, img.Variant].filter(Boolean).join('/')),
         h('div', {class: 'card tags'}, h('div', {class: 'muted', text: 'Tags'}),
-          tags(img).length ? tags(img).map(t => h('div', {}, h('code', {text: t}), writable(untag(t)))) : 'none')),
+          tags(img).length ? tags(img).map(t => h('div', {}, h('code', {class: 'wrap', text: t}), ' ', writable(untag(t)))) : 'none')),
       canWrite() ? actions([['Tag', tagForm]], save, removeButton) : null,
       jobs,
       tabs(base, [

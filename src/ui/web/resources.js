@@ -7,7 +7,7 @@
   // kind: {name (API path and route), title, one (singular), list(signal),
   // key(row), label(row), fixed(row) (cannot be removed), columns,
   // fields() → [[label, input]], body(form values) → JSON,
-  // prune: {text, option, query(option), done(reply) → message}}
+  // prune: {confirm() → the prune query once confirmed (else null), done(reply) → message}}
   function resource(kind) {
     const path = row => '/' + kind.name + '/' + encodeURIComponent(kind.key(row));
 
@@ -36,9 +36,9 @@
         await refresh();
       });
       const prune = h('button', {type: 'button', text: 'Prune', onclick: e => act(e.target, async () => {
-        const answer = await confirmDialog(kind.prune.text, 'Prune', kind.prune.option);
-        if (!answer) return;
-        notify(kind.prune.done(await api('/' + kind.name + '/prune', {method: 'POST', query: kind.prune.query(answer.option)})));
+        const q = await kind.prune.confirm();
+        if (!q) return;
+        notify(kind.prune.done(await api('/' + kind.name + '/prune', {method: 'POST', query: q})));
         await refresh();
       })});
       fill(view, h('h1', {tabindex: '-1', text: kind.title}), canWrite() ? actions([['Create', createForm]], prune) : null, shown);
@@ -84,8 +84,7 @@
       Options: v.parent ? {parent: v.parent} : undefined,
     }),
     prune: {
-      text: 'Remove every network that no container uses?',
-      query: () => null,
+      confirm: async () => (await confirmDialog('Remove every network that no container uses?', 'Prune')) && {},
       done: out => 'Removed ' + (out.NetworksDeleted || []).length + ' networks',
     },
   });
@@ -111,9 +110,13 @@
         .map(l => [l.split('=')[0], l.slice(l.indexOf('=') + 1 || l.length)])),
     }),
     prune: {
-      text: 'Remove every anonymous volume that no container uses?',
-      option: 'Named volumes too',
-      query: all => ({filters: all ? {all: ['true']} : null}),
+      confirm: async () => {
+        // Before API 1.42 prune took named volumes too and knew no `all` filter.
+        const [major, minor] = (await api('/version')).ApiVersion.split('.').map(Number);
+        if (major === 1 && minor < 42) return (await confirmDialog('Remove every volume that no container uses?', 'Prune')) && {};
+        const answer = await confirmDialog('Remove every anonymous volume that no container uses?', 'Prune', 'Named volumes too');
+        return answer && {filters: answer.option ? {all: ['true']} : null};
+      },
       done: out => 'Removed ' + (out.VolumesDeleted || []).length + ' volumes, reclaimed ' + bytes(out.SpaceReclaimed),
     },
   });
