@@ -8,6 +8,7 @@ import re
 import tarfile
 
 import pytest
+from helpers import wait_until
 from playwright.sync_api import expect
 
 from devfix import _browser, open_ui  # noqa: F401  (replaced by uilib)
@@ -75,8 +76,18 @@ def test_load_image_tar_shows_progress_then_the_image(open_ui, docker_direct, bu
 def test_pull_without_a_registry_shows_dockerds_error(open_ui, dockerd):
     page = open_ui()
     visit(page, "#/images")
-    page.get_by_role("button", name="Pull").click()
+    # Keyboard: the button opens its form with the focus in it, Escape
+    # closes it and gives the focus back, Enter submits.
+    pull = page.get_by_role("button", name="Pull")
+    pull.focus()
+    pull.press("Enter")
     field = page.get_by_role("textbox", name="Image", exact=True)
+    expect(field).to_be_focused()
+    field.press("Escape")
+    expect(field).to_have_count(0)
+    expect(pull).to_be_focused()
+    expect(pull).to_have_attribute("aria-expanded", "false")
+    pull.click()
     field.fill("127.0.0.1:9/nothing/here:1")
     field.press("Enter")
     error = page.locator(".job .error")
@@ -294,3 +305,24 @@ def test_screens_fit_a_phone(open_ui, busybox_image):
         # Tables stack and toolbars wrap: nothing scrolls sideways.
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, screen
         shot(page, "phone-" + screen.lower())
+
+
+def test_build_runs_and_cancel_stops_it(open_ui, docker_direct, busybox_image, uniq, tmp_path):
+    tag = uniq("slow") + ":v1"
+    context = tmp_path / "context.tar"
+    context.write_bytes(context_tar({
+        "Dockerfile": ("FROM %s\nRUN echo step-ran && sleep 120\n" % busybox_image).encode()}))
+    page = open_ui()
+    visit(page, "#/images")
+    page.get_by_role("button", name="Build").click()
+    page.get_by_label("Context").set_input_files(context)
+    page.get_by_label("Tag", exact=True).fill(tag)
+    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
+    job = page.locator(".job").first
+    expect(job.locator(".log")).to_contain_text("step-ran")
+    job.get_by_role("button", name="Cancel").click()
+    expect(job).to_contain_text("cancelled")
+    # dockerd saw the connection go and stopped the step's container.
+    wait_until(lambda: "sleep 120" not in docker_direct.out("ps", "--no-trunc", "--format", "{{.Command}}"),
+               30, "the cancelled build's container to stop")
+    assert not image_exists(docker_direct, tag)

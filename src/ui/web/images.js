@@ -28,7 +28,11 @@
   async function sendTar(path, file, p, q, onObject) {
     let seen = 0;
     let failure = null;
-    const feed = jsonLines(o => { failure = failure || streamError(o); if (!streamError(o)) onObject(o); });
+    const feed = jsonLines(o => {
+      const err = streamError(o);
+      if (err) failure = failure || err;
+      else onObject(o);
+    });
     const onText = text => {
       try { feed(text.slice(seen)); } catch (e) { failure = failure || e; }
       seen = text.length;
@@ -39,11 +43,14 @@
   }
 
   // The log under a load or build job: dockerd's `stream` and `status` text.
-  function logTo(card) {
+  // Its progress updates (a layer loading, a base image pulling) would
+  // flood the log, so they only replace the progress line's text.
+  function logTo(card, p) {
     const log = h('pre', {class: 'log short', 'aria-label': 'Output'});
     card.append(log);
     return o => {
-      const text = o.stream || (o.status ? o.status + (o.progress ? ' ' + o.progress : '') + '\n' : '');
+      if (o.progress) return p.text([o.status, o.id, o.progress].filter(Boolean).join(' '));
+      const text = o.stream || (o.status ? [o.status, o.id].filter(Boolean).join(' ') + '\n' : '');
       if (!text) return;
       log.append(text);
       log.scrollTop = log.scrollHeight;
@@ -151,7 +158,7 @@
         const f = file.files[0];
         close();
         job(jobs, 'Load ' + f.name, signal, refreshAfter(async (p, card) => {
-          const out = logTo(card);
+          const out = logTo(card, p);
           const loaded = [];
           await sendTar('/images/load', f, p, null, o => {
             out(o);
@@ -170,7 +177,7 @@
         const q = {t: tag.value.trim(), dockerfile: dockerfile.value.trim()};
         close();
         job(jobs, 'Build ' + (q.t || f.name), signal, refreshAfter(async (p, card) => {
-          const out = logTo(card);
+          const out = logTo(card, p);
           let id = '';
           await sendTar('/build', f, p, q, o => { out(o); if (o.aux && o.aux.ID) id = o.aux.ID; });
           return 'built ' + (q.t || shortId(id) || '');
