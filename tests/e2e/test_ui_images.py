@@ -333,3 +333,21 @@ def test_build_runs_and_cancel_stops_it(ui_factory, docker_direct, busybox_image
     wait_until(lambda: "sleep 120" not in docker_direct.out("ps", "--no-trunc", "--format", "{{.Command}}"),
                30, "the cancelled build's container to stop")
     assert not image_exists(docker_direct, tag)
+
+
+def test_policy_refusal_shows_its_rule_and_field(ui_factory, docker_direct, uniq):
+    name = uniq("mac")
+    ui = ui_factory("operator")
+    page = ui.page
+    ui.goto("#/networks")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Driver").select_option("macvlan")
+    page.get_by_role("form").get_by_role("button", name="Create").click()
+    refusal = page.locator("#notices .error")
+    expect(refusal.locator(".rule")).to_have_text("network_driver")
+    expect(refusal.locator(".field")).not_to_be_empty()
+    # The form stays, filled in, for a correction.
+    expect(page.get_by_label("Name")).to_have_value(name)
+    ui.shot("networks-policy-refusal")
+    assert docker_direct.run("network", "inspect", name, check=False).returncode != 0
