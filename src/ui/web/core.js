@@ -235,11 +235,12 @@ async function act(button, work) {
   }
 }
 
-// A modal dialog; resolves true on confirm. Escape cancels.
-function confirmDialog(text, okLabel = 'OK') {
+// A modal dialog; resolves true on confirm. Escape cancels. `extra`: more
+// content (options such as checkboxes, read by the caller afterwards).
+function confirmDialog(text, okLabel = 'OK', extra = null) {
   return new Promise(resolve => {
     const dlg = h('dialog', {class: 'confirm'}, h('p', {text}),
-      h('form', {method: 'dialog'},
+      h('form', {method: 'dialog'}, extra,
         h('button', {value: 'cancel', type: 'submit', text: 'Cancel'}), ' ',
         h('button', {value: 'ok', type: 'submit', class: 'danger', text: okLabel, autofocus: true})));
     dlg.addEventListener('close', () => { dlg.remove(); resolve(dlg.returnValue === 'ok'); });
@@ -278,8 +279,10 @@ function progress(label) {
 }
 
 // Downloads a GET reply as a file, with progress; progress(label) decides
-// where the progress line shows (caller appends p.el).
-async function download(path, filename, p, q) {
+// where the progress line shows (caller appends p.el). convert(blob) →
+// blob, if given, turns the reply into the file saved (decoded logs, a file
+// taken out of a tar).
+async function download(path, filename, p, q, convert) {
   const res = await api(path, {query: q, raw: true, signal: p.signal});
   const total = Number(res.headers.get('Content-Length')) || 0;
   const parts = [];
@@ -292,13 +295,18 @@ async function download(path, filename, p, q) {
     done += value.length;
     p.set(done, total);
   }
-  const url = URL.createObjectURL(new Blob(parts));
+  saveBlob(convert ? await convert(new Blob(parts)) : new Blob(parts), filename);
+  p.finish(bytes(done) + ' saved as ' + filename);
+}
+
+// Hands a Blob to the browser as a downloaded file.
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
   const a = h('a', {href: url, download: filename});
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
-  p.finish(bytes(done) + ' saved as ' + filename);
 }
 
 // Sends a file (or Blob) as a request body, with upload progress. fetch has
@@ -325,6 +333,17 @@ function upload(path, blob, p, {method = 'PUT', q, headers = {}, onText} = {}) {
   });
 }
 
+// An AbortSignal that fires when any of `signals` does (a stream that stops
+// when the screen goes away or when the user restarts it).
+function anySignal(...signals) {
+  const ctl = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) ctl.abort();
+    else s.addEventListener('abort', () => ctl.abort(), {once: true});
+  }
+  return ctl.signal;
+}
+
 // --- formatting ------------------------------------------------------------------
 
 function bytes(n) {
@@ -347,12 +366,14 @@ function ago(t) {
 
 const shortId = id => String(id || '').replace(/^sha256:/, '').slice(0, 12);
 
-// A table: columns [[label, cell(row) → node|string]], rows.
-function table(columns, rows, empty = 'None.') {
+// A table: columns [[label (string or node), cell(row) → node|string]],
+// rows; rowProps(row) gives each <tr>'s attributes.
+function table(columns, rows, empty = 'None.', rowProps = null) {
   if (!rows.length) return h('p', {class: 'muted', text: empty});
   return h('div', {class: 'table-wrap'}, h('table', {},
-    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col', text: label})))),
-    h('tbody', {}, rows.map(r => h('tr', {}, columns.map(([label, cell]) => h('td', {'data-label': label}, cell(r))))))));
+    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col'}, label)))),
+    h('tbody', {}, rows.map(r => h('tr', rowProps && rowProps(r),
+      columns.map(([label, cell]) => h('td', {'data-label': typeof label === 'string' ? label : null}, cell(r))))))));
 }
 
 // Collapsible JSON: objects and arrays are <details>, open to `depth`.
