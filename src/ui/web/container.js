@@ -201,7 +201,7 @@
       canvas.height = ht * r;
       const g = canvas.getContext('2d');
       g.scale(r, r);
-      const max = Math.max(...data.flat(), 1e-9) * 1.15;
+      const max = Math.max(...data.flat(), 1) * 1.15;
       g.lineWidth = 1.5;
       data.forEach((d, i) => {
         g.strokeStyle = COLOURS[i];
@@ -463,7 +463,7 @@
             ['Size', e => (e.type === '0' ? bytes(e.size) : '')],
             ['Mode', e => h('code', {text: modeString(e)})],
             ['Modified', e => ago(e.mtime)],
-            ['', e => h('div', {class: 'toolbar'},
+            ['', e => h('div', {class: 'toolbar row-actions'},
               h('button', {type: 'button', text: e.type === '0' ? 'Download' : 'Download .tar', onclick: () => save(join(dir, e.base), e)}),
               e.type === '0' ? h('button', {type: 'button', text: '.tar', 'aria-label': 'Download ' + e.base + ' as a tar', onclick: () => save(join(dir, e.base))}) : null)],
           ], found, 'Empty directory.', e => ({'data-name': e.base})));
