@@ -40,6 +40,7 @@ Options:
   --shutdown-grace SECS   time in-flight requests get on SIGTERM (default 10)
   --unix-mode MODE        file mode of unix listeners, octal (default 0660)
   --no-splice             copy through buffers instead of splice(2)
+  --no-ui                 do not serve the web UI at /_dockermand/ui/
   --tls-cert FILE         PEM certificate chain of tls:// listeners, server's first
   --tls-key FILE          PEM private key of that certificate
   --tls-client-ca FILE    PEM CA certificates that sign client certificates
@@ -126,6 +127,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     pub unix_mode: u32,
     pub splice: bool,
+    /// Serve the web UI (when it is built in: the `ui` cargo feature).
+    pub ui: bool,
     pub insecure: bool,
     pub config_file: Option<PathBuf>,
     pub auth: AuthConfig,
@@ -184,6 +187,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             unix_mode: 0o660,
             splice: true,
+            ui: true,
             insecure: false,
             config_file: None,
             auth: AuthConfig {
@@ -228,6 +232,7 @@ pub struct FileConfig {
     pub shutdown_grace_secs: Option<u64>,
     pub unix_mode: Option<String>,
     pub no_splice: Option<bool>,
+    pub ui: Option<bool>,
     pub insecure: Option<bool>,
     pub auth: Option<AuthFile>,
     pub roles: Option<std::collections::BTreeMap<String, RoleFile>>,
@@ -422,8 +427,8 @@ impl Config {
                     .ok_or_else(|| format!("{name} needs a value"))
             };
             match name {
-                "--help" | "--version" | "--hash-password" | "--selftest" | "--no-splice" | "--insecure"
-                | "--dry-run" | "--ws-echo"
+                "--help" | "--version" | "--hash-password" | "--selftest" | "--no-splice" | "--no-ui"
+                | "--insecure" | "--dry-run" | "--ws-echo"
                     if inline.is_some() =>
                 {
                     return Err(format!("{name} takes no value"))
@@ -450,6 +455,7 @@ impl Config {
                 "--shutdown-grace" => cfg.shutdown_grace = seconds(name, &value()?)?,
                 "--unix-mode" => cfg.unix_mode = octal(&value()?)?,
                 "--no-splice" => cfg.splice = false,
+                "--no-ui" => cfg.ui = false,
                 "--insecure" => cfg.insecure = true,
                 "--dry-run" => cfg.dry_run = true,
                 "--ws-echo" => cfg.ws_echo = true,
@@ -504,6 +510,7 @@ impl Config {
             self.unix_mode = octal(&m)?;
         }
         set(&mut self.splice, f.no_splice.map(|n| !n));
+        set(&mut self.ui, f.ui);
         set(&mut self.insecure, f.insecure);
         set(&mut self.dry_run, f.dry_run);
         set(&mut self.max_consoles, f.max_consoles);
@@ -735,6 +742,11 @@ impl Config {
     /// No credential of any kind is configured: every request is anonymous
     /// admin. A client CA counts as one, since it makes certificates
     /// credentials (mapped to roles, or refused).
+    /// The UI is built in and not turned off.
+    pub fn serves_ui(&self) -> bool {
+        cfg!(feature = "ui") && self.ui
+    }
+
     pub fn is_open(&self) -> bool {
         let verifies_certs = self.tls.client_ca.is_some() && self.listens_with_tls();
         self.auth.is_open() && !verifies_certs

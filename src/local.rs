@@ -1,6 +1,6 @@
 //! dockermand's own endpoints under `/_dockermand/` (a prefix no Docker API
 //! route can take): which path is which, the status and metrics figures,
-//! and the login page.
+//! and the ways to sign in.
 
 use std::fmt::Write;
 use std::time::Instant;
@@ -14,6 +14,8 @@ use crate::relay::pool::Resources;
 use crate::stats::{Stats, TlsFigures};
 
 pub const PREFIX: &str = "/_dockermand/";
+/// The web UI's page; a one-time ticket in its query signs a browser in.
+pub const UI: &str = "/_dockermand/ui/";
 
 /// The sizes of the authentication tables and queues, and what they cost.
 pub struct AuthFigures {
@@ -34,8 +36,10 @@ pub struct AuthFigures {
 /// Our endpoints, by path under the prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
-    LoginPage,
+    LoginMethods,
     Login,
+    /// The UI's page with a ticket: a session cookie for its principal.
+    UiSignIn,
     Logout,
     Status,
     Metrics,
@@ -53,7 +57,8 @@ pub fn endpoint(method: &str, path: &str) -> Option<Endpoint> {
     }
     let rest = path.strip_prefix(PREFIX)?;
     Some(match (method, rest) {
-        ("GET" | "HEAD", "" | "login") => Endpoint::LoginPage,
+        ("GET" | "HEAD", "login") => Endpoint::LoginMethods,
+        ("GET", "ui/") => Endpoint::UiSignIn,
         ("POST", "login") => Endpoint::Login,
         ("POST", "logout") => Endpoint::Logout,
         ("GET" | "HEAD", "status") => Endpoint::Status,
@@ -232,32 +237,20 @@ pub fn metrics(
     LocalReply::body(200, "text/plain; version=0.0.4", out)
 }
 
-pub fn login_page() -> LocalReply {
-    LocalReply::body(200, "text/html; charset=utf-8", LOGIN_PAGE.to_string()).with_headers(
-        "Content-Security-Policy: default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\nX-Frame-Options: DENY\r\n",
-    )
+/// How a browser may sign in here, for the UI's sign-in screen.
+pub fn login_methods(cfg: &Config) -> LocalReply {
+    let mut methods = Vec::new();
+    if !cfg.auth.users.is_empty() {
+        methods.push("password");
+    }
+    if cfg.auth.rpcd.is_some() {
+        methods.push("router");
+    }
+    if !cfg.auth.tokens.is_empty() {
+        methods.push("token");
+    }
+    LocalReply::json(200, json!({ "methods": methods }))
 }
-
-const LOGIN_PAGE: &str = r#"<!doctype html>
-<html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>dockermand</title>
-<style>body{font:16px sans-serif;max-width:22em;margin:4em auto}input,button{display:block;width:100%;margin:.5em 0;padding:.4em}#msg{color:#b00}</style>
-</head><body>
-<h1>dockermand</h1>
-<form id="f"><input name="username" placeholder="user" autocomplete="username" required>
-<input name="password" type="password" placeholder="password" autocomplete="current-password" required>
-<button>Log in</button></form><p id="msg"></p>
-<script>
-document.getElementById('f').onsubmit = async e => {
-  e.preventDefault();
-  const d = new FormData(e.target);
-  const r = await fetch('/_dockermand/login', {method: 'POST', headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({username: d.get('username'), password: d.get('password')})});
-  const j = await r.json();
-  document.getElementById('msg').textContent = r.ok ? 'Logged in as ' + j.name + ' (' + j.role + ')' : j.message;
-};
-</script></body></html>
-"#;
 
 #[cfg(test)]
 mod tests {

@@ -465,11 +465,17 @@ impl Sessions {
     }
 }
 
-/// What a login form or JSON carries.
+/// What a login carries: a dockermand user's or (`account: "router"`) a
+/// router user's name and password, or an API token to trade for a cookie.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    #[serde(default)]
     pub username: String,
+    #[serde(default)]
     pub password: String,
+    pub account: Option<String>,
+    pub token: Option<String>,
 }
 
 /// An rpcd session id as LuCI makes them: 32 hex digits.
@@ -484,6 +490,18 @@ pub fn parse_ubus_access(output: &[u8]) -> bool {
         access: bool,
     }
     serde_json::from_slice::<Access>(output).is_ok_and(|a| a.access)
+}
+
+/// The session `ubus call session login` made, if the password was right.
+pub fn parse_ubus_login(output: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Login {
+        ubus_rpc_session: String,
+    }
+    serde_json::from_slice::<Login>(output)
+        .ok()
+        .map(|l| l.ubus_rpc_session)
+        .filter(|s| looks_like_rpcd_session(s))
 }
 
 pub fn token_digest_from_hex(s: &str) -> Option<[u8; 32]> {

@@ -226,10 +226,12 @@ pub fn authenticate(
     itself.map_or(Authn::Missing, Authn::Principal)
 }
 
-/// The one-time ticket a WebSocket handshake carries in its query, if any.
-/// It is spent once the request has been looked at, whatever the answer.
+/// The one-time ticket a WebSocket handshake, or a browser opening the
+/// UI, carries in its query, if any. It is spent once the request has been
+/// looked at, whatever the answer.
 pub fn ticket(head: &RequestHead) -> Option<String> {
-    if head.upgrade != Some(Upgrade::WebSocket) {
+    let opens_ui = head.method == "GET" && head.path() == crate::local::UI;
+    if head.upgrade != Some(Upgrade::WebSocket) && !opens_ui {
         return None;
     }
     query_param(&head.target, "ticket")

@@ -1,6 +1,7 @@
-//! Asking the router's rpcd whether a LuCI session may use Docker, without
-//! blocking the event loop: `ubus call session access` runs as a child
-//! whose stdout is watched like any other socket. A few children run at
+//! Asking the router's rpcd whether a LuCI session may use Docker, or to
+//! sign a router user in, without blocking the event loop: `ubus call
+//! session access` (or `login`) runs as a child whose stdout is watched
+//! like any other socket. A few children run at
 //! once, and sessions rpcd refused are refused again for a while without
 //! asking, so that made-up session ids cannot make us fork at will.
 
@@ -12,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::access::auth::{parse_ubus_access, Rpcd};
+use crate::access::auth::Rpcd;
 use crate::crypto::sha256::sha256;
 use crate::sys;
 
@@ -52,18 +53,14 @@ pub enum Unavailable {
 }
 
 impl Ubus {
-    /// Starts `ubus call session access` for `session` and `function`.
-    pub fn spawn(
-        &mut self,
-        rpcd: &Rpcd,
-        session: &str,
-        function: &'static str,
-    ) -> Result<AccessCheck, Unavailable> {
+    /// Starts `ubus call session access` for `session` and `function`, or
+    /// `ubus call session login` for a router user's name and password.
+    pub fn spawn(&mut self, rpcd: &Rpcd, call: &UbusCall) -> Result<AccessCheck, Unavailable> {
         if self.running() >= MAX_CHILDREN {
             return Err(Unavailable::Busy);
         }
-        let check = AccessCheck::spawn(rpcd, session, function, ChildSlot::take(&self.running))
-            .map_err(Unavailable::Spawn)?;
+        let check =
+            AccessCheck::spawn(rpcd, call, ChildSlot::take(&self.running)).map_err(Unavailable::Spawn)?;
         self.spawns += 1;
         Ok(check)
     }
@@ -121,24 +118,40 @@ impl Drop for ChildSlot {
     }
 }
 
+/// What rpcd is asked.
+pub enum UbusCall {
+    /// May `session` use the ACL `function` (`write` first, then `read`)?
+    Access { session: String, function: &'static str },
+    /// A router user's password, as LuCI's login checks it; the answer is
+    /// a new session, whose access then decides the role.
+    Login { username: String, password: String },
+}
+
 pub struct AccessCheck {
     child: Child,
     output: Vec<u8>,
-    /// The ACL function asked about: `write` first, then `read`.
-    pub function: &'static str,
     _slot: ChildSlot,
 }
 
 impl AccessCheck {
-    fn spawn(rpcd: &Rpcd, session: &str, function: &'static str, slot: ChildSlot) -> io::Result<AccessCheck> {
-        let query = serde_json::json!({
-            "ubus_rpc_session": session,
-            "scope": "access-group",
-            "object": rpcd.acl_object,
-            "function": function,
-        });
+    fn spawn(rpcd: &Rpcd, call: &UbusCall, slot: ChildSlot) -> io::Result<AccessCheck> {
+        let (method, query) = match call {
+            UbusCall::Access { session, function } => (
+                "access",
+                serde_json::json!({
+                    "ubus_rpc_session": session,
+                    "scope": "access-group",
+                    "object": rpcd.acl_object,
+                    "function": function,
+                }),
+            ),
+            UbusCall::Login { username, password } => (
+                "login",
+                serde_json::json!({ "username": username, "password": password }),
+            ),
+        };
         let child = Command::new(&rpcd.ubus)
-            .args(["call", "session", "access", &query.to_string()])
+            .args(["call", "session", method, &query.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -146,7 +159,6 @@ impl AccessCheck {
         let mut check = AccessCheck {
             child,
             output: Vec::new(),
-            function,
             _slot: slot,
         };
         // A blocking stdout would stall the event loop: such a child is ended.
@@ -165,8 +177,8 @@ impl AccessCheck {
         self.child.stdout.as_ref().map(|s| s.as_raw_fd())
     }
 
-    /// Reads what is there; `Some(access)` once ubus has finished.
-    pub fn poll(&mut self) -> Option<bool> {
+    /// Reads what is there; `Some(output)` once ubus has finished.
+    pub fn poll(&mut self) -> Option<&[u8]> {
         let stdout = self.child.stdout.as_mut()?;
         let mut buf = [0u8; 512];
         loop {
@@ -180,7 +192,7 @@ impl AccessCheck {
             }
         }
         self.reap();
-        Some(parse_ubus_access(&self.output))
+        Some(&self.output)
     }
 
     /// Ends the child; it has closed stdout, so it is exiting anyway.
@@ -197,6 +209,13 @@ impl AccessCheck {
 mod tests {
     use super::*;
 
+    fn access() -> UbusCall {
+        UbusCall::Access {
+            session: "s".into(),
+            function: "write",
+        }
+    }
+
     fn rpcd(ubus: &str) -> Rpcd {
         Rpcd {
             ubus: ubus.into(),
@@ -209,11 +228,11 @@ mod tests {
         let mut ubus = Ubus::default();
         // `true` ignores its arguments and stands in for ubus here.
         let mut checks: Vec<AccessCheck> = (0..MAX_CHILDREN)
-            .map(|_| ubus.spawn(&rpcd("true"), "s", "write").unwrap())
+            .map(|_| ubus.spawn(&rpcd("true"), &access()).unwrap())
             .collect();
         assert_eq!((ubus.running(), ubus.spawns), (MAX_CHILDREN, MAX_CHILDREN as u64));
         assert!(matches!(
-            ubus.spawn(&rpcd("true"), "s", "write"),
+            ubus.spawn(&rpcd("true"), &access()),
             Err(Unavailable::Busy)
         ));
         for c in &mut checks {
@@ -224,7 +243,7 @@ mod tests {
         drop(checks);
         assert_eq!(ubus.running(), 0);
         assert!(matches!(
-            ubus.spawn(&rpcd("/nonexistent/ubus"), "s", "write"),
+            ubus.spawn(&rpcd("/nonexistent/ubus"), &access()),
             Err(Unavailable::Spawn(_))
         ));
         assert_eq!((ubus.running(), ubus.spawns), (0, MAX_CHILDREN as u64));

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde_json::json;
 
-use crate::access::auth::{parse_subprotocol, PeerId, Principal, Sessions};
+use crate::access::auth::{parse_subprotocol, PeerId, Principal, SessionKind, Sessions};
 use crate::access::gate::{self, Authn, Pass, Refusal};
 use crate::access::policy::Policy;
 use crate::access::route::{BodyCheck, Class};
@@ -72,6 +72,9 @@ pub enum Admission {
         endpoint: Endpoint,
         principal: Principal,
     },
+    /// Serve the web UI: an asset, a redirect to it, or why not.
+    #[cfg(feature = "ui")]
+    Ui(crate::ui::Answer),
     /// Answer the WebSocket handshake and bridge a console (or, without an
     /// exec, the protocol test echo).
     OpenConsole {
@@ -139,12 +142,35 @@ pub fn admit(head: &RequestHead, view: &View) -> Admission {
             None => refuse(Refusal::new(403, "cors", "Origin", "origin not allowed")),
         };
     }
+    #[cfg(feature = "ui")]
+    if view.cfg.serves_ui() {
+        match crate::ui::answer(head) {
+            None | Some(crate::ui::Answer::Ticket) => {}
+            Some(answer) => return Admission::Ui(answer),
+        }
+    }
     match local::endpoint(&head.method, head.path()) {
-        Some(Endpoint::LoginPage) => {
+        Some(Endpoint::LoginMethods) => {
             return Admission::Reply {
-                reply: local::login_page(),
+                reply: local::login_methods(view.cfg),
                 close: closes_after_reply(head),
             }
+        }
+        Some(Endpoint::UiSignIn) if view.cfg.serves_ui() => {
+            // A ticket that is not (or no longer) good leaves the browser
+            // at the sign-in screen, without the ticket in its address.
+            let principal =
+                gate::ticket(head).and_then(|t| view.sessions.lookup(&t, SessionKind::Ticket, view.now));
+            return match principal {
+                Some(principal) => Admission::Endpoint {
+                    endpoint: Endpoint::UiSignIn,
+                    principal,
+                },
+                None => Admission::Reply {
+                    reply: LocalReply::redirect(local::UI),
+                    close: closes_after_reply(head),
+                },
+            };
         }
         Some(Endpoint::Login) => {
             // A login makes a cookie: it is not ambient yet, but a foreign

@@ -4,6 +4,7 @@
 use super::admit::{admit, closes_after_reply, Admission, View};
 use super::{Connection, Ctx, Phase, Request};
 use crate::access::gate;
+use crate::access::rpcd::UbusCall;
 use crate::http::request::{parse_scanned_request, Limits, RequestBody, RequestHead};
 use crate::http::{scan_head, HeadError};
 
@@ -134,7 +135,13 @@ impl Connection {
             Admission::AskRpcd { session } if ctx.ubus.recently_refused(&session, ctx.now) => {
                 self.unauthorized(ctx, &req, "invalid or expired credentials")
             }
-            Admission::AskRpcd { session } => self.ask_rpcd(ctx, req, session, "write"),
+            Admission::AskRpcd { session } => {
+                let call = UbusCall::Access {
+                    session,
+                    function: "write",
+                };
+                self.ask_rpcd(ctx, req, call, None)
+            }
             Admission::Reply { reply, close } => {
                 self.log_local(&req, reply.status);
                 self.reply_to(ctx, &req, reply, close)
@@ -151,6 +158,8 @@ impl Connection {
                 exec,
                 handshake,
             } => self.open_console(ctx, req, principal, exec, handshake),
+            #[cfg(feature = "ui")]
+            Admission::Ui(answer) => self.ui_reply(ctx, &req, answer),
         }
     }
 }

@@ -19,6 +19,9 @@ const TICKET_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 pub struct Local {
     out: Outbox,
     close: bool,
+    /// A UI asset's body, written after `out` (the head).
+    #[cfg(feature = "ui")]
+    asset: Option<crate::ui::send::AssetBody>,
 }
 
 impl Connection {
@@ -59,6 +62,13 @@ impl Connection {
                     Err(_) => LocalReply::error(503, "no randomness available"),
                 }
             }
+            Endpoint::UiSignIn => {
+                let principal = Principal {
+                    ambient: true,
+                    ..principal
+                };
+                self.session_cookie(ctx, principal, LocalReply::redirect(local::UI))
+            }
             Endpoint::Logout => {
                 if let Some(id) = req.head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
                     ctx.sessions.remove(&id);
@@ -80,7 +90,12 @@ impl Connection {
     /// Logs a denial on one line and answers it.
     pub(super) fn refuse(&mut self, ctx: &mut Ctx, req: &Request, principal: &str, r: Refusal) -> Phase {
         self.audit(ctx, req, principal, &r, false);
-        let mut reply = LocalReply::error(r.status, &r.message);
+        // Docker's error form; the rule and field let the web UI say which
+        // part of a request was refused (Docker clients read the message).
+        let mut reply = LocalReply::json(
+            r.status,
+            json!({ "message": r.message, "rule": r.rule, "field": r.field }),
+        );
         if r.status == 401 {
             reply = reply.with_headers("WWW-Authenticate: Bearer realm=\"dockermand\"\r\n");
         }
@@ -129,12 +144,54 @@ impl Connection {
     pub(super) fn reply(&mut self, ctx: &mut Ctx, reply: LocalReply, close: bool) -> Phase {
         let out = Outbox::new(reply.encode(close, self.answering_head));
         self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
-        Phase::Local(Box::new(Local { out, close }))
+        Phase::Local(Box::new(Local {
+            out,
+            close,
+            #[cfg(feature = "ui")]
+            asset: None,
+        }))
+    }
+
+    /// Answers a request for the web UI.
+    #[cfg(feature = "ui")]
+    pub(super) fn ui_reply(&mut self, ctx: &mut Ctx, req: &Request, answer: crate::ui::Answer) -> Phase {
+        use crate::ui::{self, Answer};
+        let close = super::admit::closes_after_reply(&req.head);
+        let reply = match answer {
+            Answer::Asset { asset, gzip, fresh } => {
+                self.log_local(req, if fresh { 304 } else { 200 });
+                let out = Outbox::new(ui::asset_head(asset, gzip, fresh, &ctx.cfg.cors_origins, close));
+                let asset = (!fresh && !self.answering_head).then(|| ui::send::AssetBody::new(asset, gzip));
+                // The largest asset, to a slow phone, in one idle timeout.
+                self.deadline = Some(ctx.now + ctx.cfg.idle_timeout);
+                return Phase::Local(Box::new(Local { out, close, asset }));
+            }
+            Answer::Redirect(to) => LocalReply::redirect(to),
+            Answer::Ticket => LocalReply::redirect(ui::ROOT),
+            Answer::NotFound => LocalReply::error(404, "no such file in the web UI"),
+            Answer::Method => LocalReply::error(405, "the web UI is read with GET"),
+        };
+        self.log_local(req, reply.status);
+        let reply = reply.with_headers(&ui::security_headers(&ctx.cfg.cors_origins));
+        self.reply(ctx, reply, close)
     }
 
     pub(super) fn write_local(&mut self, ctx: &mut Ctx, mut l: Box<Local>) -> Phase {
         if l.out.flush(&mut self.front).is_err() {
             return Phase::Closed;
+        }
+        #[cfg(feature = "ui")]
+        if let (true, Some(asset)) = (l.out.is_empty(), &mut l.asset) {
+            use crate::ui::send::Progress;
+            match asset.write(&mut self.front, ctx.res) {
+                Err(_) => return Phase::Closed,
+                Ok(Progress::Done) => l.asset = None,
+                Ok(Progress::Blocked) => return Phase::Local(l),
+                Ok(Progress::Again) => {
+                    self.rerun = true;
+                    return Phase::Local(l);
+                }
+            }
         }
         if !l.out.is_empty() {
             Phase::Local(l)

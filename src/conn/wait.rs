@@ -1,5 +1,6 @@
 //! Phases that wait for a helper off the loop: rpcd, asked what a router
-//! session may do, and the hashing worker, checking a login's password.
+//! session may do or whether a router user's password is right, and the
+//! hashing worker, checking a login's password.
 
 use mio::unix::SourceFd;
 use mio::{Interest, Token};
@@ -7,17 +8,21 @@ use serde_json::json;
 
 use super::admit::{admit_principal, View};
 use super::{Connection, Ctx, Phase, Request};
-use crate::access::auth::{LoginRequest, Principal, SessionKind, COOKIE, RPCD_CACHE};
+use crate::access::auth::{
+    parse_ubus_access, parse_ubus_login, LoginRequest, Principal, SessionKind, COOKIE, RPCD_CACHE,
+};
 use crate::access::gate::Refusal;
 use crate::access::login::{self, Verdict};
-use crate::access::rpcd::{AccessCheck, Unavailable};
+use crate::access::rpcd::{AccessCheck, UbusCall, Unavailable};
 use crate::http::reply::LocalReply;
 use crate::looptime::Work;
 
 pub struct RpcdWait {
     pub(super) req: Request,
-    session: String,
+    call: UbusCall,
     check: AccessCheck,
+    /// The router user signing in, whose new session is being asked about.
+    signing_in: Option<String>,
 }
 
 impl RpcdWait {
@@ -48,17 +53,14 @@ impl Connection {
         &mut self,
         ctx: &mut Ctx,
         req: Request,
-        session: String,
-        function: &'static str,
+        call: UbusCall,
+        signing_in: Option<String>,
     ) -> Phase {
         let Some(rpcd) = &ctx.cfg.auth.rpcd else {
             return self.unauthorized(ctx, &req, "invalid or expired credentials");
         };
         let ubus = &mut *ctx.ubus;
-        let spawned = ctx
-            .stats
-            .loop_time
-            .timed(Work::Spawn, || ubus.spawn(rpcd, &session, function));
+        let spawned = ctx.stats.loop_time.timed(Work::Spawn, || ubus.spawn(rpcd, &call));
         let check = match spawned {
             Ok(c) => c,
             Err(Unavailable::Busy) => {
@@ -80,24 +82,66 @@ impl Connection {
             }
         }
         self.deadline = Some(ctx.now + ctx.cfg.header_timeout);
-        Phase::Rpcd(Box::new(RpcdWait { req, session, check }))
+        Phase::Rpcd(Box::new(RpcdWait {
+            req,
+            call,
+            check,
+            signing_in,
+        }))
     }
 
     pub(super) fn rpcd(&mut self, ctx: &mut Ctx, mut wait: Box<RpcdWait>) -> Phase {
-        let Some(access) = wait.check.poll() else {
+        let Some(output) = wait.check.poll() else {
             return Phase::Rpcd(wait);
         };
+        let (access, login) = (parse_ubus_access(output), parse_ubus_login(output));
         wait.stop(ctx);
-        let RpcdWait { req, session, check } = *wait;
-        let role = match (access, check.function) {
+        let RpcdWait {
+            req,
+            call,
+            signing_in,
+            ..
+        } = *wait;
+        let (session, function) = match call {
+            UbusCall::Login { username, .. } => {
+                let Some(session) = login else {
+                    ctx.logins.limiter.fail_now(self.peer_id, ctx.now);
+                    return self.wrong_password(ctx, &req);
+                };
+                let call = UbusCall::Access {
+                    session,
+                    function: "write",
+                };
+                return self.ask_rpcd(ctx, req, call, Some(username));
+            }
+            UbusCall::Access { session, function } => (session, function),
+        };
+        let role = match (access, function) {
             (true, "write") => "operator",
             (true, _) => "read",
-            (false, "write") => return self.ask_rpcd(ctx, req, session, "read"),
+            (false, "write") => {
+                let call = UbusCall::Access {
+                    session,
+                    function: "read",
+                };
+                return self.ask_rpcd(ctx, req, call, signing_in);
+            }
+            (false, _) if signing_in.is_some() => {
+                return self.unauthorized(ctx, &req, "this router user may not use Docker");
+            }
             (false, _) => {
                 ctx.ubus.refused(&session, ctx.now);
                 return self.unauthorized(ctx, &req, "invalid or expired credentials");
             }
         };
+        if let Some(username) = signing_in {
+            let principal = Principal {
+                name: format!("router:{username}"),
+                role: role.into(),
+                ambient: true,
+            };
+            return self.signed_in(ctx, &req, principal);
+        }
         let principal = Principal {
             name: format!("rpcd:{}", &session[..8.min(session.len())]),
             role: role.into(),
@@ -125,10 +169,41 @@ impl Connection {
         if let Err(refused) = ctx.logins.check(peer, ctx.now) {
             return self.login_refused(ctx, &req, refused);
         }
-        let Ok(LoginRequest { username, password }) = serde_json::from_slice(body) else {
+        let Ok(LoginRequest {
+            username,
+            password,
+            account,
+            token,
+        }) = serde_json::from_slice(body)
+        else {
             ctx.logins.limiter.fail_now(peer, ctx.now);
             return self.wrong_password(ctx, &req);
         };
+        if let Some(token) = token {
+            // A token is long and random: checking it needs no worker.
+            let Some(t) = ctx.cfg.auth.find_token(&token) else {
+                ctx.logins.limiter.fail_now(peer, ctx.now);
+                return self.wrong_password(ctx, &req);
+            };
+            let principal = Principal {
+                name: format!("token:{}", t.name),
+                role: t.role.clone(),
+                ambient: true,
+            };
+            return self.signed_in(ctx, &req, principal);
+        }
+        if account.as_deref() == Some("router") {
+            if ctx.cfg.auth.rpcd.is_none() {
+                let r = Refusal::new(
+                    400,
+                    "login",
+                    "account",
+                    "router accounts are not enabled (auth.rpcd)",
+                );
+                return self.refuse(ctx, &req, "-", r);
+            }
+            return self.ask_rpcd(ctx, req, UbusCall::Login { username, password }, None);
+        }
         let (user, against) = ctx.cfg.auth.login_target(&username);
         let user = user.map(|u| (u.name.clone(), u.role.clone()));
         match ctx
@@ -187,21 +262,37 @@ impl Connection {
         };
         let principal = Principal {
             name: format!("user:{name}"),
-            role: role.clone(),
+            role,
             ambient: true,
         };
+        self.signed_in(ctx, &req, principal)
+    }
+
+    /// Answers a login that succeeded with the principal and its cookie.
+    fn signed_in(&mut self, ctx: &mut Ctx, req: &Request, principal: Principal) -> Phase {
+        log::info!("{} login as {} ({})", self.peer, principal.name, principal.role);
+        let who = json!({ "name": principal.name, "role": principal.role });
+        let reply = self.session_cookie(ctx, principal, LocalReply::json(200, who));
+        self.log_local(req, reply.status);
+        let close = !req.head.keep_alive;
+        self.reply_to(ctx, req, reply, close)
+    }
+
+    /// Makes a login session for `principal`, its cookie set by `reply`.
+    pub(super) fn session_cookie(
+        &mut self,
+        ctx: &mut Ctx,
+        principal: Principal,
+        reply: LocalReply,
+    ) -> LocalReply {
         let ttl = ctx.cfg.auth.session_ttl;
-        let reply = match ctx.sessions.create(SessionKind::Login, principal, ttl, ctx.now) {
-            Ok(id) => LocalReply::json(200, json!({ "name": name, "role": role })).with_headers(&format!(
+        match ctx.sessions.create(SessionKind::Login, principal, ttl, ctx.now) {
+            Ok(id) => reply.with_headers(&format!(
                 "Set-Cookie: {COOKIE}={id}; {}; Max-Age={}\r\n",
                 self.cookie_attributes(),
                 ttl.as_secs()
             )),
             Err(_) => LocalReply::error(503, "no randomness available"),
-        };
-        log::info!("{} login as {name} ({role})", self.peer);
-        self.log_local(&req, reply.status);
-        let close = !req.head.keep_alive;
-        self.reply_to(ctx, &req, reply, close)
+        }
     }
 }

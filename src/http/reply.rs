@@ -37,6 +37,12 @@ impl LocalReply {
         }
     }
 
+    /// Sends a browser to `location` (a path of ours).
+    pub fn redirect(location: &str) -> LocalReply {
+        LocalReply::body(303, "text/plain; charset=utf-8", String::new())
+            .with_headers(&format!("Location: {location}\r\n"))
+    }
+
     pub fn with_headers(mut self, lines: &str) -> LocalReply {
         self.headers.push_str(lines);
         self
@@ -67,6 +73,7 @@ fn reason(status: u16) -> &'static str {
         101 => "Switching Protocols",
         200 => "OK",
         204 => "No Content",
+        303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",

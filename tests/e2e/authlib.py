@@ -206,8 +206,9 @@ class Ubus:
         self.sessions: dict = {}
         self.save()
         self.release_path = os.path.join(self.dir, "release")
+        self.logins_path = os.path.join(self.dir, "ubus-logins.json")
         self.env = dict(os.environ, DM_UBUS_SESSIONS=self.sessions_path, DM_UBUS_LOG=self.log_path,
-                        DM_UBUS_RELEASE=self.release_path)
+                        DM_UBUS_RELEASE=self.release_path, DM_UBUS_LOGINS=self.logins_path)
 
     def release(self):
         """Lets calls for ``hang`` sessions answer."""
@@ -224,6 +225,19 @@ class Ubus:
         sid = new_rpcd_session()
         self.sessions[sid] = dict(read=read, write=write, **extra)
         self.save()
+        return sid
+
+    def add_user(self, name: str, password: str, read: bool, write: bool) -> str:
+        """A router user whose login makes a session with these grants."""
+        sid = self.add(read, write)
+        try:
+            with open(self.logins_path) as f:
+                users = json.load(f)
+        except FileNotFoundError:
+            users = {}
+        users[name] = {"password": password, "session": sid}
+        with open(self.logins_path, "w") as f:
+            json.dump(users, f)
         return sid
 
     def calls(self, session: str | None = None) -> list[dict]:

@@ -27,6 +27,8 @@ from pathlib import Path
 import docker
 import pytest
 
+pytest_plugins = ["uilib"]
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # for the ``standin`` package
 

@@ -716,12 +716,14 @@ def test_preflight_from_allowed_origin_is_answered_locally(env, origin):
     env.assert_nothing_forwarded(snap, "preflight-ok-" + origin)
 
 
-def test_login_page_needs_no_credentials_and_stays_local(env):
+def test_sign_in_page_needs_no_credentials_and_stays_local(env):
     snap = env.snapshot()
+    r = authlib.request(env.gw, "GET", "/_dockermand/ui/")
+    assert r.status == 200 and b"<html" in r.body, r
+    assert "frame-ancestors 'none'" in r.header("Content-Security-Policy"), r
     r = authlib.request(env.gw, "GET", "/_dockermand/login")
-    assert r.status == 200 and b"<form" in r.body, r
-    assert r.header("X-Frame-Options") == "DENY"
-    env.assert_nothing_forwarded(snap, "login-page")
+    assert r.status == 200 and "methods" in json.loads(r.body), r
+    env.assert_nothing_forwarded(snap, "sign-in-page")
 
 
 def test_denials_are_counted_per_rule(env):

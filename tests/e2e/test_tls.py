@@ -1105,7 +1105,7 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
         try:
             page = browser.new_page()
             with pytest.raises(PlaywrightError) as e:
-                page.goto(origin + "/_dockermand/login", timeout=20000)
+                page.goto(origin + "/_dockermand/ui/", timeout=20000)
             assert "ERR_CERT_AUTHORITY_INVALID" in str(e.value), e.value
         finally:
             browser.close()
@@ -1114,7 +1114,7 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
         page = None
         try:
             page = browser.new_page()
-            resp = page.goto(origin + "/_dockermand/login", timeout=20000)
+            resp = page.goto(origin + "/_dockermand/ui/#/login", timeout=20000)
             assert resp is not None and resp.status == 200, resp
             assert page.evaluate("location.protocol") == "https:"
             assert page.evaluate("location.origin") == origin
@@ -1122,12 +1122,14 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             assert sec["subjectName"] == SERVER1_CN and sec["issuer"] == CA_CN, sec
             assert sec["protocol"] in ("TLS 1.3", "TLS 1.2"), sec
 
-            # the login page's own form
-            page.fill("input[name=username]", BROWSER_USER)
-            page.fill("input[name=password]", password)
-            page.click("button")
-            page.locator("#msg:not(:empty)").wait_for(timeout=20000)
-            assert page.text_content("#msg") == "Logged in as %s (operator)" % BROWSER_USER
+            # the web UI's own sign-in form, served over TLS
+            form = page.locator("#login-password")
+            form.get_by_label("User").fill(BROWSER_USER)
+            form.get_by_label("Password").fill(password)
+            form.get_by_role("button", name="Sign in").click()
+            page.locator("#role").wait_for(timeout=20000)
+            assert page.text_content("#user") == "user:" + BROWSER_USER
+            assert page.text_content("#role") == "operator"
             # the session cookie reached over TLS is never sent over plain HTTP
             cookies = page.context.cookies()
             assert [c["secure"] for c in cookies] == [True], cookies

@@ -28,12 +28,13 @@
         act(button, async () => {
           fill(msg);
           try {
-            Object.assign(session, await api('/_dockermand/login', {method: 'POST', json: body}));
+            await api('/_dockermand/login', {method: 'POST', json: body});
           } catch (err) {
             fill(msg, errorBox(err));
             return;
           }
-          drawHeader();
+          // The next screen asks who this is (whoami names the principal).
+          session.role = null;
           go(next.startsWith('#/login') ? '#/overview' : next);
         });
       });

@@ -1,0 +1,214 @@
+"""The web UI's serving and sign-in, against the real dockerd and Debian's
+Chromium: assets from the binary, gzip'd or inflated, cached by ETag and
+hashed names, under a strict CSP; a flag that turns the UI off; sign-in by
+password, router account (the stand-in ubus), pasted token and one-time
+ticket; logout; the user's name and role always shown."""
+
+import gzip
+import json
+import re
+
+import pytest
+
+import authlib
+import helpers
+from uilib import UI
+
+CSP_DIRECTIVES = {
+    "default-src": "'self'", "script-src": "'self'", "style-src": "'self'", "connect-src": "'self'",
+    "object-src": "'none'", "base-uri": "'none'",
+}
+
+
+def get(gw, target, headers=()):
+    return authlib.request(gw, "GET", target, list(headers))
+
+
+def csp(resp) -> dict:
+    value = resp.header("Content-Security-Policy") or ""
+    return {d.split()[0]: " ".join(d.split()[1:]) for d in value.split(";") if d.strip()}
+
+
+def asset_names(page: bytes) -> list[str]:
+    return re.findall(rb'(?:src|href)="(app\.[0-9a-f]{16}\.(?:js|css))"', page)
+
+
+def test_assets_are_served_gzipd_or_inflated_with_validators(ui_gw):
+    gw = ui_gw.gw
+    r = get(gw, "/", [("Accept", "text/html,application/xhtml+xml")])
+    assert r.status == 303 and r.header("Location") == "/_dockermand/ui/", r
+    # a Docker client at / is not redirected: the API has no route there
+    assert get(gw, "/", authlib.bearer(ui_gw.tokens["admin"])).status in (400, 403, 404)
+
+    page = get(gw, "/_dockermand/ui/")
+    assert page.status == 200 and page.header("Content-Type").startswith("text/html"), page
+    assert page.header("Cache-Control") == "no-cache"
+    names = asset_names(page.body)
+    assert len(names) == 2, page.body
+    # nothing from elsewhere: no CDN, no external fonts
+    assert not re.search(rb"(?:src|href)=\"(?!app\.)", page.body)
+    for resp in [page] + [get(gw, "/_dockermand/ui/" + n.decode()) for n in names]:
+        assert resp.header("X-Content-Type-Options") == "nosniff", resp
+        assert resp.header("Referrer-Policy") == "no-referrer", resp
+        policy = csp(resp)
+        assert {k: policy.get(k) for k in CSP_DIRECTIVES} == CSP_DIRECTIVES, policy
+        assert policy["frame-ancestors"] == "'none'", policy
+        assert b"http://" not in resp.body and b"https://" not in resp.body, "external address in an asset"
+
+    for name in names:
+        target = "/_dockermand/ui/" + name.decode()
+        plain = get(gw, target)
+        zipped = get(gw, target, [("Accept-Encoding", "gzip, deflate, br")])
+        assert plain.status == zipped.status == 200
+        assert plain.header("Content-Encoding") is None
+        assert zipped.header("Content-Encoding") == "gzip"
+        assert "immutable" in plain.header("Cache-Control") and "max-age=31536000" in plain.header("Cache-Control")
+        assert gzip.decompress(zipped.body) == plain.body and len(zipped.body) < len(plain.body)
+        assert plain.header("Vary") == "Accept-Encoding"
+        # gzip refused by q=0: inflated on the fly
+        assert get(gw, target, [("Accept-Encoding", "gzip;q=0, identity")]).body == plain.body
+        for resp in (plain, zipped):
+            etag = resp.header("ETag")
+            again = get(gw, target, [("If-None-Match", etag)] +
+                        ([("Accept-Encoding", "gzip")] if resp is zipped else []))
+            assert again.status == 304 and again.body == b"" and again.header("ETag") == etag, again
+        assert plain.header("ETag") != zipped.header("ETag")
+        head = authlib.request(gw, "HEAD", target)
+        assert head.status == 200 and head.body == b"" and int(head.header("Content-Length")) == len(plain.body)
+
+    assert get(gw, "/_dockermand/ui/app.0000000000000000.js").status == 404
+    r = authlib.request(gw, "POST", "/_dockermand/ui/", [("Content-Type", "application/json")], b"{}")
+    assert r.status == 405 and "message" in json.loads(r.body), r
+
+
+def test_an_asset_of_several_segments_inflates_whole(ui_gw):
+    """Inflated a segment (32 KiB) at a time, one per loop turn: the client
+    gets every byte, the same bytes gzip gives."""
+    gw = ui_gw.gw
+    page = get(gw, "/_dockermand/ui/").body
+    script = [n.decode() for n in asset_names(page) if n.endswith(b".js")][0]
+    zipped = get(gw, "/_dockermand/ui/" + script, [("Accept-Encoding", "gzip")]).body
+    plain = gzip.decompress(zipped)
+    assert len(plain) > 2 * 32768, "the script should span several segments"
+    with gw.connect(timeout=30) as c:
+        for _ in range(2):  # twice on one connection: the reply ends where it should
+            c.send(helpers.build_request("GET", "/_dockermand/ui/" + script))
+            r = c.read_response()
+            assert r.status == 200 and r.body == plain
+
+
+def test_frame_ancestors_follow_cors_origins_and_the_ui_can_be_turned_off(gateway_factory, dockerd, tmp_path):
+    origin = "http://router.lan"
+    cfg = authlib.auth_config(tokens={"admin": authlib.new_token("a")}, cors_origins=[origin])
+    gw = authlib.start_gateway(gateway_factory, authlib.write_config(tmp_path, cfg, "on.json"), dockerd.url)
+    assert csp(get(gw, "/_dockermand/ui/"))["frame-ancestors"] == origin
+
+    off = dict(cfg, ui=False)
+    for args, path in (([], authlib.write_config(tmp_path, off, "off.json")),
+                       (["--no-ui"], authlib.write_config(tmp_path, cfg, "flag.json"))):
+        gw = authlib.start_gateway(gateway_factory, path, dockerd.url, args=args)
+        r = get(gw, "/_dockermand/ui/")
+        assert r.status == 401 and b"<html" not in r.body, r
+        r = get(gw, "/", [("Accept", "text/html")])
+        assert r.status != 303 and r.header("Location") is None, r
+
+
+def test_password_sign_in_shows_name_and_role_and_logout_ends_the_session(ui_factory, ui_gw):
+    ui = ui_factory("reader")
+    page = ui.page
+    assert page.text_content("#user") == "user:reader" and page.text_content("#role") == "read"
+    ui.shot("signed-in-reader")
+    cookie = [c for c in ui.context.cookies() if c["name"] == "dockermand_session"][0]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    page.get_by_role("button", name="Log out").click()
+    page.locator("#login-password").wait_for()
+    assert page.locator("#user").count() == 0
+    r = get(ui_gw.gw, "/_dockermand/whoami", [("Cookie", "dockermand_session=" + cookie["value"])])
+    assert r.status == 401, r
+
+
+def test_wrong_password_is_shown_and_enter_submits(browser, ui_gw):
+    context = browser.new_context()
+    try:
+        ui = UI(context, ui_gw, "admin")
+        page = ui.goto("#/login")
+        form = page.locator("#login-password")
+        form.get_by_label("User").fill("admin")
+        form.get_by_label("Password").fill("not the password")
+        form.get_by_label("Password").press("Enter")
+        page.get_by_role("alert").wait_for()
+        assert "wrong user name or password" in page.get_by_role("alert").text_content()
+        assert "undefined" not in page.content()
+        ui.shot("sign-in-refused")
+    finally:
+        context.close()
+
+
+def test_pasted_token_signs_in(browser, ui_gw):
+    context = browser.new_context()
+    try:
+        ui = UI(context, ui_gw, "token")
+        page = ui.goto("#/login")
+        form = page.locator("#login-token")
+        form.get_by_label("Token").fill(ui_gw.tokens["read"])
+        form.get_by_role("button", name="Sign in").click()
+        page.locator("#role").wait_for()
+        assert (page.text_content("#user"), page.text_content("#role")) == ("token:read", "read")
+        # the token itself is not kept by the page: only the HttpOnly cookie
+        assert ui_gw.tokens["read"] not in json.dumps(page.evaluate("({...localStorage, ...sessionStorage})"))
+    finally:
+        context.close()
+
+
+def test_one_time_ticket_signs_in_and_leaves_the_address_bar(browser, ui_gw):
+    gw = ui_gw.gw
+    r = authlib.request(gw, "POST", "/_dockermand/ticket", authlib.bearer(ui_gw.tokens["admin"]))
+    assert r.status == 200, r
+    ticket = json.loads(r.body)["ticket"]
+    context = browser.new_context()
+    try:
+        ui = UI(context, ui_gw, "ticket")
+        page = ui.page
+        page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=%s#/overview" % ticket)
+        page.locator("#role").wait_for()
+        assert "ticket" not in page.url and page.url.endswith("/_dockermand/ui/#/overview"), page.url
+        assert (page.text_content("#user"), page.text_content("#role")) == ("token:admin", "admin")
+    finally:
+        context.close()
+    # spent: a second browser with the same ticket lands at the sign-in
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=" + ticket)
+        page.locator("#login-password").wait_for()
+        assert "ticket" not in page.url
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("write,role", [(True, "operator"), (False, "read")])
+def test_router_account_signs_in_through_rpcd(browser, gateway_factory, dockerd, tmp_path, write, role):
+    ubus = authlib.Ubus(tmp_path / "ubus")
+    password = authlib.new_token("root")
+    sid = ubus.add_user("root", password, read=True, write=write)
+    cfg = authlib.auth_config(rpcd={"enabled": True, "ubus": ubus.exe})
+    gw = authlib.start_gateway(gateway_factory, authlib.write_config(tmp_path, cfg), dockerd.url, env=ubus.env)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto("http://127.0.0.1:%d/_dockermand/ui/#/login" % gw.addr[1])
+        form = page.locator("#login-router")
+        form.get_by_label("Password").fill("wrong")
+        form.get_by_role("button", name="Sign in").click()
+        page.get_by_role("alert").wait_for()
+        assert "wrong user name or password" in page.get_by_role("alert").text_content()
+        form.get_by_label("Password").fill(password)
+        form.get_by_role("button", name="Sign in").click()
+        page.locator("#role").wait_for()
+        assert (page.text_content("#user"), page.text_content("#role")) == ("router:root", role)
+    finally:
+        context.close()
+    # the password went to rpcd's login, and the new session's access decided the role
+    calls = ubus.calls()
+    assert [c["function"] for c in calls if c["function"] == "login"] == ["login", "login"], calls
+    assert any(c["session"] == sid and c["function"] == "write" for c in calls), calls
