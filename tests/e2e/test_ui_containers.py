@@ -13,10 +13,6 @@ import tarfile
 import pytest
 from playwright.sync_api import expect
 
-from uilib import UI  # noqa: F401  (fixtures ui, ui_factory come from uilib via conftest)
-
-pytest_plugins = ["uilib"]
-
 # Prints a numbered line every 0.2 s on stdout, and a coloured one on stderr.
 TICKER = ('trap "exit 0" TERM; i=0; while true; do i=$((i+1)); echo "tick $i"; '
           'printf "\\033[32mgreen\\033[0m err $i\\n" >&2; sleep 0.2; done')

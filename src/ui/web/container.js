@@ -484,16 +484,18 @@
       h('option', {value: 'exec', text: 'Run a command (exec)'}), h('option', {value: 'attach', text: 'Attach to its main process'}));
     const cmd = h('input', {id: 'console-cmd', name: 'cmd', value: 'sh', 'aria-label': 'Command'});
     const status = h('span', {class: 'muted', id: 'console-status', 'aria-live': 'polite'});
-    const term = h('div', {class: 'console', id: 'console'});
+    const term = h('div', {class: 'console-host', id: 'console'});
     const form = h('form', {class: 'toolbar', id: 'console-form'}, mode, cmd, h('button', {class: 'primary', text: 'Connect'}), status);
     mode.addEventListener('change', () => { cmd.hidden = mode.value !== 'exec'; });
     let open = null;
     form.addEventListener('submit', e => {
       e.preventDefault();
+      let argv;
+      try { argv = shellSplit(cmd.value || 'sh'); } catch (err) { return fill(status, errorBox(err)); }
       if (open) open.close();
       term.replaceChildren();
       status.textContent = 'connected';
-      const mine = open = openConsole(term, {container: c.Id, mode: mode.value, cmd: cmd.value || 'sh', onExit(code, reason) {
+      const mine = open = openConsole(term, {container: c.Id, mode: mode.value, cmd: argv, onExit(code, reason) {
         if (open === mine) open = null;
         status.textContent = 'exited' + (code != null ? ' with code ' + code : '') + (reason ? ': ' + reason : '');
       }});

@@ -32,7 +32,8 @@
       {method: action === 'remove' ? 'DELETE' : 'POST', query: q})));
     let failed = 0;
     results.forEach((r, i) => {
-      if (r.status !== 'rejected') return;
+      // 304: already in that state (a bulk start of running containers)
+      if (r.status !== 'rejected' || r.reason.status === 304) return;
       failed++;
       if (targets.length > 1) r.reason.message = targets[i].name + ': ' + r.reason.message;
       notify(r.reason, 'error');
@@ -157,33 +158,6 @@
   }, 'Containers');
 
   // --- create and run --------------------------------------------------------
-
-  // Splits a command line as a POSIX shell would: 'single' and "double"
-  // quotes, backslash escapes; no expansion.
-  function shellSplit(s) {
-    const words = [];
-    let word = null, quote = null;
-    for (let i = 0; i < s.length; i++) {
-      const c = s[i];
-      if (quote === "'") {
-        if (c === "'") quote = null; else word += c;
-      } else if (c === '\\' && i + 1 < s.length && (!quote || '"\\$`'.includes(s[i + 1]))) {
-        word = (word || '') + s[++i];
-      } else if (quote === '"') {
-        if (c === '"') quote = null; else word += c;
-      } else if (c === '"' || c === "'") {
-        quote = c; word = word || '';
-      } else if (/\s/.test(c)) {
-        if (word !== null) words.push(word);
-        word = null;
-      } else {
-        word = (word || '') + c;
-      }
-    }
-    if (quote) throw new Error('Command: unterminated ' + quote + ' quote');
-    if (word !== null) words.push(word);
-    return words;
-  }
 
   const lines = s => s.split('\n').map(l => l.trim()).filter(Boolean);
 

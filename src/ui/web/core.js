@@ -344,6 +344,34 @@ function anySignal(...signals) {
   return ctl.signal;
 }
 
+// Splits a command line as a POSIX shell would (create's command, the
+// console's): 'single' and "double"
+// quotes, backslash escapes; no expansion.
+function shellSplit(s) {
+  const words = [];
+  let word = null, quote = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quote === "'") {
+      if (c === "'") quote = null; else word += c;
+    } else if (c === '\\' && i + 1 < s.length && (!quote || '"\\$`'.includes(s[i + 1]))) {
+      word = (word || '') + s[++i];
+    } else if (quote === '"') {
+      if (c === '"') quote = null; else word += c;
+    } else if (c === '"' || c === "'") {
+      quote = c; word = word || '';
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else {
+      word = (word || '') + c;
+    }
+  }
+  if (quote) throw new Error('Command: unterminated ' + quote + ' quote');
+  if (word !== null) words.push(word);
+  return words;
+}
+
 // --- formatting ------------------------------------------------------------------
 
 function bytes(n) {
