@@ -226,6 +226,7 @@ def test_console_runs_vi_and_exits(ui, busybox_image, docker_direct, uniq):
     page.get_by_role("button", name="Connect").click()
     term = page.locator("#console")
     expect(page.locator("#console-status")).to_have_text("connected")
+    expect(term).to_contain_text("/ #")  # the shell's prompt: it reads what is typed now
     term.click()
     page.keyboard.type("vi /tmp/x\n")
     expect(term).to_contain_text("~")
