@@ -4,9 +4,10 @@
 (() => {
   const ctrPath = c => '/containers/' + c.Id;
 
-  // Long work with a progress line (with its cancel button) in `where`.
-  function longWork(where, label, work) {
-    const p = progress(label);
+  // Long work with a progress line (with its cancel button) in `where`;
+  // leaving the screen cancels it too, as the line goes with the screen.
+  function longWork(where, signal, label, work) {
+    const p = progress(label, signal);
     where.append(p.el);
     return work(p).catch(e => p.fail(e));
   }
@@ -169,7 +170,7 @@
     // The downloaded file is the decoded text (frames would otherwise
     // be interleaved with the lines), so it is read whole, without follow.
     const save = h('button', {type: 'button', id: 'log-download', text: 'Download', onclick: () =>
-      longWork(work, 'Log of ' + name, p => download(ctrPath(c) + '/logs', name + '.log', p, logQuery(true), async blob => {
+      longWork(work, signal, 'Log of ' + name, p => download(ctrPath(c) + '/logs', name + '.log', p, logQuery(true), async blob => {
         const lines = [];
         const read = logReader(tty, text => lines.push(text + '\n'));
         read(new Uint8Array(await blob.arrayBuffer()));
@@ -412,7 +413,7 @@
       e.preventDefault();
       const f = file.files[0];
       if (!f) return notify('Choose a file to upload.', 'error');
-      longWork(work, 'Uploading ' + f.name, async p => {
+      longWork(work, signal, 'Uploading ' + f.name, async p => {
         await upload(ctrPath(c) + '/archive', tarOf(f), p, {q: {path: dir}, headers: {'Content-Type': 'application/x-tar'}});
         p.finish(bytes(f.size) + ' uploaded to ' + join(dir, f.name));
         file.value = '';
@@ -426,7 +427,7 @@
 
     // A file comes out of its tar in the browser, so the user gets the
     // file itself; folders (and links, devices) stay tars.
-    const save = (path, entry) => longWork(work, 'Downloading ' + path, p =>
+    const save = (path, entry) => longWork(work, signal, 'Downloading ' + path, p =>
       download(ctrPath(c) + '/archive', entry && entry.type === '0' ? baseName(path) : baseName(path) + '.tar', p, {path},
         entry && entry.type === '0' ? async blob => {
           let found = null;
@@ -439,7 +440,7 @@
     function browse() {
       if (browsing) browsing.abort();
       browsing = new AbortController();
-      const p = progress('Reading ' + dir);
+      const p = progress('Reading ' + dir, signal);
       work.append(p.el);
       const found = [];
       let root = null, size = 0;
@@ -449,7 +450,7 @@
         if (root === null) root = name;
         else if (name.startsWith(root + '/') && !name.slice(root.length + 1).includes('/')) found.push(Object.assign(e, {base: name.slice(root.length + 1)}));
       });
-      stream(ctrPath(c) + '/archive', {query: {path: dir}, signal: anySignal(signal, p.signal, browsing.signal)}, chunk => {
+      stream(ctrPath(c) + '/archive', {query: {path: dir}, signal: anySignal(p.signal, browsing.signal)}, chunk => {
         size += chunk.length;
         p.text(found.length + ' entries, ' + bytes(size) + ' read');
         read(chunk);
@@ -509,7 +510,7 @@
     const work = h('div');
     fill(panel, h('p', {text: 'The container’s file system as a tar (without its volumes).'}),
       h('button', {type: 'button', class: 'primary', id: 'export', text: 'Export as ' + name,
-        onclick: () => longWork(work, 'Exporting ' + name, p => download(ctrPath(c) + '/export', name, p))}), work);
+        onclick: () => longWork(work, signal, 'Exporting ' + name, p => download(ctrPath(c) + '/export', name, p))}), work);
   }
 
   // --- the screen ------------------------------------------------------------------

@@ -23,10 +23,9 @@
     const what = targets.length === 1 ? targets[0].name : targets.length + ' containers';
     let q = null;
     if (action === 'remove') {
-      const opts = h('div', {class: 'options'}, check('rm-force', 'Force (kill it if running)'), h('br'),
-        check('rm-volumes', 'Remove its anonymous volumes'));
-      if (!await confirmDialog('Remove ' + what + '?', 'Remove', opts)) return false;
-      q = {force: opts.querySelector('#rm-force').checked ? 1 : null, v: opts.querySelector('#rm-volumes').checked ? 1 : null};
+      const answer = await confirmDialog('Remove ' + what + '?', 'Remove', 'Force (kill it if running)', 'Remove its anonymous volumes');
+      if (!answer) return false;
+      q = {force: answer.options[0] ? 1 : null, v: answer.options[1] ? 1 : null};
     }
     const results = await Promise.allSettled(targets.map(t => api('/containers/' + t.id + (action === 'remove' ? '' : '/' + action),
       {method: action === 'remove' ? 'DELETE' : 'POST', query: q})));
