@@ -248,20 +248,22 @@ async function act(button, work) {
 }
 
 // A modal dialog; resolves true on confirm, false on cancel. Escape
-// cancels. With optionLabel it offers a checkbox (force, all) and resolves
-// {option: checked} on confirm instead.
-function confirmDialog(text, okLabel = 'OK', optionLabel) {
+// cancels. Each of optionLabels adds a checkbox (force, all, volumes too);
+// with any, it resolves {options: [checked, ...], option: the first's} on
+// confirm instead.
+function confirmDialog(text, okLabel = 'OK', ...optionLabels) {
   return new Promise(resolve => {
-    const box = optionLabel ? h('input', {type: 'checkbox', id: 'confirm-option'}) : null;
+    const boxes = optionLabels.map((_, i) => h('input', {type: 'checkbox', id: 'confirm-option-' + i}));
     const dlg = h('dialog', {class: 'confirm'}, h('p', {text}),
-      box ? h('p', {}, box, ' ', h('label', {for: 'confirm-option', text: optionLabel})) : null,
+      boxes.map((box, i) => h('p', {}, box, ' ', h('label', {for: box.id, text: optionLabels[i]}))),
       h('form', {method: 'dialog'},
         h('button', {value: 'cancel', type: 'submit', text: 'Cancel'}), ' ',
         h('button', {value: 'ok', type: 'submit', class: 'danger', text: okLabel, autofocus: true})));
     dlg.addEventListener('close', () => {
       dlg.remove();
       const ok = dlg.returnValue === 'ok';
-      resolve(ok && box ? {option: box.checked} : ok);
+      const options = boxes.map(box => box.checked);
+      resolve(ok && boxes.length ? {options, option: options[0]} : ok);
     });
     document.body.append(dlg);
     dlg.showModal();
@@ -301,8 +303,10 @@ function progress(label, parent) {
 }
 
 // Downloads a GET reply as a file, with progress; progress(label) decides
-// where the progress line shows (caller appends p.el).
-async function download(path, filename, p, q) {
+// where the progress line shows (caller appends p.el). convert(blob) →
+// blob, if given, turns the reply into the file saved (decoded logs, a file
+// taken out of a tar).
+async function download(path, filename, p, q, convert) {
   const res = await api(path, {query: q, raw: true, signal: p.signal});
   const total = Number(res.headers.get('Content-Length')) || 0;
   const parts = [];
@@ -315,13 +319,18 @@ async function download(path, filename, p, q) {
     done += value.length;
     p.set(done, total);
   }
-  const url = URL.createObjectURL(new Blob(parts));
+  saveBlob(convert ? await convert(new Blob(parts)) : new Blob(parts), filename);
+  p.finish(bytes(done) + ' saved as ' + filename);
+}
+
+// Hands a Blob to the browser as a downloaded file.
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
   const a = h('a', {href: url, download: filename});
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
-  p.finish(bytes(done) + ' saved as ' + filename);
 }
 
 // Sends a file (or Blob) as a request body, with upload progress. fetch has
@@ -346,6 +355,44 @@ function upload(path, blob, p, {method = 'PUT', q, headers = {}, onText} = {}) {
     p.signal.addEventListener('abort', () => xhr.abort());
     xhr.send(blob);
   });
+}
+
+// An AbortSignal that fires when any of `signals` does (a stream that stops
+// when the screen goes away or when the user restarts it).
+function anySignal(...signals) {
+  const ctl = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) ctl.abort();
+    else s.addEventListener('abort', () => ctl.abort(), {once: true});
+  }
+  return ctl.signal;
+}
+
+// Splits a command line as a POSIX shell would (create's command, the
+// console's): 'single' and "double" quotes, backslash escapes; no expansion.
+function shellSplit(s) {
+  const words = [];
+  let word = null, quote = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quote === "'") {
+      if (c === "'") quote = null; else word += c;
+    } else if (c === '\\' && i + 1 < s.length && (!quote || '"\\$`'.includes(s[i + 1]))) {
+      word = (word || '') + s[++i];
+    } else if (quote === '"') {
+      if (c === '"') quote = null; else word += c;
+    } else if (c === '"' || c === "'") {
+      quote = c; word = word || '';
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else {
+      word = (word || '') + c;
+    }
+  }
+  if (quote) throw new Error('Command: unterminated ' + quote + ' quote');
+  if (word !== null) words.push(word);
+  return words;
 }
 
 // A form of labelled fields [[label, input]], submitted by its button or
@@ -419,12 +466,14 @@ function ago(t) {
 
 const shortId = id => String(id || '').replace(/^sha256:/, '').slice(0, 12);
 
-// A table: columns [[label, cell(row) → node|string]], rows.
-function table(columns, rows, empty = 'None.') {
+// A table: columns [[label (string or node), cell(row) → node|string]],
+// rows; rowProps(row) gives each <tr>'s attributes.
+function table(columns, rows, empty = 'None.', rowProps = null) {
   if (!rows.length) return h('p', {class: 'muted', text: empty});
   return h('div', {class: 'table-wrap'}, h('table', {},
-    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col', text: label})))),
-    h('tbody', {}, rows.map(r => h('tr', {}, columns.map(([label, cell]) => h('td', {'data-label': label}, cell(r))))))));
+    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col'}, label)))),
+    h('tbody', {}, rows.map(r => h('tr', rowProps && rowProps(r),
+      columns.map(([label, cell]) => h('td', {'data-label': typeof label === 'string' ? label : null}, cell(r))))))));
 }
 
 // Collapsible JSON: objects and arrays are <details>, open to `depth`.
