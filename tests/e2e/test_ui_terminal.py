@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import shutil
 import threading
 
@@ -32,7 +31,6 @@ import pytest
 
 import helpers
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = helpers.REPO / "target" / "e2e-artifacts"
 WEB = helpers.REPO / "src" / "ui" / "web"
 WAIT_MS = 20000
@@ -132,25 +130,17 @@ def page_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory, page_server):
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail("%s is missing (tests/run.sh installs Debian's chromium)" % CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        # the persistent context is how Playwright passes a fresh --user-data-dir
-        ctx = p.chromium.launch_persistent_context(str(tmp_path_factory.mktemp("profile")),
-                                                   executable_path=CHROMIUM, headless=True, args=args)
-        ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=page_server.origin)
-        yield ctx
-        ctx.close()
+def term_context(browser, page_server):
+    """A context of the session's Chromium (uilib) that may use the clipboard."""
+    ctx = browser.new_context()
+    ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=page_server.origin)
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture
-def page(browser, page_server, request):
-    pg = browser.new_page()
+def page(term_context, page_server, request):
+    pg = term_context.new_page()
     pg.set_default_timeout(WAIT_MS)
     pg.goto(page_server.origin + "/index.html")
     yield pg

@@ -479,7 +479,6 @@
   // --- console and export ----------------------------------------------------
 
   function consoleTab(panel, signal, c) {
-    if (typeof openConsole !== 'function') return fill(panel, h('p', {class: 'muted', text: 'The console is not available in this build.'}));
     if (!c.State.Running) return fill(panel, h('p', {class: 'muted', text: 'Start the container to open a console.'}));
     const mode = h('select', {id: 'console-mode', name: 'mode', 'aria-label': 'Console type'},
       h('option', {value: 'exec', text: 'Run a command (exec)'}), h('option', {value: 'attach', text: 'Attach to its main process'}));
