@@ -27,3 +27,4 @@ pub mod server;
 pub mod stats;
 pub mod sys;
 pub mod tls;
+pub mod ui;

@@ -1,0 +1,3 @@
+//! The embedded web UI.
+
+pub mod inflate;
