@@ -5,8 +5,8 @@
 //! dockerd, `conn` runs each client's state machine (one file per phase),
 //! `http` parses heads and encodes replies, `access` decides who may do what,
 //! `relay` moves the bytes, `console` bridges browser terminals, `local`
-//! answers our own endpoints, `ui` serves the web UI, and `server` is the event loop that ties them
-//! together. `sys` is the only home of `unsafe`.
+//! answers our own endpoints, `ui` serves the web UI, and `server` is the
+//! event loop that ties them together. `sys` is the only home of `unsafe`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
 
@@ -27,5 +27,4 @@ pub mod server;
 pub mod stats;
 pub mod sys;
 pub mod tls;
-#[cfg(feature = "ui")]
 pub mod ui;

@@ -120,6 +120,11 @@ fn auth_header() {
     replay("auth_header", checks::auth_header);
 }
 
+#[test]
+fn inflate_segment() {
+    replay("inflate_segment", checks::inflate_segment);
+}
+
 #[cfg(feature = "tls")]
 #[test]
 fn cert_names() {

@@ -1280,6 +1280,11 @@ pub fn verdict(target: &str, data: &[u8]) -> Option<bool> {
             let target = format!("/build?{}", String::from_utf8_lossy(rest));
             Some(check_build_query(&target, &fuzz_policy(flags)).is_ok())
         }
+        "inflate_segment" => {
+            let (&mode, rest) = data.split_first()?;
+            let mut buf = vec![0u8; SEGMENT_BUFFER];
+            (mode & 1 == 0).then(|| inflater::inflate_segment(rest, &mut buf).is_ok())
+        }
         "ws_frame" => {
             let [cfg, split, rest @ ..] = data else {
                 return None;
@@ -3930,4 +3935,122 @@ fn tls_config() -> std::sync::Arc<rustls::ServerConfig> {
             config
         })
         .clone()
+}
+
+// ---------------------------------------------------------------------------
+// inflate_segment
+
+#[path = "../../src/ui/gzip_segments.rs"]
+mod gzip_segments;
+
+use dockermand::ui::inflate::{self as inflater, InflateError};
+use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
+
+/// The output buffer the gateway decodes into.
+const SEGMENT_BUFFER: usize = 32 * 1024;
+
+/// miniz_oxide's reading of a raw deflate stream, all input given: its
+/// status, the bytes it consumed and its output (at most twice the
+/// buffer).
+fn reference_inflate(input: &[u8]) -> (TINFLStatus, usize, Vec<u8>) {
+    let mut out = vec![0u8; 2 * SEGMENT_BUFFER];
+    let mut state = DecompressorOxide::new();
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (status, used, written) = decompress(&mut state, input, &mut out, 0, flags);
+    out.truncate(written);
+    (status, used, out)
+}
+
+/// Fuzz target `inflate_segment`: byte 0 picks the case.
+///
+/// Even: the rest is a segment, decoded into a 32 KiB buffer and held to
+/// miniz_oxide's reading of the same bits. Both take the same codes; ours
+/// also takes a stream that stops after a non-final block ending on a byte
+/// boundary (a full flush), and refuses distances before the start (a
+/// fresh miniz_oxide does too), bytes after the final block and output
+/// beyond the buffer. A buffer one byte short of the output must fail with
+/// `OutputFull`, one exactly as long must not.
+///
+/// Odd: the rest, repeated `byte 0 >> 1` more times (up to 128 KiB), is
+/// compressed by `gzip_segments` as the build does, and every segment must
+/// decode on its own to its part of the input.
+pub fn inflate_segment(data: &[u8]) -> Check {
+    let Some((&mode, rest)) = data.split_first() else {
+        return Ok(());
+    };
+    if mode & 1 == 1 {
+        return inflate_round_trip(rest, usize::from(mode >> 1) + 1);
+    }
+    let mut buf = vec![0u8; SEGMENT_BUFFER];
+    let ours = inflater::inflate_segment(rest, &mut buf);
+    let (status, used, reference) = reference_inflate(rest);
+    match ours {
+        Ok(n) => {
+            ensure!(n <= SEGMENT_BUFFER, "wrote {n} bytes");
+            ensure!(
+                reference.len() == n && reference[..] == buf[..n],
+                "decoded {n} bytes, miniz_oxide {} ({status:?})",
+                reference.len()
+            );
+            // Either a final block ended it, or a block on a byte boundary.
+            let ok_reference = match status {
+                TINFLStatus::Done => used == rest.len(),
+                TINFLStatus::FailedCannotMakeProgress | TINFLStatus::NeedsMoreInput => true,
+                _ => false,
+            };
+            ensure!(
+                ok_reference,
+                "accepted, miniz_oxide: {status:?} after {used} of {}",
+                rest.len()
+            );
+            if n > 0 {
+                let short = inflater::inflate_segment(rest, &mut buf[..n - 1]);
+                ensure!(
+                    short == Err(InflateError::OutputFull),
+                    "{n} bytes into {}: {short:?}",
+                    n - 1
+                );
+            }
+            let exact = inflater::inflate_segment(rest, &mut buf[..n]);
+            ensure!(exact == Ok(n), "{n} bytes into as many: {exact:?}");
+        }
+        Err(e) => {
+            let reference_whole = status == TINFLStatus::Done && used == rest.len();
+            let fits = reference.len() <= SEGMENT_BUFFER;
+            ensure!(
+                !(reference_whole && fits),
+                "refused ({e:?}) what miniz_oxide decodes whole to {} bytes",
+                reference.len()
+            );
+            if e == InflateError::OutputFull {
+                ensure!(
+                    reference.len() > SEGMENT_BUFFER || status == TINFLStatus::HasMoreOutput,
+                    "OutputFull, miniz_oxide: {} bytes ({status:?})",
+                    reference.len()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn inflate_round_trip(unit: &[u8], times: usize) -> Check {
+    let times = times.min((128 * 1024) / unit.len().max(1)).max(1);
+    let input = unit.repeat(times);
+    let (member, segments) = gzip_segments::gzip_segments(&input);
+    let mut buf = vec![0u8; SEGMENT_BUFFER];
+    let mut at = 0;
+    for (k, &(start, end, len)) in segments.iter().enumerate() {
+        let got = inflater::inflate_segment(&member[start..end], &mut buf);
+        ensure!(
+            got == Ok(len),
+            "segment {k} of {}: {got:?}, expected {len}",
+            input.len()
+        );
+        ensure!(buf[..len] == input[at..at + len], "segment {k} differs");
+        at += len;
+    }
+    ensure!(at == input.len(), "segments make {at} of {} bytes", input.len());
+    Ok(())
 }

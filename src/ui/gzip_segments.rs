@@ -11,7 +11,7 @@ use miniz_oxide::deflate::core::{
 
 /// Input bytes per segment: each decodes, on its own, to this much output
 /// (the last one to less).
-pub const SEGMENT: usize = 32 * 1024;
+pub const SEGMENT: usize = 16 * 1024;
 
 /// Compresses `data` into one gzip member (RFC 1952): a fixed header
 /// (no name, mtime 0, XFL 2, OS unknown, so builds are reproducible), a raw
