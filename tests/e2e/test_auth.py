@@ -248,7 +248,7 @@ def test_login_cookie_session(gwa, running_container, api_direct):
 
     r = _login(gw, PASSWORD)
     assert r.status == 200, r
-    assert r.json() == {"name": USER, "role": "operator"}
+    assert r.json() == {"name": "user:" + USER, "role": "operator"}
     set_cookie = r.header("Set-Cookie") or ""
     for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
         assert attr in set_cookie, set_cookie
@@ -293,7 +293,7 @@ def test_login_is_not_a_docker_route_and_needs_json(gwa):
              ("username=%s&password=%s" % (USER, PASSWORD)).encode())
     assert r.status == 401, r
     r = _req(gwa, "GET", "/_dockermand/login")
-    assert r.status == 200 and json.loads(r.body) == {"methods": ["password"]}, r
+    assert r.status == 200 and json.loads(r.body) == {"methods": ["password", "token"]}, r
 
 
 def test_login_session_expires(gateway_factory, standin, tmp_path, password_hash):

@@ -46,7 +46,7 @@ def test_assets_are_served_gzipd_or_inflated_with_validators(ui_gw):
     names = asset_names(page.body)
     assert len(names) == 2, page.body
     # nothing from elsewhere: no CDN, no external fonts
-    assert not re.search(rb"(?:src|href)=\"(?!app\.)", page.body)
+    assert not re.search(rb"(?:src|href)=\"(?!app\.|#)", page.body)
     for resp in [page] + [get(gw, "/_dockermand/ui/" + n.decode()) for n in names]:
         assert resp.header("X-Content-Type-Options") == "nosniff", resp
         assert resp.header("Referrer-Policy") == "no-referrer", resp
@@ -89,7 +89,7 @@ def test_an_asset_of_several_segments_inflates_whole(ui_gw):
     script = [n.decode() for n in asset_names(page) if n.endswith(b".js")][0]
     zipped = get(gw, "/_dockermand/ui/" + script, [("Accept-Encoding", "gzip")]).body
     plain = gzip.decompress(zipped)
-    assert len(plain) > 2 * 32768, "the script should span several segments"
+    assert len(plain) > 32768, "the script should span several segments"
     with gw.connect(timeout=30) as c:
         for _ in range(2):  # twice on one connection: the reply ends where it should
             c.send(helpers.build_request("GET", "/_dockermand/ui/" + script))

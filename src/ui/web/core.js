@@ -98,18 +98,24 @@ async function stream(path, opts, onChunk) {
   }
 }
 
-// Reads newline-delimited JSON (events, pull, load, build progress):
-// onObject(object) for each line.
-async function ndjson(path, opts, onObject) {
-  const decoder = new TextDecoder();
+// Splits newline-delimited JSON that arrives in pieces: feed(text) calls
+// onObject(object) for each complete line; feed('\n') ends the last one.
+function jsonLines(onObject) {
   let rest = '';
-  const lines = text => {
+  return text => {
     const parts = (rest + text).split('\n');
     rest = parts.pop();
     for (const line of parts) if (line.trim()) onObject(JSON.parse(line));
   };
-  await stream(path, opts, chunk => lines(decoder.decode(chunk, {stream: true})));
-  lines(decoder.decode() + '\n');
+}
+
+// Reads newline-delimited JSON (events, pull progress): onObject(object)
+// for each line.
+async function ndjson(path, opts, onObject) {
+  const decoder = new TextDecoder();
+  const feed = jsonLines(onObject);
+  await stream(path, opts, chunk => feed(decoder.decode(chunk, {stream: true})));
+  feed(decoder.decode() + '\n');
 }
 
 // --- the signed-in user ----------------------------------------------------
@@ -134,9 +140,15 @@ let current = null;
 // render(view, params, signal, search): builds the screen into `view`;
 // `signal` aborts when the user leaves it (streams stop) or hides the tab.
 // nav: the label of its entry in the menu, if it has one.
+// Screen files load in name order, so the menu takes its order from here.
+const navOrder = ['overview', 'containers', 'images', 'networks', 'volumes', 'events'];
 function route(name, render, nav) {
   routes.set(name, render);
-  if (nav) navItems.push([name, nav]);
+  if (nav) {
+    navItems.push([name, nav]);
+    const rank = n => (navOrder.indexOf(n) + 1) || navOrder.length + 1;
+    navItems.sort((a, b) => rank(a[0]) - rank(b[0]));
+  }
 }
 
 function go(hash) {
@@ -235,23 +247,35 @@ async function act(button, work) {
   }
 }
 
-// A modal dialog; resolves true on confirm. Escape cancels.
-function confirmDialog(text, okLabel = 'OK') {
+// A modal dialog; resolves true on confirm, false on cancel. Escape
+// cancels. Each of optionLabels adds a checkbox (force, all, volumes too);
+// with any, it resolves {options: [checked, ...], option: the first's} on
+// confirm instead.
+function confirmDialog(text, okLabel = 'OK', ...optionLabels) {
   return new Promise(resolve => {
+    const boxes = optionLabels.map((_, i) => h('input', {type: 'checkbox', id: 'confirm-option-' + i}));
     const dlg = h('dialog', {class: 'confirm'}, h('p', {text}),
+      boxes.map((box, i) => h('p', {}, box, ' ', h('label', {for: box.id, text: optionLabels[i]}))),
       h('form', {method: 'dialog'},
         h('button', {value: 'cancel', type: 'submit', text: 'Cancel'}), ' ',
         h('button', {value: 'ok', type: 'submit', class: 'danger', text: okLabel, autofocus: true})));
-    dlg.addEventListener('close', () => { dlg.remove(); resolve(dlg.returnValue === 'ok'); });
+    dlg.addEventListener('close', () => {
+      dlg.remove();
+      const ok = dlg.returnValue === 'ok';
+      const options = boxes.map(box => box.checked);
+      resolve(ok && boxes.length ? {options, option: options[0]} : ok);
+    });
     document.body.append(dlg);
     dlg.showModal();
   });
 }
 
-// A progress line for long work, with a cancel button that aborts it.
+// A progress line for long work, with a cancel button that aborts it, as
+// does the optional parent signal (the screen's, when the user leaves).
 // Returns {el, signal, set(done, total), text(s), finish(message), fail(error)}.
-function progress(label) {
+function progress(label, parent) {
   const ctl = new AbortController();
+  if (parent) parent.addEventListener('abort', () => ctl.abort(), {once: true});
   const bar = h('progress', {max: 1});
   bar.removeAttribute('value');
   const info = h('span', {class: 'info'});
@@ -268,9 +292,10 @@ function progress(label) {
       }
     },
     text(s) { info.textContent = s; },
-    finish(message) { bar.max = 1; bar.value = 1; info.textContent = message || 'done'; cancel.remove(); },
+    finish(message) { bar.value = bar.max; info.textContent = message || 'done'; cancel.remove(); },
     fail(e) {
       cancel.remove();
+      if (!bar.hasAttribute('value')) bar.value = 0; // an indeterminate bar would go on moving
       el.classList.add('failed');
       info.replaceWith(e && e.name === 'AbortError' ? h('span', {class: 'info', text: 'cancelled'}) : errorBox(e));
     },
@@ -278,8 +303,10 @@ function progress(label) {
 }
 
 // Downloads a GET reply as a file, with progress; progress(label) decides
-// where the progress line shows (caller appends p.el).
-async function download(path, filename, p, q) {
+// where the progress line shows (caller appends p.el). convert(blob) →
+// blob, if given, turns the reply into the file saved (decoded logs, a file
+// taken out of a tar).
+async function download(path, filename, p, q, convert) {
   const res = await api(path, {query: q, raw: true, signal: p.signal});
   const total = Number(res.headers.get('Content-Length')) || 0;
   const parts = [];
@@ -292,13 +319,18 @@ async function download(path, filename, p, q) {
     done += value.length;
     p.set(done, total);
   }
-  const url = URL.createObjectURL(new Blob(parts));
+  saveBlob(convert ? await convert(new Blob(parts)) : new Blob(parts), filename);
+  p.finish(bytes(done) + ' saved as ' + filename);
+}
+
+// Hands a Blob to the browser as a downloaded file.
+function saveBlob(blob, filename) {
+  const url = URL.createObjectURL(blob);
   const a = h('a', {href: url, download: filename});
   document.body.append(a);
   a.click();
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 60000);
-  p.finish(bytes(done) + ' saved as ' + filename);
 }
 
 // Sends a file (or Blob) as a request body, with upload progress. fetch has
@@ -325,6 +357,93 @@ function upload(path, blob, p, {method = 'PUT', q, headers = {}, onText} = {}) {
   });
 }
 
+// An AbortSignal that fires when any of `signals` does (a stream that stops
+// when the screen goes away or when the user restarts it).
+function anySignal(...signals) {
+  const ctl = new AbortController();
+  for (const s of signals) {
+    if (s.aborted) ctl.abort();
+    else s.addEventListener('abort', () => ctl.abort(), {once: true});
+  }
+  return ctl.signal;
+}
+
+// Splits a command line as a POSIX shell would (create's command, the
+// console's): 'single' and "double" quotes, backslash escapes; no expansion.
+function shellSplit(s) {
+  const words = [];
+  let word = null, quote = null;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (quote === "'") {
+      if (c === "'") quote = null; else word += c;
+    } else if (c === '\\' && i + 1 < s.length && (!quote || '"\\$`'.includes(s[i + 1]))) {
+      word = (word || '') + s[++i];
+    } else if (quote === '"') {
+      if (c === '"') quote = null; else word += c;
+    } else if (c === '"' || c === "'") {
+      quote = c; word = word || '';
+    } else if (/\s/.test(c)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else {
+      word = (word || '') + c;
+    }
+  }
+  if (quote) throw new Error('Command: unterminated ' + quote + ' quote');
+  if (word !== null) words.push(word);
+  return words;
+}
+
+// A form of labelled fields [[label, input]], submitted by its button or
+// Enter; onSubmit(form) runs through act(), so failures are reported.
+let fieldIds = 0;
+function formGrid(label, fields, submit, onSubmit) {
+  const button = h('button', {class: 'primary', text: submit});
+  const form = h('form', {class: 'grid card', 'aria-label': label}, fields.map(([text, input]) => {
+    input.id = input.id || 'field-' + ++fieldIds;
+    return [h('label', {for: input.id, text}), input];
+  }), h('div', {class: 'full'}, button));
+  form.addEventListener('submit', e => {
+    e.preventDefault();
+    act(button, () => onSubmit(form));
+  });
+  return form;
+}
+
+// A toolbar whose buttons [label, build(close) → form] each open their form
+// in one area below it; the same button or Escape closes it. `extra`
+// nodes (plain buttons, a filter) join the toolbar.
+function actions(items, ...extra) {
+  const area = h('div', {class: 'action-area'});
+  let open = null;
+  const close = () => {
+    if (open) open.setAttribute('aria-expanded', 'false');
+    open = null;
+    fill(area);
+  };
+  const buttons = items.map(([label, build]) => {
+    const b = h('button', {type: 'button', 'aria-expanded': 'false', text: label, onclick: () => {
+      const again = open === b;
+      close();
+      if (again) return;
+      open = b;
+      b.setAttribute('aria-expanded', 'true');
+      fill(area, build(close));
+      const first = area.querySelector('input, select, textarea');
+      if (first) first.focus();
+    }});
+    return b;
+  });
+  area.addEventListener('keydown', e => {
+    if (e.key !== 'Escape' || !open) return;
+    const b = open;
+    close();
+    b.focus();
+  });
+  return [h('div', {class: 'toolbar'}, buttons, extra), area];
+}
+
 // --- formatting ------------------------------------------------------------------
 
 function bytes(n) {
@@ -347,12 +466,14 @@ function ago(t) {
 
 const shortId = id => String(id || '').replace(/^sha256:/, '').slice(0, 12);
 
-// A table: columns [[label, cell(row) → node|string]], rows.
-function table(columns, rows, empty = 'None.') {
+// A table: columns [[label (string or node), cell(row) → node|string]],
+// rows; rowProps(row) gives each <tr>'s attributes.
+function table(columns, rows, empty = 'None.', rowProps = null) {
   if (!rows.length) return h('p', {class: 'muted', text: empty});
   return h('div', {class: 'table-wrap'}, h('table', {},
-    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col', text: label})))),
-    h('tbody', {}, rows.map(r => h('tr', {}, columns.map(([label, cell]) => h('td', {'data-label': label}, cell(r))))))));
+    h('thead', {}, h('tr', {}, columns.map(([label]) => h('th', {scope: 'col'}, label)))),
+    h('tbody', {}, rows.map(r => h('tr', rowProps && rowProps(r),
+      columns.map(([label, cell]) => h('td', {'data-label': typeof label === 'string' ? label : null}, cell(r))))))));
 }
 
 // Collapsible JSON: objects and arrays are <details>, open to `depth`.

@@ -1,0 +1,353 @@
+"""The web UI's overview, images, networks, volumes and events screens in a
+real browser against the real dockerd."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+
+import pytest
+from helpers import wait_until
+from playwright.sync_api import expect
+
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def context_tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def image_exists(docker_direct, name) -> bool:
+    return docker_direct.run("image", "inspect", name, check=False).returncode == 0
+
+
+def test_overview_shows_engine_counts_and_disk_bars(ui_factory, docker_direct, busybox_image):
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/overview")
+    version = docker_direct.out("version", "--format", "{{.Server.Version}}")
+    expect(page.locator(".card", has_text="Engine")).to_contain_text(version)
+    expect(page.locator(".df-row")).to_have_count(4)
+    expect(page.locator(".df-row").first).to_contain_text("Images")
+    # The menu's order is fixed, whichever screens this build has.
+    menu = page.get_by_role("navigation", name="Screens").get_by_role("link").all_inner_texts()
+    assert [m for m in menu if m != "Containers"] == ["Overview", "Images", "Networks", "Volumes", "Events"], menu
+    assert "Containers" not in menu or menu.index("Containers") == 1, menu
+    ui.shot("overview")
+
+
+def test_load_image_tar_shows_progress_then_the_image(ui_factory, docker_direct, busybox_image, uniq, tmp_path):
+    name = uniq("load") + ":v1"
+    docker_direct.run("tag", busybox_image, name)
+    tar = tmp_path / "image.tar"
+    docker_direct.run("save", "-o", tar, name)
+    docker_direct.run("rmi", name)
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Load").click()
+    page.get_by_label("Image tar").set_input_files(tar)
+    page.get_by_role("form", name="Load images from a tar").get_by_role("button", name="Load").click()
+    job = page.locator(".job").first
+    expect(job.locator(".log")).to_contain_text("Loaded image: " + name)
+    expect(job.locator(".info")).to_contain_text("Loaded image: " + name)
+    # The bar measured the upload: its maximum is the tar's size, and it is full.
+    bar = job.locator("progress").first
+    assert int(bar.get_attribute("max")) == tar.stat().st_size
+    assert bar.evaluate("b => b.value === b.max")
+    expect(page.locator("table")).to_contain_text(name)
+    assert image_exists(docker_direct, name)
+    ui.shot("images-load")
+
+
+def test_pull_without_a_registry_shows_dockerds_error(ui_factory, dockerd):
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    # Keyboard: the button opens its form with the focus in it, Escape
+    # closes it and gives the focus back, Enter submits.
+    pull = page.get_by_role("button", name="Pull")
+    pull.focus()
+    pull.press("Enter")
+    field = page.get_by_role("textbox", name="Image", exact=True)
+    expect(field).to_be_focused()
+    field.press("Escape")
+    expect(field).to_have_count(0)
+    expect(pull).to_be_focused()
+    expect(pull).to_have_attribute("aria-expanded", "false")
+    pull.click()
+    field.fill("127.0.0.1:9/nothing/here:1")
+    field.press("Enter")
+    error = page.locator(".job .error")
+    expect(error).to_contain_text("127.0.0.1:9")
+    assert "undefined" not in page.locator("main").inner_text()
+    ui.shot("images-pull-error")
+
+
+def open_image(ui, name):
+    """The detail screen of the image tagged `name` (its heading names the image's first tag)."""
+    page = ui.goto("#/images")
+    page.get_by_role("searchbox", name="Filter images").fill(name)
+    page.locator("tbody tr", has_text=name).get_by_role("link").click()
+    expect(page.locator(".tags")).to_contain_text(name)
+
+
+def test_image_detail_inspect_history_tag_save_remove(ui_factory, docker_direct, rootfs_tar, uniq, tmp_path):
+    # An image of its own: the forced remove takes every tag of its ID.
+    name = uniq("img") + ":v1"
+    docker_direct.run("import", rootfs_tar, name)
+    image_id = docker_direct.out("image", "inspect", "--format", "{{.Id}}", name)
+    ui = ui_factory()
+    page = ui.page
+    open_image(ui, name)
+    expect(page.get_by_role("tabpanel")).to_contain_text(image_id)
+    ui.shot("image-inspect")
+
+    page.get_by_role("tab", name="History").click()
+    expect(page.get_by_role("tabpanel").locator("tbody tr").first).to_be_visible()
+    ui.shot("image-history")
+
+    # Tag: Enter submits the form; the new name shows among the tags.
+    repo = uniq("tagged")
+    page.get_by_role("button", name="Tag", exact=True).click()
+    page.get_by_label("Repository").fill(repo)
+    page.get_by_label("Tag", exact=True).fill("t2")
+    page.get_by_label("Tag", exact=True).press("Enter")
+    expect(page.locator(".tags")).to_contain_text(repo + ":t2")
+    assert docker_direct.out("image", "inspect", "--format", "{{.Id}}", repo + ":t2") == image_id
+
+    # Save: a download with the image's name, a tar holding the manifest.
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Save").click()
+    download = info.value
+    assert download.suggested_filename.endswith(".tar")
+    path = tmp_path / "saved.tar"
+    download.save_as(path)
+    with tarfile.open(path) as tf:
+        assert "manifest.json" in tf.getnames()
+    expect(page.locator(".job .info")).to_contain_text("saved as")
+
+    # Remove, forced: the image has several tags.
+    page.get_by_role("button", name="Remove", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Force").check()
+    dialog.get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Images")
+    assert not image_exists(docker_direct, name)
+    assert not image_exists(docker_direct, repo + ":t2")
+
+
+def test_remove_refused_without_force_shows_dockerds_reason(ui_factory, docker_direct, busybox_image, uniq):
+    name = uniq("busy") + ":v1"
+    docker_direct.run("tag", busybox_image, name)
+    container = docker_direct.out("create", "--name", uniq("user"), name, "true")
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("searchbox", name="Filter images").fill(name)
+    row = page.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text(container and "dmtest-user")
+    row.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.locator("#notices .error")).to_contain_text("conflict")
+    assert image_exists(docker_direct, name)
+
+
+def test_build_from_an_uploaded_context(ui_factory, docker_direct, busybox_image, uniq, tmp_path):
+    tag = uniq("built") + ":v1"
+    context = tmp_path / "context.tar"
+    context.write_bytes(context_tar({
+        "Dockerfile": ("FROM %s\nLABEL made.by=dockermand-ui\nCOPY hello.txt /hello.txt\n" % busybox_image).encode(),
+        "hello.txt": b"hello from the build context\n",
+    }))
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Build").click()
+    page.get_by_label("Context").set_input_files(context)
+    page.get_by_label("Tag", exact=True).fill(tag)
+    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
+    job = page.locator(".job").first
+    expect(job.locator(".info")).to_contain_text("built " + tag)
+    expect(job.locator(".log")).to_contain_text("Successfully tagged " + tag)
+    assert docker_direct.out("image", "inspect", "--format", '{{index .Config.Labels "made.by"}}', tag) == "dockermand-ui"
+    assert docker_direct.out("run", "--rm", tag, "cat", "/hello.txt") == "hello from the build context"
+    expect(page.locator("table")).to_contain_text(tag)
+    ui.shot("images-build")
+
+
+def test_build_error_is_shown(ui_factory, busybox_image, tmp_path):
+    context = tmp_path / "context.tar"
+    context.write_bytes(context_tar({"Dockerfile": b"FROM scratch\nCOPY missing.txt /\n"}))
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Build").click()
+    page.get_by_label("Context").set_input_files(context)
+    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
+    expect(page.locator(".job .error")).to_contain_text("missing.txt")
+
+
+def test_prune_dangling_images(ui_factory, docker_direct, rootfs_tar, busybox_image):
+    dangling = docker_direct.out("import", rootfs_tar)
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Prune").click()
+    page.get_by_role("dialog").get_by_role("button", name="Prune").click()
+    expect(page.locator("#notices .ok", has_text="reclaimed")).to_be_visible()
+    assert not image_exists(docker_direct, dangling)
+    assert image_exists(docker_direct, busybox_image)
+
+
+def test_network_create_inspect_remove(ui_factory, docker_direct, uniq):
+    name = uniq("net")
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/networks")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Subnet").fill("172.31.250.0/24")
+    page.get_by_label("Internal").check()
+    page.get_by_role("form").get_by_role("button", name="Create").click()
+    row = page.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text("172.31.250.0/24")
+    assert docker_direct.out("network", "inspect", "--format", "{{.Internal}}", name) == "true"
+    ui.shot("networks")
+    row.get_by_role("link", name=name).click()
+    expect(page.locator("details.json").first).to_contain_text("172.31.250.0/24")
+    ui.shot("network-inspect")
+    page.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Networks")
+    expect(page.locator("tbody")).not_to_contain_text(name)
+    assert docker_direct.run("network", "inspect", name, check=False).returncode != 0
+
+
+def test_volume_create_inspect_remove_prune(ui_factory, docker_direct, uniq):
+    name, spare = uniq("vol"), uniq("spare")
+    docker_direct.run("volume", "create", spare)
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/volumes")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Labels").fill("owner=ui\nkind=test")
+    page.get_by_role("form").get_by_role("button", name="Create").click()
+    row = page.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text("owner=ui")
+    ui.shot("volumes")
+    row.get_by_role("link", name=name).click()
+    expect(page.locator("details.json").first).to_contain_text("/_data")
+    ui.shot("volume-inspect")
+    page.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Volumes")
+    assert docker_direct.run("volume", "inspect", name, check=False).returncode != 0
+    # Since API 1.42 named volumes go only with the option; before, always.
+    page.get_by_role("button", name="Prune").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_be_visible()
+    if dialog.get_by_label("Named volumes too").count():
+        dialog.get_by_label("Named volumes too").check()
+    dialog.get_by_role("button", name="Prune").click()
+    expect(page.locator("#notices .ok", has_text="reclaimed")).to_be_visible()
+    assert docker_direct.run("volume", "inspect", spare, check=False).returncode != 0
+
+
+def test_events_show_a_live_container_event(ui_factory, docker_direct, busybox_image, uniq):
+    name = uniq("ev")
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/events?type=container")
+    expect(page.get_by_role("combobox", name="Type")).to_have_value("container")
+    expect(page.get_by_role("status")).to_contain_text("Live")
+    docker_direct.run("create", "--name", name, busybox_image, "true")
+    row = page.locator("tbody tr", has_text=name)
+    expect(row).to_contain_text("create")
+    # A filter on another name leaves it out.
+    page.get_by_role("textbox", name="Container").fill("no-such-container")
+    page.get_by_role("textbox", name="Container").press("Enter")
+    expect(page).to_have_url(re.compile(r"container=no-such-container"))
+    expect(page.get_by_role("status")).to_contain_text("waiting")
+    expect(page.locator("tbody tr")).to_have_count(0)
+    ui.goto("#/events")
+    expect(row).to_be_visible()
+    ui.shot("events")
+
+
+def test_reader_sees_no_write_controls(ui_factory, docker_direct, busybox_image):
+    ui = ui_factory("reader")
+    page = ui.page
+    for screen in ("Overview", "Images", "Networks", "Volumes", "Events"):
+        ui.goto("#/" + screen.lower())
+        # A screen shows once its data is in (the overview's disk use comes after).
+        expect(page.locator("main h1")).to_have_text(screen)
+        labels = page.locator("main button").all_inner_texts()
+        assert not [b for b in labels if b != "Apply"], (screen, labels)
+        ui.shot("read-" + screen.lower())
+    image_id = docker_direct.out("image", "inspect", "--format", "{{.Id}}", busybox_image)
+    ui.goto("#/images/" + image_id)
+    expect(page.get_by_role("tabpanel")).to_contain_text(image_id)
+    assert page.locator("main button").count() == 0
+
+
+def test_screens_fit_a_phone(ui_factory, busybox_image):
+    ui = ui_factory("admin", viewport={"width": 360, "height": 740})
+    page = ui.page
+    for screen in ("Overview", "Images", "Networks", "Volumes", "Events"):
+        ui.goto("#/" + screen.lower())
+        expect(page.locator("main h1")).to_have_text(screen)
+        if screen == "Overview":
+            expect(page.locator(".df-row")).to_have_count(4)
+        # Tables stack and toolbars wrap: nothing scrolls sideways.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, screen
+        ui.shot("phone-" + screen.lower())
+
+
+def test_build_runs_and_cancel_stops_it(ui_factory, docker_direct, busybox_image, uniq, tmp_path):
+    tag = uniq("slow") + ":v1"
+    context = tmp_path / "context.tar"
+    context.write_bytes(context_tar({
+        "Dockerfile": ("FROM %s\nRUN echo step-ran && sleep 120\n" % busybox_image).encode()}))
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Build").click()
+    page.get_by_label("Context").set_input_files(context)
+    page.get_by_label("Tag", exact=True).fill(tag)
+    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
+    job = page.locator(".job").first
+    expect(job.locator(".log")).to_contain_text("step-ran")
+    job.get_by_role("button", name="Cancel").click()
+    expect(job).to_contain_text("cancelled")
+    # dockerd saw the connection go and stopped the step's container.
+    wait_until(lambda: "sleep 120" not in docker_direct.out("ps", "--no-trunc", "--format", "{{.Command}}"),
+               30, "the cancelled build's container to stop")
+    assert not image_exists(docker_direct, tag)
+
+
+def test_policy_refusal_shows_its_rule_and_field(ui_factory, docker_direct, uniq):
+    name = uniq("mac")
+    ui = ui_factory("operator")
+    page = ui.page
+    ui.goto("#/networks")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Driver").select_option("macvlan")
+    page.get_by_role("form").get_by_role("button", name="Create").click()
+    refusal = page.locator("#notices .error")
+    expect(refusal.locator(".rule")).to_have_text("network_driver")
+    expect(refusal.locator(".field")).not_to_be_empty()
+    # The form stays, filled in, for a correction.
+    expect(page.get_by_label("Name")).to_have_value(name)
+    ui.shot("networks-policy-refusal")
+    assert docker_direct.run("network", "inspect", name, check=False).returncode != 0
