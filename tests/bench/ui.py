@@ -157,6 +157,7 @@ def main():
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--throttle", type=float, default=4.0)
     ap.add_argument("--timeout", type=float, default=30.0, help="seconds a visit may take")
+    ap.add_argument("--settle", type=float, default=0.5, help="seconds of pause before a timed visit")
     ap.add_argument("--shots", help="directory for a screenshot of the last visit")
     a = ap.parse_args()
     if not os.access(CHROMIUM, os.X_OK):
@@ -198,6 +199,10 @@ def run(browser, a, password):
                               "term": json.dumps(a.search), "all": len(names), "shown": shown}
             # first: no cache; then an untimed visit fills the cache; repeat: with it.
             for visit, timed, cache in (("first", True, False), ("fill", False, True), ("repeat", True, True)):
+                if timed:
+                    # The browser's own work left from the page before
+                    # (closing it, caching the script it compiled) settles.
+                    time.sleep(a.settle)
                 page = ctx.new_page()
                 cdp = ctx.new_cdp_session(page)
                 cdp.send("Network.enable")
