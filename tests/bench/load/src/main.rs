@@ -8,6 +8,8 @@
 //!       as the previous reply is complete. --close sends `Connection: close`
 //!       and opens a new connection per request (latency then includes the
 //!       connect). Prints JSON: requests, errors, rps, p50/p90/p99 in µs.
+//!       With --requests N it stops once N replies are complete (no new
+//!       request is sent after the Nth; --duration is then a time limit).
 //!   benchload get --target T --path P [--expect N]
 //!       one GET; counts the body bytes (Content-Length, chunked or until
 //!       EOF), discarding them. Prints JSON: status, bytes, secs, mib_s.
@@ -529,6 +531,8 @@ fn rate(args: &Args) -> io::Result<()> {
     let duration: f64 = args.num("--duration", Some(2.0));
     let warmup: f64 = args.num("--warmup", Some(0.2));
     let close = args.flag("--close");
+    // 0: no limit, the duration alone ends the run.
+    let limit: u64 = args.num("--requests", Some(0));
     let req = request(path, close);
     let mut ep = Epoll::new()?;
     let mut clients: Vec<Client> = Vec::with_capacity(conns);
@@ -540,6 +544,8 @@ fn rate(args: &Args) -> io::Result<()> {
     let mut last_error = String::new();
     let mut reconnects = 0u64;
     let mut total = 0u64;
+    // Requests sent (for --requests: none beyond the limit).
+    let mut sent = 0u64;
     let mut negotiated = None;
 
     let start_request = |c: &mut Client, ep: &Epoll, idx: usize, fresh: bool| -> io::Result<()> {
@@ -576,7 +582,10 @@ fn rate(args: &Args) -> io::Result<()> {
             head: None,
             start: Instant::now(),
         };
-        start_request(&mut c, &ep, i, true)?;
+        if limit == 0 || sent < limit {
+            start_request(&mut c, &ep, i, true)?;
+            sent += 1;
+        }
         clients.push(c);
     }
     let mut rbuf = vec![0u8; 64 * 1024];
@@ -663,6 +672,12 @@ fn rate(args: &Args) -> io::Result<()> {
             }
             if complete {
                 total += 1;
+                if limit > 0 && total >= limit {
+                    if done_at >= measure_from {
+                        lat.push(done_at.duration_since(c.start).as_nanos() as u64);
+                    }
+                    break 'outer;
+                }
                 if negotiated.is_none() {
                     negotiated = c.stream.as_ref().and_then(Stream::negotiated);
                 }
@@ -681,11 +696,23 @@ fn rate(args: &Args) -> io::Result<()> {
                         let _ = ep.delete(old.fd());
                     }
                 }
+                if limit > 0 && sent >= limit {
+                    // This connection's share is done; the others finish theirs.
+                    if let Some(old) = c.stream.take() {
+                        let _ = ep.delete(old.fd());
+                    }
+                    continue;
+                }
                 start_request(c, &ep, idx, fresh)?;
+                sent += 1;
             }
         }
     }
-    let secs = duration;
+    let secs = if limit > 0 {
+        measured_start.map_or(duration, |s| s.elapsed().as_secs_f64().max(1e-6))
+    } else {
+        duration
+    };
     lat.sort_unstable();
     let n = lat.len();
     let mean = if n > 0 {
