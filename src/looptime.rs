@@ -20,10 +20,12 @@ pub enum Work {
     Login,
     /// Starting a helper process (ubus).
     Spawn,
+    /// Inflating a web UI asset for a client without gzip.
+    Inflate,
 }
 
 impl Work {
-    pub const ALL: [Work; 7] = [
+    pub const ALL: [Work; 8] = [
         Work::Accept,
         Work::Io,
         Work::Timers,
@@ -31,6 +33,7 @@ impl Work {
         Work::Policy,
         Work::Login,
         Work::Spawn,
+        Work::Inflate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +45,7 @@ impl Work {
             Work::Policy => "policy",
             Work::Login => "login",
             Work::Spawn => "spawn",
+            Work::Inflate => "inflate",
         }
     }
 }

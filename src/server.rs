@@ -83,7 +83,7 @@ pub struct Server {
     /// past this iteration's slice).
     reruns: Vec<usize>,
     /// Policy checks run in the current iteration.
-    policy_spent: Duration,
+    slow_spent: Duration,
     /// Accepting waits until then: `accept` failed, or a batch was taken.
     accept_resume_at: Option<Instant>,
     /// The last `accept` failed (it is logged once, not at every retry).
@@ -125,7 +125,7 @@ impl Server {
             stop_at: None,
             accept_paused: false,
             reruns: Vec::new(),
-            policy_spent: Duration::ZERO,
+            slow_spent: Duration::ZERO,
             accept_resume_at: None,
             accept_failing: false,
             spare_fd: open_spare_fd(),
@@ -181,7 +181,7 @@ impl Server {
             let woke = Instant::now();
             // Each piece of work ends where the next begins: one clock read each.
             let mut mark = woke;
-            self.policy_spent = Duration::ZERO;
+            self.slow_spent = Duration::ZERO;
             // Work deferred from the last iteration goes first.
             #[cfg(feature = "tls")]
             self.rerun_fronts();
@@ -301,7 +301,7 @@ impl Server {
             logins: &mut self.logins,
             upstreams: &mut self.upstreams,
             ubus: &mut self.ubus,
-            policy_spent: &mut self.policy_spent,
+            slow_spent: &mut self.slow_spent,
             now: Instant::now(),
             shutting_down: self.stop_at.is_some(),
             #[cfg(feature = "tls")]

@@ -3,7 +3,7 @@
 //! the shared body budget, then checked by the policy and forwarded with a
 //! length, or handed to the login.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::admit::Purpose;
 use super::{Connection, Ctx, Phase, Request};
@@ -15,11 +15,6 @@ use crate::looptime::Work;
 use crate::net::outbox::Outbox;
 use crate::relay::flow::Framing;
 use crate::relay::pool::{largest_raw_body, BodyReservation, CHUNK};
-
-/// Policy time one loop iteration may start more checks in: bodies that
-/// complete together are checked over several iterations, so however many
-/// the body budget admits at once, no iteration checks more than a few.
-const POLICY_SLICE: Duration = Duration::from_millis(2);
 
 pub struct BodyRead {
     req: Request,
@@ -123,7 +118,7 @@ impl Connection {
         }
         loop {
             if b.is_complete() {
-                if matches!(b.purpose, Purpose::Check { .. }) && *ctx.policy_spent >= POLICY_SLICE {
+                if matches!(b.purpose, Purpose::Check { .. }) && *ctx.slow_spent >= super::SLOW_SLICE {
                     self.rerun = true;
                     return Phase::Body(b);
                 }
@@ -203,7 +198,7 @@ impl Connection {
         let started = Instant::now();
         let verdict = check_body(kind, content_type.as_deref(), &body, &policy);
         let took = started.elapsed();
-        *ctx.policy_spent += took;
+        *ctx.slow_spent += took;
         ctx.stats.loop_time.work(Work::Policy, took);
         if let Err(d) = verdict {
             let r = Refusal::denied(route, d);

@@ -40,6 +40,9 @@ use reply::Local;
 use tunnel::Tunnel;
 use wait::{LoginWait, RpcdWait};
 
+/// CPU-bound work one loop iteration does before deferring the rest.
+pub const SLOW_SLICE: Duration = Duration::from_millis(2);
+
 /// How long a closing connection may keep sending before it is cut.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -54,8 +57,10 @@ pub struct Ctx<'a> {
     pub logins: &'a mut Logins,
     pub upstreams: &'a mut IdleUpstreams,
     pub ubus: &'a mut Ubus,
-    /// Policy checks run in this loop iteration so far.
-    pub policy_spent: &'a mut Duration,
+    /// Time spent in this loop iteration so far on CPU-bound work (policy
+    /// checks, inflating UI assets); past `SLOW_SLICE` more of it waits
+    /// for the next iteration, so that no client holds up the others.
+    pub slow_spent: &'a mut Duration,
     pub now: Instant,
     pub shutting_down: bool,
     /// The TLS fronts, whose figures the status endpoints report.

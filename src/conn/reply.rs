@@ -183,7 +183,15 @@ impl Connection {
         #[cfg(feature = "ui")]
         if let (true, Some(asset)) = (l.out.is_empty(), &mut l.asset) {
             use crate::ui::send::Progress;
-            match asset.write(&mut self.front, ctx.res) {
+            let before = *ctx.slow_spent;
+            let written = asset.write(&mut self.front, ctx.res, ctx.slow_spent, super::SLOW_SLICE);
+            let inflating = *ctx.slow_spent - before;
+            if !inflating.is_zero() {
+                ctx.stats
+                    .loop_time
+                    .work(crate::looptime::Work::Inflate, inflating);
+            }
+            match written {
                 Err(_) => return Phase::Closed,
                 Ok(Progress::Done) => l.asset = None,
                 Ok(Progress::Blocked) => return Phase::Local(l),

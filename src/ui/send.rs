@@ -3,6 +3,7 @@
 //! time inflated into a pooled buffer. No other memory is taken.
 
 use std::io;
+use std::time::{Duration, Instant};
 
 use super::assets::Asset;
 use super::inflate::inflate_segment;
@@ -26,8 +27,8 @@ pub enum Progress {
     Done,
     /// The socket takes no more now.
     Blocked,
-    /// A segment was inflated and sent: the next waits for the next loop
-    /// iteration, so that one client never holds the loop for long.
+    /// The next segment waits for the next loop iteration: this one has
+    /// spent its slice of CPU-bound work.
     Again,
 }
 
@@ -42,7 +43,16 @@ impl AssetBody {
         }
     }
 
-    pub fn write(&mut self, side: &mut Side, res: &Resources) -> io::Result<Progress> {
+    /// Writes what the socket takes. Inflating a segment is CPU-bound work:
+    /// it happens only while `spent` (this loop iteration's) is under
+    /// `slice`, and adds to it.
+    pub fn write(
+        &mut self,
+        side: &mut Side,
+        res: &Resources,
+        spent: &mut Duration,
+        slice: Duration,
+    ) -> io::Result<Progress> {
         if self.gzip {
             self.sent += side.send_ready(&self.asset.gzip[self.sent..])?;
             return Ok(if self.sent == self.asset.gzip.len() {
@@ -51,7 +61,6 @@ impl AssetBody {
                 Progress::Blocked
             });
         }
-        let mut inflated = false;
         loop {
             let buffer = self.buffer.get_or_insert_with(|| res.take_buffer());
             if buffer.is_empty() {
@@ -59,16 +68,18 @@ impl AssetBody {
                     self.buffer = None;
                     return Ok(Progress::Done);
                 };
-                if inflated {
+                if *spent >= slice {
                     return Ok(Progress::Again);
                 }
-                let n = inflate_segment(&self.asset.gzip[seg.start..seg.end], &mut buffer.data)
+                let started = Instant::now();
+                let inflated = inflate_segment(&self.asset.gzip[seg.start..seg.end], &mut buffer.data);
+                *spent += started.elapsed();
+                let n = inflated
                     .ok()
                     .filter(|&n| n == seg.len)
                     .ok_or_else(|| io::Error::other("a UI asset does not inflate"))?;
                 (buffer.start, buffer.end) = (0, n);
                 self.segment += 1;
-                inflated = true;
             }
             buffer.start += side.send_ready(&buffer.data[buffer.start..buffer.end])?;
             if !buffer.is_empty() {
