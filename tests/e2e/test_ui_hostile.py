@@ -4,6 +4,7 @@ moment they start, and a router user's name cannot smuggle what rpcd never
 sees into dockermand's principal and logs."""
 
 import json
+import signal
 import threading
 
 import authlib
@@ -53,3 +54,25 @@ def test_a_router_user_name_is_what_rpcd_checked(gateway_factory, dockerd, tmp_p
         assert r.status == 401, (name, r)
     r = router_login(gw, "root", password)
     assert r.status == 200 and r.json()["name"] == "router:root", r
+
+
+def test_revoking_a_token_ends_the_cookies_it_became(gateway_factory, dockerd, tmp_path):
+    # A token traded for a cookie (the UI's pasted token, or a ticket) must
+    # not outlive the token: removing it from the config and reloading is
+    # how it is revoked.
+    keep, revoked = authlib.new_token("keep"), authlib.new_token("gone")
+    cfg = authlib.auth_config(tokens={"admin": revoked, "read": keep})
+    path = authlib.write_config(tmp_path, cfg)
+    gw = authlib.start_gateway(gateway_factory, path, dockerd.url)
+    body = json.dumps({"token": revoked}).encode()
+    r = authlib.request(gw, "POST", "/_dockermand/login", [("Content-Type", "application/json")], body)
+    assert r.status == 200, r
+    cookie = [("Cookie", "dockermand_session=" + authlib.session_cookie(r))]
+    assert authlib.whoami(gw, cookie).status == 200
+
+    authlib.write_config(tmp_path, authlib.auth_config(tokens={"read": keep}))
+    gw.signal(signal.SIGHUP)
+    gw.wait_for_line("configuration reloaded", 10)
+    assert authlib.whoami(gw, authlib.bearer(revoked)).status == 401
+    r = authlib.whoami(gw, cookie)
+    assert r.status == 401, r
