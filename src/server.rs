@@ -613,6 +613,13 @@ impl Server {
         if cfg.upstream != self.cfg.upstream {
             self.upstreams.clear(self.poll.registry());
         }
+        // A session keeps the principal and role it was made with: when
+        // the credentials or roles change (a token or user revoked, a role
+        // narrowed), everyone signs in again.
+        if cfg.auth != self.cfg.auth && self.sessions.count() > 0 {
+            self.sessions.clear();
+            log::info!("authentication changed: sessions and tickets ended");
+        }
         self.cfg = cfg;
         for spec in self.cfg.listen.clone() {
             let present = self.listeners.iter().flatten().any(|l| l.spec == spec);

@@ -455,6 +455,11 @@ impl Sessions {
         self.by_hash.remove(&sha256(secret.as_bytes()));
     }
 
+    /// Ends every session, ticket and cached rpcd answer.
+    pub fn clear(&mut self) {
+        self.by_hash.clear();
+    }
+
     /// Live sessions, tickets and cached rpcd answers.
     pub fn count(&self) -> usize {
         self.by_hash.len()

@@ -112,6 +112,19 @@ impl Limiter {
     /// failure is charged to everyone.
     fn end(&mut self, peer: PeerId, matched: bool, now: Instant) {
         self.pending = self.pending.saturating_sub(1);
+        self.settle(peer, matched, now);
+    }
+
+    /// A login checked elsewhere (a router login, by rpcd) has started:
+    /// like one being hashed, it counts against its peer at once, so that
+    /// parallel attempts cannot overtake the count. It holds no global
+    /// share: at most `rpcd::MAX_CHILDREN` are in flight at once.
+    pub fn begin_elsewhere(&mut self, peer: PeerId, now: Instant) {
+        self.fail_peer(peer.limit_key(), now);
+    }
+
+    /// A login that `begin_elsewhere` started was decided.
+    pub fn settle(&mut self, peer: PeerId, matched: bool, now: Instant) {
         if matched {
             let peer = peer.limit_key();
             if let Some(until) = self.peers.remove(&peer) {
@@ -286,6 +299,26 @@ mod tests {
         assert!(l.allows(peer, now), "{peer} refused");
         l.begin(peer, now);
         l.end(peer, false, now);
+    }
+
+    #[test]
+    fn logins_checked_elsewhere_count_from_their_start() {
+        let now = Instant::now();
+        let mut l = Limiter::default();
+        let a = ip("192.0.2.1");
+        // Sent side by side, each is counted before the next is looked at.
+        let mut started = 0;
+        while l.allows(a, now) {
+            l.begin_elsewhere(a, now);
+            started += 1;
+        }
+        assert_eq!(started, PEER_FAILURES);
+        for _ in 0..started - 1 {
+            l.settle(a, false, now);
+        }
+        // The last one had the right password: its peer starts afresh.
+        l.settle(a, true, now);
+        assert!(l.allows(a, now));
     }
 
     #[test]

@@ -104,8 +104,9 @@ impl Connection {
         } = *wait;
         let (session, function) = match call {
             UbusCall::Login { username, .. } => {
+                // Counted against its peer since it started.
+                ctx.logins.limiter.settle(self.peer_id, login.is_some(), ctx.now);
                 let Some(session) = login else {
-                    ctx.logins.limiter.fail_now(self.peer_id, ctx.now);
                     return self.wrong_password(ctx, &req);
                 };
                 let call = UbusCall::Access {
@@ -202,7 +203,17 @@ impl Connection {
                 );
                 return self.refuse(ctx, &req, "-", r);
             }
-            return self.ask_rpcd(ctx, req, UbusCall::Login { username, password }, None);
+            // rpcd gets C strings: it would check "root" for "root\0…",
+            // and the rest would end up in the principal's name and logs.
+            if username.chars().any(char::is_control) || password.contains('\0') {
+                ctx.logins.limiter.fail_now(peer, ctx.now);
+                return self.wrong_password(ctx, &req);
+            }
+            let phase = self.ask_rpcd(ctx, req, UbusCall::Login { username, password }, None);
+            if matches!(phase, Phase::Rpcd(_)) {
+                ctx.logins.limiter.begin_elsewhere(peer, ctx.now);
+            }
+            return phase;
         }
         let (user, against) = ctx.cfg.auth.login_target(&username);
         let user = user.map(|u| (u.name.clone(), u.role.clone()));
