@@ -475,12 +475,33 @@ impl Sessions {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub password: String,
-    pub account: Option<String>,
-    pub token: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    account: Option<String>,
+    token: Option<String>,
+}
+
+/// What a well-formed login offers.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Credential {
+    Password { username: String, password: String },
+    Router { username: String, password: String },
+    Token(String),
+}
+
+impl LoginRequest {
+    /// `None` for anything but exactly one of the three forms: a malformed
+    /// login counts as a wrong password, and is never hashed.
+    pub fn credential(self) -> Option<Credential> {
+        match (self.username, self.password, self.account.as_deref(), self.token) {
+            (Some(username), Some(password), None, None) => Some(Credential::Password { username, password }),
+            (Some(username), Some(password), Some("router"), None) => {
+                Some(Credential::Router { username, password })
+            }
+            (None, None, None, Some(token)) => Some(Credential::Token(token)),
+            _ => None,
+        }
+    }
 }
 
 /// An rpcd session id as LuCI makes them: 32 hex digits.
@@ -521,6 +542,41 @@ mod tests {
         CertNames {
             common_names: common.iter().map(|s| s.to_string()).collect(),
             alt_names: alt.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_login_is_exactly_one_of_password_router_account_or_token() {
+        let read = |body: &str| {
+            serde_json::from_str::<LoginRequest>(body)
+                .ok()
+                .and_then(LoginRequest::credential)
+        };
+        assert_eq!(
+            read(r#"{"username":"a","password":"b"}"#),
+            Some(Credential::Password {
+                username: "a".into(),
+                password: "b".into()
+            })
+        );
+        assert_eq!(
+            read(r#"{"username":"root","password":"b","account":"router"}"#),
+            Some(Credential::Router {
+                username: "root".into(),
+                password: "b".into()
+            })
+        );
+        assert_eq!(read(r#"{"token":"t"}"#), Some(Credential::Token("t".into())));
+        for malformed in [
+            "{}",
+            r#"{"username":"a"}"#,
+            r#"{"password":"b"}"#,
+            r#"{"username":"a","password":"b","token":"t"}"#,
+            r#"{"token":"t","account":"router"}"#,
+            r#"{"username":"a","password":"b","account":"other"}"#,
+            r#"{"username":"a","password":"b","extra":1}"#,
+        ] {
+            assert_eq!(read(malformed), None, "{malformed}");
         }
     }
 

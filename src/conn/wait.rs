@@ -9,7 +9,7 @@ use serde_json::json;
 use super::admit::{admit_principal, View};
 use super::{Connection, Ctx, Phase, Request};
 use crate::access::auth::{
-    parse_ubus_access, parse_ubus_login, LoginRequest, Principal, SessionKind, COOKIE, RPCD_CACHE,
+    parse_ubus_access, parse_ubus_login, Credential, LoginRequest, Principal, SessionKind, COOKIE, RPCD_CACHE,
 };
 use crate::access::gate::Refusal;
 use crate::access::login::{self, Verdict};
@@ -170,51 +170,20 @@ impl Connection {
         if let Err(refused) = ctx.logins.check(peer, ctx.now) {
             return self.login_refused(ctx, &req, refused);
         }
-        let Ok(LoginRequest {
-            username,
-            password,
-            account,
-            token,
-        }) = serde_json::from_slice(body)
-        else {
-            ctx.logins.limiter.fail_now(peer, ctx.now);
-            return self.wrong_password(ctx, &req);
+        let credential = serde_json::from_slice(body)
+            .ok()
+            .and_then(LoginRequest::credential);
+        let (username, password) = match credential {
+            None => {
+                ctx.logins.limiter.fail_now(peer, ctx.now);
+                return self.wrong_password(ctx, &req);
+            }
+            Some(Credential::Token(token)) => return self.token_login(ctx, req, &token),
+            Some(Credential::Router { username, password }) => {
+                return self.router_login(ctx, req, username, password)
+            }
+            Some(Credential::Password { username, password }) => (username, password),
         };
-        if let Some(token) = token {
-            // A token is long and random: checking it needs no worker.
-            let Some(t) = ctx.cfg.auth.find_token(&token) else {
-                ctx.logins.limiter.fail_now(peer, ctx.now);
-                return self.wrong_password(ctx, &req);
-            };
-            let principal = Principal {
-                name: format!("token:{}", t.name),
-                role: t.role.clone(),
-                ambient: true,
-            };
-            return self.signed_in(ctx, &req, principal);
-        }
-        if account.as_deref() == Some("router") {
-            if ctx.cfg.auth.rpcd.is_none() {
-                let r = Refusal::new(
-                    400,
-                    "login",
-                    "account",
-                    "router accounts are not enabled (auth.rpcd)",
-                );
-                return self.refuse(ctx, &req, "-", r);
-            }
-            // rpcd gets C strings: it would check "root" for "root\0…",
-            // and the rest would end up in the principal's name and logs.
-            if username.chars().any(char::is_control) || password.contains('\0') {
-                ctx.logins.limiter.fail_now(peer, ctx.now);
-                return self.wrong_password(ctx, &req);
-            }
-            let phase = self.ask_rpcd(ctx, req, UbusCall::Login { username, password }, None);
-            if matches!(phase, Phase::Rpcd(_)) {
-                ctx.logins.limiter.begin_elsewhere(peer, ctx.now);
-            }
-            return phase;
-        }
         let (user, against) = ctx.cfg.auth.login_target(&username);
         let user = user.map(|u| (u.name.clone(), u.role.clone()));
         match ctx
@@ -227,6 +196,46 @@ impl Connection {
             }
             Err(refused) => self.login_refused(ctx, &req, refused),
         }
+    }
+
+    /// A pasted API token traded for a session cookie. A token is long and
+    /// random: checking it needs no worker.
+    fn token_login(&mut self, ctx: &mut Ctx, req: Request, token: &str) -> Phase {
+        let Some(t) = ctx.cfg.auth.find_token(token) else {
+            ctx.logins.limiter.fail_now(self.peer_id, ctx.now);
+            return self.wrong_password(ctx, &req);
+        };
+        let principal = Principal {
+            name: format!("token:{}", t.name),
+            role: t.role.clone(),
+            ambient: true,
+        };
+        self.signed_in(ctx, &req, principal)
+    }
+
+    /// A router user's password, checked by rpcd (`ubus call session
+    /// login`); the failure limit counts it from the start.
+    fn router_login(&mut self, ctx: &mut Ctx, req: Request, username: String, password: String) -> Phase {
+        if ctx.cfg.auth.rpcd.is_none() {
+            let r = Refusal::new(
+                400,
+                "login",
+                "account",
+                "router accounts are not enabled (auth.rpcd)",
+            );
+            return self.refuse(ctx, &req, "-", r);
+        }
+        // rpcd gets C strings: it would check "root" for "root\0…",
+        // and the rest would end up in the principal's name and logs.
+        if username.chars().any(char::is_control) || password.contains('\0') {
+            ctx.logins.limiter.fail_now(self.peer_id, ctx.now);
+            return self.wrong_password(ctx, &req);
+        }
+        let phase = self.ask_rpcd(ctx, req, UbusCall::Login { username, password }, None);
+        if matches!(phase, Phase::Rpcd(_)) {
+            ctx.logins.limiter.begin_elsewhere(self.peer_id, ctx.now);
+        }
+        phase
     }
 
     fn login_refused(&mut self, ctx: &mut Ctx, req: &Request, refused: login::Refused) -> Phase {
