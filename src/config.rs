@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::access::auth::{
     builtin_roles, token_digest_from_hex, AuthConfig, CertName, CertRole, PasswordHash, Role, Rpcd, Token,
     UnixPeer, User,
@@ -16,6 +14,8 @@ use crate::access::policy::{clean_absolute, Policy};
 use crate::access::route::Class;
 use crate::net::upstream::UpstreamAddr;
 use crate::relay::pool::largest_raw_body;
+
+mod file;
 
 pub const USAGE: &str = "\
 dockermand: an authenticated, zero-copy gateway to the Docker Engine API
@@ -211,9 +211,9 @@ impl Default for Config {
     }
 }
 
-/// The JSON config file; every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The JSON config file; every key is optional. Read by `file::parse`
+/// against its table of keys, which follows these structs.
+#[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<Vec<String>>,
     pub upstream: Option<String>,
@@ -230,7 +230,8 @@ pub struct FileConfig {
     pub no_splice: Option<bool>,
     pub insecure: Option<bool>,
     pub auth: Option<AuthFile>,
-    pub roles: Option<std::collections::BTreeMap<String, RoleFile>>,
+    /// By name, sorted; a name given twice keeps its last role.
+    pub roles: Option<Vec<(String, RoleFile)>>,
     pub cors_origins: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub policy: Option<PolicyFile>,
@@ -241,8 +242,7 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct TlsFile {
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -253,16 +253,14 @@ pub struct TlsFile {
 }
 
 /// One `auth.certs` entry: exactly one of `cn` and `san`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct CertFile {
     pub cn: Option<String>,
     pub san: Option<String>,
     pub role: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct AuthFile {
     pub tokens: Option<Vec<TokenFile>>,
     pub users: Option<Vec<UserFile>>,
@@ -273,15 +271,13 @@ pub struct AuthFile {
     pub session_ttl_secs: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct UnixPeerFile {
     pub uid: u32,
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct TokenFile {
     pub name: String,
     /// Hex SHA-256 of the token (`dockermand --hash-token`).
@@ -289,8 +285,7 @@ pub struct TokenFile {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct UserFile {
     pub name: String,
     /// `dockermand --hash-password` output.
@@ -298,16 +293,14 @@ pub struct UserFile {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RpcdFile {
     pub enabled: Option<bool>,
     pub ubus: Option<String>,
     pub acl_object: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RoleFile {
     pub classes: Vec<String>,
     pub methods: Option<Vec<String>>,
@@ -317,8 +310,7 @@ pub struct RoleFile {
     pub policy: Option<PolicyFile>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct PolicyFile {
     pub bind_dirs: Option<Vec<String>>,
     pub cap_add_allow: Option<Vec<String>>,
@@ -376,9 +368,7 @@ impl PolicyFile {
 }
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
-    // from_slice, as every other JSON parse: one copy of the parser in the
-    // binary (the text is UTF-8 already, so the results are the same).
-    serde_json::from_slice(text.as_bytes()).map_err(|e| format!("config file: {e}"))
+    file::parse(text).map_err(|e| format!("config file: {e}"))
 }
 
 pub enum Command {
