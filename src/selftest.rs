@@ -174,7 +174,8 @@ fn policy() -> Result<(), String> {
 fn stand_in(listener: UnixListener) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        std::thread::spawn(move || {
+        // Without a thread for it, this client goes unanswered.
+        let _ = crate::sys::thread::spawn(None, move || {
             let _ = serve(conn);
         });
     }
@@ -279,7 +280,7 @@ fn stand_in_dockerd(name: &str) -> Result<(PathBuf, PathBuf), String> {
     let sock = dir.join("docker.sock");
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock).map_err(|e| e.to_string())?;
-    std::thread::spawn(move || stand_in(listener));
+    crate::sys::thread::spawn(None, move || stand_in(listener)).map_err(|e| e.to_string())?;
     Ok((dir, sock))
 }
 
@@ -294,7 +295,10 @@ fn round_trip() -> Result<(), String> {
     };
     let mut server = Server::new(cfg, Vec::new()).map_err(|e| e.to_string())?;
     let addr = server.bound_tcp().ok_or("no TCP listener")?;
-    std::thread::spawn(move || server.run());
+    crate::sys::thread::spawn(None, move || {
+        let _ = server.run();
+    })
+    .map_err(|e| e.to_string())?;
 
     let connect = || -> Result<TcpStream, String> {
         let s = TcpStream::connect(addr).map_err(|e| e.to_string())?;
@@ -416,7 +420,10 @@ mod tls {
         });
         let mut server = Server::new(cfg, Vec::new()).map_err(|e| e.to_string())?;
         let addr = server.bound_tcp().ok_or("no TLS listener")?;
-        std::thread::spawn(move || server.run());
+        crate::sys::thread::spawn(None, move || {
+            let _ = server.run();
+        })
+        .map_err(|e| e.to_string())?;
 
         let connect = |with_cert: bool| -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
             let tcp = TcpStream::connect(addr).map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use mio::{Token, Waker};
 
 use crate::access::auth::{PasswordHash, PeerId};
+use crate::sys;
 
 /// Failed logins one peer (IPv6: one /64) may make per window before 429.
 pub const PEER_FAILURES: u32 = 5;
@@ -176,27 +177,25 @@ impl Logins {
     pub fn new(waker: Waker) -> io::Result<Logins> {
         let (jobs, inbox) = mpsc::sync_channel::<Job>(MAX_QUEUED);
         let (outbox, done) = mpsc::channel::<Done>();
-        std::thread::Builder::new()
-            .name("dockermand-hash".into())
-            .spawn(move || {
-                for job in inbox {
-                    let hash = job.against.verify(&job.password);
-                    let done = Done {
-                        verdict: Verdict {
-                            token: job.token,
-                            job: job.id,
-                            matched: hash && job.known,
-                        },
-                        peer: job.peer,
-                        rounds: u64::from(job.against.iterations),
-                    };
-                    // Either failing means the loop can no longer hear us;
-                    // its queue then stays full and logins fail closed (503).
-                    if outbox.send(done).is_err() || waker.wake().is_err() {
-                        return;
-                    }
+        sys::thread::spawn(Some(c"dockermand-hash"), move || {
+            for job in inbox {
+                let hash = job.against.verify(&job.password);
+                let done = Done {
+                    verdict: Verdict {
+                        token: job.token,
+                        job: job.id,
+                        matched: hash && job.known,
+                    },
+                    peer: job.peer,
+                    rounds: u64::from(job.against.iterations),
+                };
+                // Either failing means the loop can no longer hear us;
+                // its queue then stays full and logins fail closed (503).
+                if outbox.send(done).is_err() || waker.wake().is_err() {
+                    return;
                 }
-            })?;
+            }
+        })?;
         Ok(Logins {
             limiter: Limiter::default(),
             jobs,
