@@ -273,6 +273,15 @@ fn read_reply(stream: &mut impl Read) -> Result<(String, Vec<u8>), String> {
     }
 }
 
+/// Removes a stand-in's directory and the files named in it (a few
+/// `remove_file` calls are 2 KB smaller than std's `remove_dir_all`).
+fn remove_stand_in(dir: &std::path::Path, files: &[&str]) {
+    for name in ["docker.sock"].iter().chain(files) {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
 /// A private directory with a stand-in dockerd listening in it.
 fn stand_in_dockerd(name: &str) -> Result<(PathBuf, PathBuf), String> {
     let dir: PathBuf = std::env::temp_dir().join(format!("dockermand-{name}-{}", std::process::id()));
@@ -357,7 +366,7 @@ fn round_trip() -> Result<(), String> {
     let status: serde_json::Value = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
     let spliced = status["bytes"]["spliced"].as_u64().unwrap_or(0);
     let copied = status["bytes"]["copied"].as_u64().unwrap_or(0);
-    let _ = std::fs::remove_dir_all(&dir);
+    remove_stand_in(&dir, &[]);
     // The body bytes that arrive with a head go out with it (at most a
     // head buffer's worth, each way); the rest must be spliced.
     let with_heads = 2 * Config::default().max_head_bytes as u64;
@@ -458,7 +467,7 @@ mod tls {
             "hijacked tunnel with close_notify as half-close",
         )?;
 
-        let _ = std::fs::remove_dir_all(&dir);
+        super::remove_stand_in(&dir, &["server.pem", "server.key", "ca.pem"]);
         let mut anonymous = connect(false)?;
         let refused = anonymous
             .write_all(b"GET /_ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
