@@ -12,6 +12,7 @@ use crate::access::auth::{
 };
 use crate::access::policy::{clean_absolute, Policy};
 use crate::access::route::Class;
+use crate::http::reply::json_text;
 use crate::net::upstream::UpstreamAddr;
 use crate::relay::pool::largest_raw_body;
 
@@ -765,7 +766,7 @@ pub fn check_file(text: &str) -> Vec<String> {
     };
     for part in file_parts(&whole) {
         let mut cfg = Config::default();
-        match parse_file(&part.to_string()).and_then(|f| cfg.apply_file(f)) {
+        match parse_file(&json_text(&part)).and_then(|f| cfg.apply_file(f)) {
             Ok(()) => cfg.limit_problems().into_iter().for_each(&mut note),
             Err(e) => note(e),
         }
@@ -796,7 +797,7 @@ fn file_parts(whole: &serde_json::Map<String, serde_json::Value>) -> Vec<serde_j
     let valid_roles: Map<String, Value> = role_parts
         .iter()
         .filter(|part| {
-            parse_file(&part.to_string())
+            parse_file(&json_text(part))
                 .and_then(|f| Config::default().apply_file(f))
                 .is_ok()
         })

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::access::auth::{parse_ubus_access, Rpcd};
 use crate::crypto::sha256::sha256;
+use crate::http::reply::json_text;
 use crate::sys;
 use crate::sys::process::Child;
 
@@ -141,7 +142,7 @@ impl AccessCheck {
             "function": function,
         });
         let (child, stdout) =
-            sys::process::spawn(&rpcd.ubus, &["call", "session", "access", &query.to_string()])?;
+            sys::process::spawn(&rpcd.ubus, &["call", "session", "access", &json_text(&query)])?;
         let mut check = AccessCheck {
             child,
             stdout: Some(File::from(stdout)),
