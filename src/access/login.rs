@@ -8,7 +8,7 @@
 //! while one more failure would not put the debt beyond the window. That is
 //! one `Instant` per peer, and it forgets on its own.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -71,8 +71,6 @@ struct Done {
 pub struct Limiter {
     /// When each peer's failure debt is paid off.
     peers: HashMap<PeerId, Instant>,
-    /// The same entries, oldest debt first, for eviction and expiry.
-    by_age: BTreeSet<(Instant, PeerId)>,
     /// When everyone's failure debt is paid off.
     global: Option<Instant>,
     /// Logins being hashed: each may still become a failure, so each
@@ -115,9 +113,7 @@ impl Limiter {
         self.pending = self.pending.saturating_sub(1);
         if matched {
             let peer = peer.limit_key();
-            if let Some(until) = self.peers.remove(&peer) {
-                self.by_age.remove(&(until, peer));
-            }
+            self.peers.remove(&peer);
         } else {
             self.global = Some(charge(self.global, now, Self::GLOBAL_COST));
         }
@@ -132,20 +128,20 @@ impl Limiter {
 
     fn fail_peer(&mut self, peer: PeerId, now: Instant) {
         let old = self.peers.remove(&peer);
-        if let Some(until) = old {
-            self.by_age.remove(&(until, peer));
-        }
-        // Paid-off entries go; then, while the table is full, the lightest.
-        while let Some(&(until, oldest)) = self.by_age.first() {
-            if until > now && self.peers.len() < MAX_PEERS {
-                break;
-            }
-            self.by_age.pop_first();
-            self.peers.remove(&oldest);
+        // Paid-off entries go; then, while the table is full, the lightest
+        // (the soonest paid off, the lowest peer among equals). Scans of
+        // at most MAX_PEERS entries: a login starts only when there is
+        // room in the hashing queue or the global limit, so this runs
+        // tens of times a second at most, and an ordered index of the
+        // entries was 5 KB of a MIPS binary.
+        self.peers.retain(|_, until| *until > now);
+        while self.peers.len() >= MAX_PEERS {
+            let lightest = self.peers.iter().map(|(peer, until)| (*until, *peer)).min();
+            let Some((_, lightest)) = lightest else { break };
+            self.peers.remove(&lightest);
         }
         let until = charge(old, now, Self::PEER_COST);
         self.peers.insert(peer, until);
-        self.by_age.insert((until, peer));
     }
 
     /// Peers with failures remembered.
@@ -461,7 +457,7 @@ mod tests {
         assert_eq!(l.len(), MAX_PEERS);
         let newest = PeerId::Uid(MAX_PEERS as u32);
         l.fail_peer(newest, t1 + Duration::from_millis(1));
-        assert_eq!((l.len(), l.by_age.len()), (MAX_PEERS, MAX_PEERS));
+        assert_eq!(l.len(), MAX_PEERS);
         assert!(!l.peers.contains_key(&oldest));
         assert!(l.peers.contains_key(&newest));
         // Filling the table does not lift a block: the blocked peer's debt
