@@ -6,16 +6,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::access::auth::{
     builtin_roles, token_digest_from_hex, AuthConfig, CertName, CertRole, PasswordHash, Role, Rpcd, Token,
     UnixPeer, User,
 };
 use crate::access::policy::{clean_absolute, Policy};
 use crate::access::route::Class;
+use crate::http::reply::json_text;
 use crate::net::upstream::UpstreamAddr;
 use crate::relay::pool::largest_raw_body;
+
+mod file;
 
 pub const USAGE: &str = "\
 dockermand: an authenticated, zero-copy gateway to the Docker Engine API
@@ -215,9 +216,9 @@ impl Default for Config {
     }
 }
 
-/// The JSON config file; every key is optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The JSON config file; every key is optional. Read by `file::parse`
+/// against its table of keys, which follows these structs.
+#[derive(Debug, Default)]
 pub struct FileConfig {
     pub listen: Option<Vec<String>>,
     pub upstream: Option<String>,
@@ -235,7 +236,8 @@ pub struct FileConfig {
     pub ui: Option<bool>,
     pub insecure: Option<bool>,
     pub auth: Option<AuthFile>,
-    pub roles: Option<std::collections::BTreeMap<String, RoleFile>>,
+    /// By name, sorted; a name given twice keeps its last role.
+    pub roles: Option<Vec<(String, RoleFile)>>,
     pub cors_origins: Option<Vec<String>>,
     pub allowed_hosts: Option<Vec<String>>,
     pub policy: Option<PolicyFile>,
@@ -246,8 +248,7 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct TlsFile {
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -258,16 +259,14 @@ pub struct TlsFile {
 }
 
 /// One `auth.certs` entry: exactly one of `cn` and `san`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct CertFile {
     pub cn: Option<String>,
     pub san: Option<String>,
     pub role: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default)]
 pub struct AuthFile {
     pub tokens: Option<Vec<TokenFile>>,
     pub users: Option<Vec<UserFile>>,
@@ -278,15 +277,13 @@ pub struct AuthFile {
     pub session_ttl_secs: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct UnixPeerFile {
     pub uid: u32,
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct TokenFile {
     pub name: String,
     /// Hex SHA-256 of the token (`dockermand --hash-token`).
@@ -294,8 +291,7 @@ pub struct TokenFile {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct UserFile {
     pub name: String,
     /// `dockermand --hash-password` output.
@@ -303,16 +299,14 @@ pub struct UserFile {
     pub role: String,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RpcdFile {
     pub enabled: Option<bool>,
     pub ubus: Option<String>,
     pub acl_object: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug)]
 pub struct RoleFile {
     pub classes: Vec<String>,
     pub methods: Option<Vec<String>>,
@@ -322,8 +316,7 @@ pub struct RoleFile {
     pub policy: Option<PolicyFile>,
 }
 
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone)]
 pub struct PolicyFile {
     pub bind_dirs: Option<Vec<String>>,
     pub cap_add_allow: Option<Vec<String>>,
@@ -381,7 +374,7 @@ impl PolicyFile {
 }
 
 pub fn parse_file(text: &str) -> Result<FileConfig, String> {
-    serde_json::from_str(text).map_err(|e| format!("config file: {e}"))
+    file::parse(text).map_err(|e| format!("config file: {e}"))
 }
 
 pub enum Command {
@@ -772,7 +765,7 @@ impl Config {
 /// their own, so one mistake does not hide the next; settings that depend
 /// on each other are judged once every part passes.
 pub fn check_file(text: &str) -> Vec<String> {
-    let whole = match serde_json::from_str::<serde_json::Value>(text) {
+    let whole = match serde_json::from_slice::<serde_json::Value>(text.as_bytes()) {
         Ok(serde_json::Value::Object(map)) => map,
         Ok(_) => return vec!["config file: not a JSON object".into()],
         Err(e) => return vec![format!("config file: {e}")],
@@ -785,7 +778,7 @@ pub fn check_file(text: &str) -> Vec<String> {
     };
     for part in file_parts(&whole) {
         let mut cfg = Config::default();
-        match parse_file(&part.to_string()).and_then(|f| cfg.apply_file(f)) {
+        match parse_file(&json_text(&part)).and_then(|f| cfg.apply_file(f)) {
             Ok(()) => cfg.limit_problems().into_iter().for_each(&mut note),
             Err(e) => note(e),
         }
@@ -816,7 +809,7 @@ fn file_parts(whole: &serde_json::Map<String, serde_json::Value>) -> Vec<serde_j
     let valid_roles: Map<String, Value> = role_parts
         .iter()
         .filter(|part| {
-            parse_file(&part.to_string())
+            parse_file(&json_text(part))
                 .and_then(|f| Config::default().apply_file(f))
                 .is_ok()
         })

@@ -51,7 +51,26 @@ impl Work {
 }
 
 /// A Prometheus metric family of the per-work tallies: name, type, value.
-type Family = (&'static str, &'static str, fn(&Tally) -> f64);
+type Family = (&'static str, &'static str, fn(&Tally) -> Seconds);
+
+/// A duration in seconds as Prometheus text, exactly: `0.000123`, `2`.
+/// Written from the integer seconds and nanoseconds, so that no float
+/// formatting code is linked in; a count is written as whole seconds.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (secs, nanos) = (self.0.as_secs(), self.0.subsec_nanos());
+        if nanos == 0 {
+            return write!(f, "{secs}");
+        }
+        let mut digits = format!("{nanos:09}");
+        while digits.ends_with('0') {
+            digits.pop();
+        }
+        write!(f, "{secs}.{digits}")
+    }
+}
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Tally {
@@ -154,7 +173,7 @@ impl LoopTime {
 
     /// The same figures as Prometheus text.
     pub fn prometheus(&self, out: &mut String, now: Instant) {
-        let secs = |d: Duration| d.as_secs_f64();
+        let secs = Seconds;
         let _ = writeln!(
             out,
             "# TYPE dockermand_loop_iteration_longest_seconds gauge\n\
@@ -165,11 +184,13 @@ impl LoopTime {
         );
         let families: [Family; 3] = [
             ("dockermand_loop_work_seconds_total", "counter", |t| {
-                t.total.as_secs_f64()
+                Seconds(t.total)
             }),
-            ("dockermand_loop_work_total", "counter", |t| t.count as f64),
+            ("dockermand_loop_work_total", "counter", |t| {
+                Seconds(Duration::from_secs(t.count))
+            }),
             ("dockermand_loop_work_longest_seconds", "gauge", |t| {
-                t.longest.as_secs_f64()
+                Seconds(t.longest)
             }),
         ];
         for (family, kind, value) in families {
@@ -222,5 +243,32 @@ mod tests {
         let mut text = String::new();
         lt.prometheus(&mut text, Instant::now());
         assert!(text.contains("dockermand_loop_work_total{work=\"policy\"} 2\n"));
+        assert!(text.contains("dockermand_loop_work_seconds_total{work=\"policy\"} 0.00004\n"));
+        assert!(text.contains("dockermand_loop_work_longest_seconds{work=\"login\"} 0\n"));
+    }
+
+    /// The same text the f64 these figures used to be printed as gave,
+    /// wherever that f64 was the one nearest the duration: always below a
+    /// second. Above, `as_secs_f64` rounds twice and was now and then a
+    /// neighbour, shown with its noise (`3.7587025130000002`), which is now
+    /// written exactly (`3.758702513`).
+    #[test]
+    fn seconds_are_written_as_their_f64_was() {
+        for (secs, nanos) in [
+            (0, 0),
+            (0, 1),
+            (0, 40_000),
+            (0, 123_456_789),
+            (0, 999_999_999),
+            (1, 0),
+            (3, 100_000_000),
+            (59, 5),
+            (86_400, 250_000_000),
+            (999_999, 999_999_999),
+        ] {
+            let d = Duration::new(secs, nanos);
+            assert_eq!(Seconds(d).to_string(), d.as_secs_f64().to_string(), "{d:?}");
+        }
+        assert_eq!(Seconds(Duration::new(3, 758_702_513)).to_string(), "3.758702513");
     }
 }

@@ -502,7 +502,10 @@ impl Server {
     /// within milliseconds (every finished request frees two or three).
     fn accept_failed(&mut self, index: usize, e: &io::Error) {
         if !self.accept_failing {
-            log::warn!("accept: {e}; retrying every {} ms", ACCEPT_RETRY.as_millis());
+            log::warn!(
+                "accept: {e}; retrying every {} ms",
+                ACCEPT_RETRY.as_millis() as u64
+            );
         }
         self.accept_failing = true;
         if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {

@@ -8,14 +8,15 @@
 //! while one more failure would not put the debt beyond the window. That is
 //! one `Instant` per peer, and it forgets on its own.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use mio::{Token, Waker};
 
 use crate::access::auth::{PasswordHash, PeerId};
+use crate::sys;
 
 /// Failed logins one peer (IPv6: one /64) may make per window before 429.
 pub const PEER_FAILURES: u32 = 5;
@@ -70,8 +71,6 @@ struct Done {
 pub struct Limiter {
     /// When each peer's failure debt is paid off.
     peers: HashMap<PeerId, Instant>,
-    /// The same entries, oldest debt first, for eviction and expiry.
-    by_age: BTreeSet<(Instant, PeerId)>,
     /// When everyone's failure debt is paid off.
     global: Option<Instant>,
     /// Logins being hashed: each may still become a failure, so each
@@ -127,9 +126,7 @@ impl Limiter {
     pub fn settle(&mut self, peer: PeerId, matched: bool, now: Instant) {
         if matched {
             let peer = peer.limit_key();
-            if let Some(until) = self.peers.remove(&peer) {
-                self.by_age.remove(&(until, peer));
-            }
+            self.peers.remove(&peer);
         } else {
             self.global = Some(charge(self.global, now, Self::GLOBAL_COST));
         }
@@ -144,20 +141,20 @@ impl Limiter {
 
     fn fail_peer(&mut self, peer: PeerId, now: Instant) {
         let old = self.peers.remove(&peer);
-        if let Some(until) = old {
-            self.by_age.remove(&(until, peer));
-        }
-        // Paid-off entries go; then, while the table is full, the lightest.
-        while let Some(&(until, oldest)) = self.by_age.first() {
-            if until > now && self.peers.len() < MAX_PEERS {
-                break;
-            }
-            self.by_age.pop_first();
-            self.peers.remove(&oldest);
+        // Paid-off entries go; then, while the table is full, the lightest
+        // (the soonest paid off, the lowest peer among equals). Scans of
+        // at most MAX_PEERS entries: a login starts only when there is
+        // room in the hashing queue or the global limit, so this runs
+        // tens of times a second at most, and an ordered index of the
+        // entries was 5 KB of a MIPS binary.
+        self.peers.retain(|_, until| *until > now);
+        while self.peers.len() >= MAX_PEERS {
+            let lightest = self.peers.iter().map(|(peer, until)| (*until, *peer)).min();
+            let Some((_, lightest)) = lightest else { break };
+            self.peers.remove(&lightest);
         }
         let until = charge(old, now, Self::PEER_COST);
         self.peers.insert(peer, until);
-        self.by_age.insert((until, peer));
     }
 
     /// Peers with failures remembered.
@@ -170,11 +167,74 @@ impl Limiter {
     }
 }
 
+/// What the loop and the worker pass each other, under one lock that
+/// neither holds for long (never while hashing). A mutex and a condvar
+/// instead of two std channels: those are 10 KB of a MIPS binary.
+#[derive(Default)]
+struct Queues {
+    /// Jobs for the worker; never more than `MAX_QUEUED`, which `Logins`
+    /// counts.
+    jobs: VecDeque<Job>,
+    /// Verdicts for the loop.
+    done: Vec<Done>,
+    /// `Logins` was dropped: the worker ends.
+    closed: bool,
+    /// The worker ended (it could no longer wake the loop): logins fail
+    /// closed (503).
+    worker_gone: bool,
+}
+
+#[derive(Default)]
+struct Shared {
+    queues: Mutex<Queues>,
+    /// Signalled when a job comes or `Logins` goes.
+    wake_worker: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Queues> {
+        // Nothing panics while holding it; a poisoned lock's data is whole.
+        self.queues.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The worker's loop: each job hashed and reported, until `Logins`
+    /// is dropped or the loop can no longer be woken.
+    fn work(&self, waker: &Waker) {
+        loop {
+            let job = {
+                let mut q = self.lock();
+                loop {
+                    if q.closed {
+                        return;
+                    }
+                    if let Some(job) = q.jobs.pop_front() {
+                        break job;
+                    }
+                    q = self.wake_worker.wait(q).unwrap_or_else(PoisonError::into_inner);
+                }
+            };
+            let hash = job.against.verify(&job.password);
+            let done = Done {
+                verdict: Verdict {
+                    token: job.token,
+                    job: job.id,
+                    matched: hash && job.known,
+                },
+                peer: job.peer,
+                rounds: u64::from(job.against.iterations),
+            };
+            self.lock().done.push(done);
+            if waker.wake().is_err() {
+                return;
+            }
+        }
+    }
+}
+
 /// The login limits and the hashing worker, owned by the event loop.
 pub struct Logins {
     pub limiter: Limiter,
-    jobs: SyncSender<Job>,
-    done: Receiver<Done>,
+    shared: Arc<Shared>,
     next_job: u64,
     /// Jobs sent and not yet reported back.
     queued: usize,
@@ -187,33 +247,17 @@ impl Logins {
     /// Starts the worker; it wakes `waker` whenever a verdict is ready and
     /// ends when `Logins` is dropped.
     pub fn new(waker: Waker) -> io::Result<Logins> {
-        let (jobs, inbox) = mpsc::sync_channel::<Job>(MAX_QUEUED);
-        let (outbox, done) = mpsc::channel::<Done>();
-        std::thread::Builder::new()
-            .name("dockermand-hash".into())
-            .spawn(move || {
-                for job in inbox {
-                    let hash = job.against.verify(&job.password);
-                    let done = Done {
-                        verdict: Verdict {
-                            token: job.token,
-                            job: job.id,
-                            matched: hash && job.known,
-                        },
-                        peer: job.peer,
-                        rounds: u64::from(job.against.iterations),
-                    };
-                    // Either failing means the loop can no longer hear us;
-                    // its queue then stays full and logins fail closed (503).
-                    if outbox.send(done).is_err() || waker.wake().is_err() {
-                        return;
-                    }
-                }
-            })?;
+        let shared = Arc::new(Shared::default());
+        let worker = Arc::clone(&shared);
+        sys::thread::spawn(Some(c"dockermand-hash"), move || {
+            worker.work(&waker);
+            // The loop can no longer hear us (or is gone): logins fail
+            // closed from now on.
+            worker.lock().worker_gone = true;
+        })?;
         Ok(Logins {
             limiter: Limiter::default(),
-            jobs,
-            done,
+            shared,
             next_job: 0,
             queued: 0,
             hashed: 0,
@@ -254,12 +298,16 @@ impl Logins {
             against,
             known,
         };
-        match self.jobs.try_send(job) {
-            Ok(()) => {}
-            // Full cannot happen while `queued` is below the channel's
-            // bound; a worker that is gone fails closed.
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => return Err(Refused::Busy),
+        {
+            // The queue holds at most `queued`, below `MAX_QUEUED` here; a
+            // worker that is gone fails closed.
+            let mut q = self.shared.lock();
+            if q.worker_gone {
+                return Err(Refused::Busy);
+            }
+            q.jobs.push_back(job);
         }
+        self.shared.wake_worker.notify_one();
         self.next_job += 1;
         self.queued += 1;
         self.limiter.begin(peer, now);
@@ -269,7 +317,8 @@ impl Logins {
     /// Verdicts ready since the last call, with the limits settled.
     pub fn finished(&mut self, now: Instant) -> Vec<Verdict> {
         let mut out = Vec::new();
-        while let Ok(done) = self.done.try_recv() {
+        let done = std::mem::take(&mut self.shared.lock().done);
+        for done in done {
             self.queued -= 1;
             self.hashed += 1;
             self.rounds += done.rounds;
@@ -282,6 +331,14 @@ impl Logins {
     /// Logins queued or being hashed.
     pub fn queued(&self) -> usize {
         self.queued
+    }
+}
+
+impl Drop for Logins {
+    /// Ends the worker once it is done with the job in hand, if any.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake_worker.notify_one();
     }
 }
 
@@ -433,7 +490,7 @@ mod tests {
         assert_eq!(l.len(), MAX_PEERS);
         let newest = PeerId::Uid(MAX_PEERS as u32);
         l.fail_peer(newest, t1 + Duration::from_millis(1));
-        assert_eq!((l.len(), l.by_age.len()), (MAX_PEERS, MAX_PEERS));
+        assert_eq!(l.len(), MAX_PEERS);
         assert!(!l.peers.contains_key(&oldest));
         assert!(l.peers.contains_key(&newest));
         // Filling the table does not lift a block: the blocked peer's debt

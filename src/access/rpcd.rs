@@ -6,16 +6,18 @@
 //! asking, so that made-up session ids cannot make us fork at will.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, RawFd};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::access::auth::Rpcd;
 use crate::crypto::sha256::sha256;
+use crate::http::reply::json_text;
 use crate::sys;
+use crate::sys::process::Child;
 
 /// Output beyond this is not an answer we want.
 const MAX_OUTPUT: usize = 4096;
@@ -129,6 +131,8 @@ pub enum UbusCall {
 
 pub struct AccessCheck {
     child: Child,
+    /// The child's stdout, until it is done.
+    stdout: Option<File>,
     output: Vec<u8>,
     _slot: ChildSlot,
 }
@@ -150,19 +154,16 @@ impl AccessCheck {
                 serde_json::json!({ "username": username, "password": password }),
             ),
         };
-        let child = Command::new(&rpcd.ubus)
-            .args(["call", "session", method, &query.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()?;
+        let (child, stdout) =
+            sys::process::spawn(&rpcd.ubus, &["call", "session", method, &json_text(&query)])?;
         let mut check = AccessCheck {
             child,
+            stdout: Some(File::from(stdout)),
             output: Vec::new(),
             _slot: slot,
         };
         // A blocking stdout would stall the event loop: such a child is ended.
-        let nonblocking = match check.child.stdout.as_ref() {
+        let nonblocking = match check.stdout.as_ref() {
             Some(stdout) => sys::set_nonblocking(stdout.as_fd()),
             None => Err(io::Error::other("no stdout")),
         };
@@ -174,12 +175,12 @@ impl AccessCheck {
     }
 
     pub fn fd(&self) -> Option<RawFd> {
-        self.child.stdout.as_ref().map(|s| s.as_raw_fd())
+        self.stdout.as_ref().map(|s| s.as_raw_fd())
     }
 
     /// Reads what is there; `Some(output)` once ubus has finished.
     pub fn poll(&mut self) -> Option<&[u8]> {
-        let stdout = self.child.stdout.as_mut()?;
+        let stdout = self.stdout.as_mut()?;
         let mut buf = [0u8; 512];
         loop {
             match stdout.read(&mut buf) {
@@ -197,8 +198,8 @@ impl AccessCheck {
 
     /// Ends the child; it has closed stdout, so it is exiting anyway.
     pub fn reap(&mut self) {
-        self.child.stdout = None;
-        if !matches!(self.child.try_wait(), Ok(Some(_))) {
+        self.stdout = None;
+        if !matches!(self.child.try_wait(), Ok(true)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }

@@ -24,6 +24,7 @@ use crate::console::websocket::{
     close_payload, encode_header, parse_close, Decoded, Decoder, Opcode, WsError,
 };
 use crate::http::chunked;
+use crate::http::reply::json_text;
 use crate::http::response::{parse_response_head, ResponseBody};
 use crate::net::head_reader::HeadReader;
 use crate::net::outbox::Outbox;
@@ -670,7 +671,7 @@ impl Console {
             "POST",
             &format!("/containers/{}/exec", req.container),
             "",
-            &body.to_string(),
+            &json_text(&body),
         );
         Console {
             link: WsLink::new(res),
@@ -982,7 +983,7 @@ impl Exec {
                         .filter(|id| id.bytes().all(|b| b.is_ascii_alphanumeric()))
                         .ok_or_else(|| gateway("unexpected exec create reply"))?;
                     self.started_after = boot_ticks();
-                    let body = json!({ "Detach": false, "Tty": self.req.tty }).to_string();
+                    let body = json_text(&json!({ "Detach": false, "Tty": self.req.tty }));
                     let mut start = Call::new(
                         "POST",
                         &format!("/exec/{id}/start"),
@@ -1104,7 +1105,7 @@ impl Exec {
             }
             self.process_over = !running;
             let code = code.unwrap_or(-1);
-            let exit = json!({ "type": "exit", "exit_code": code }).to_string();
+            let exit = json_text(&json!({ "type": "exit", "exit_code": code }));
             link.queue_frame(true, Opcode::Text, &[exit.as_bytes()]);
             link.queue_close(1000, &format!("exit {code}"));
             self.stage = Stage::Finished;

@@ -93,8 +93,28 @@ fn exec_state(status: u16, body: &[u8]) -> ExecState {
 /// `/proc/PID/stat`.
 pub fn boot_ticks() -> Option<u64> {
     let uptime = fs::read_to_string("/proc/uptime").ok()?;
-    let seconds: f64 = uptime.split_whitespace().next()?.parse().ok()?;
-    Some((seconds * ticks_per_second() as f64) as u64)
+    uptime_ticks(uptime.split_whitespace().next()?, ticks_per_second())
+}
+
+/// `/proc/uptime`'s seconds (`12345.67`) in clock ticks, exactly, without
+/// pulling float parsing into the binary.
+fn uptime_ticks(seconds: &str, per_second: u64) -> Option<u64> {
+    let (whole, fraction) = seconds.split_once('.').unwrap_or((seconds, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit()) && s.len() <= 9;
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !digits(fraction) {
+        return None;
+    }
+    let scale = 10u64.pow(fraction.len() as u32);
+    let fraction = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse::<u64>().ok()?
+    };
+    whole
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(per_second)?
+        .checked_add(fraction * per_second / scale)
 }
 
 fn ticks_per_second() -> u64 {
@@ -403,6 +423,13 @@ mod tests {
         assert_eq!(start_ticks(stat), Some(987654));
         assert_eq!(start_ticks("1 (x) S 0"), None);
         assert_eq!(start_ticks("garbage"), None);
+        assert_eq!(uptime_ticks("12345.67", 100), Some(1_234_567));
+        assert_eq!(uptime_ticks("2.5", 100), Some(250));
+        assert_eq!(uptime_ticks("7", 250), Some(1750));
+        assert_eq!(uptime_ticks("1.999", 100), Some(199));
+        for bad in ["", ".5", "1.x", "-1.00", "1.2.3"] {
+            assert_eq!(uptime_ticks(bad, 100), None, "{bad}");
+        }
         let own = fs::read_to_string("/proc/self/stat").unwrap();
         let now = boot_ticks().unwrap();
         assert!(start_ticks(&own).unwrap() <= now + START_SLACK_TICKS);

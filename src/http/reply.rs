@@ -3,6 +3,13 @@
 
 use serde_json::json;
 
+/// `value` as compact JSON text, the same as its `to_string()`. Value's
+/// `Display` carries a pretty printer too, for `{:#}`; serializing it
+/// straight into a string is 2 KB smaller.
+pub fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 #[derive(Debug)]
 pub struct LocalReply {
     pub status: u16,
@@ -17,7 +24,7 @@ impl LocalReply {
         LocalReply {
             status,
             content_type: "application/json",
-            body: value.to_string(),
+            body: json_text(&value),
             headers: String::new(),
         }
     }

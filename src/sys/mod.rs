@@ -6,6 +6,7 @@ pub mod process;
 pub mod random;
 pub mod signal;
 pub mod socket;
+pub mod thread;
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use mio::Waker;
 use rustls::ServerConnection;
 
+use crate::sys;
+
 /// A handshake's state on its way through the worker, with the front it
 /// belongs to (its slot and serial).
 pub struct Job {
@@ -35,18 +37,16 @@ impl Handshaker {
     pub fn new(waker: Waker) -> io::Result<Handshaker> {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let (outbox, done) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("dockermand-tls".into())
-            .spawn(move || {
-                for mut job in inbox {
-                    if !job.cancelled.load(Ordering::Relaxed) {
-                        job.processed = job.tls.process_new_packets().map(drop);
-                    }
-                    if outbox.send(job).is_err() || waker.wake().is_err() {
-                        return;
-                    }
+        sys::thread::spawn(Some(c"dockermand-tls"), move || {
+            for mut job in inbox {
+                if !job.cancelled.load(Ordering::Relaxed) {
+                    job.processed = job.tls.process_new_packets().map(drop);
                 }
-            })?;
+                if outbox.send(job).is_err() || waker.wake().is_err() {
+                    return;
+                }
+            }
+        })?;
         Ok(Handshaker {
             jobs,
             done,
