@@ -934,6 +934,7 @@ mod tests {
             "--upstream",
             "tcp://127.0.0.1:2376",
             "--no-splice",
+            "--no-ui",
             "--max-connections",
             "3",
             "--unix-mode",
@@ -942,7 +943,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.listen[1], ListenAddr::Unix("/tmp/d.sock".into()));
-        assert!(!c.splice);
+        assert!(!c.splice && !c.ui);
         assert_eq!(c.max_connections, 3);
         assert_eq!(c.max_connections_per_address, 64);
         assert_eq!(c.body_budget, 4 * 1024 * 1024);
@@ -1062,11 +1063,13 @@ mod tests {
 
     #[test]
     fn file_keys() {
-        let f = parse_file(r#"{"listen":["127.0.0.1:0"],"log_level":"debug","no_splice":true}"#).unwrap();
+        let f = parse_file(r#"{"listen":["127.0.0.1:0"],"log_level":"debug","no_splice":true,"ui":false}"#)
+            .unwrap();
         let mut c = Config::default();
+        assert!(c.serves_ui() == cfg!(feature = "ui"));
         c.apply_file(f).unwrap();
         assert_eq!(c.log_level, log::LevelFilter::Debug);
-        assert!(!c.splice);
+        assert!(!c.splice && !c.ui && !c.serves_ui());
         let f = parse_file(r#"{"max_connections_per_address":5,"body_budget_bytes":3000000}"#).unwrap();
         c.apply_file(f).unwrap();
         assert_eq!((c.max_connections_per_address, c.body_budget), (5, 3_000_000));

@@ -92,6 +92,7 @@ static FILE: Shape = Shape {
         Str,
         Bool,
         Bool,
+        Bool,
         Obj(&AUTH),
         ObjMap(&ROLE),
         Strs,
@@ -592,6 +593,15 @@ impl From<Fields> for PolicyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_has_its_kind() {
+        for shape in [
+            &FILE, &TLS, &CERT, &AUTH, &UNIX_PEER, &TOKEN, &USER, &RPCD, &ROLE, &POLICY,
+        ] {
+            assert_eq!(shape.keys.len(), shape.kinds.len(), "{}", shape.name);
+        }
+    }
 
     fn error(text: &str) -> String {
         parse(text).unwrap_err().to_string()
