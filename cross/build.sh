@@ -5,11 +5,13 @@
 #
 # Installs what it needs when missing (a venv with ziglang and cargo-zigbuild
 # from PyPI, the rust-src component), builds each target twice with the
-# settings in cross/config.toml, plain (no cargo features) and with
-# `--features tls`, drops what the kernel does not load (sstrip.py: section
+# settings in cross/config.toml, plain (the default features: the web UI)
+# and with `--features tls`, and mipsel once more without the UI
+# (`--no-default-features`), drops what the kernel does not load (sstrip.py: section
 # headers, MIPS .pdr) into cross/out/<target>/dockermand and
 # cross/out/<target>/dockermand-tls, prints a size table of both and writes
-# it to cross/out/sizes.txt. Fails if the plain mipsel binary is over its
+# it to cross/out/sizes.txt. Fails if a mipsel binary (with or without the
+# UI) is over its
 # budget in cross/budget.env, or if the TLS build of a MIPS target is over
 # its budget and yet would go in the main dockermand package (see
 # tls_split in common.sh: over the budget, TLS goes in dockermand-tls).
@@ -103,13 +105,16 @@ done
 
 # --- build ------------------------------------------------------------------
 
-# build TARGET VARIANT OUT: one cargo build (VARIANT plain or tls), checked
+# build TARGET VARIANT OUT: one cargo build (VARIANT plain, tls or noui), checked
 # and sstripped into OUT. The two variants share the target dir: cargo keeps
 # each feature set's artifacts apart and puts the one just asked for at
 # release/dockermand.
 build() {
 	local target=$1 variant=$2 out=$3 src features=()
-	[ "$variant" = plain ] || features=(--features "$variant")
+	case $variant in
+	tls) features=(--features tls) ;;
+	noui) features=(--no-default-features) ;;
+	esac
 	log "building $target ($variant)"
 	(cd "$REPO_DIR" && nice -n "$NICE" cargo zigbuild \
 		--config "$CROSS_DIR/config.toml" \
@@ -135,6 +140,7 @@ for target in "${targets[@]}"; do
 	start=$SECONDS
 	build "$target" plain "$(built_binary "$target")"
 	build "$target" tls "$(built_tls_binary "$target")"
+	[ "$target" != mipsel-unknown-linux-musl ] || build "$target" noui "$(built_noui_binary "$target")"
 	# Nothing but the feature differs: the same bytes would mean the
 	# feature did not reach the build.
 	! cmp -s "$(built_binary "$target")" "$(built_tls_binary "$target")" ||
@@ -156,11 +162,18 @@ over=()
 		tls=$(stat -c %s "$(built_tls_binary "$target")")
 		notes=()
 		if [ "$target" = mipsel-unknown-linux-musl ]; then
+			noui=$(stat -c %s "$(built_noui_binary "$target")")
 			if [ "$plain" -gt "$MIPSEL_BUDGET_BYTES" ]; then
 				notes+=("plain OVER BUDGET ($MIPSEL_BUDGET_BYTES)")
 				over+=("plain $target")
 			else
 				notes+=("plain budget $MIPSEL_BUDGET_BYTES")
+			fi
+			if [ "$noui" -gt "$MIPSEL_NO_UI_BUDGET_BYTES" ]; then
+				notes+=("without the UI $noui, OVER BUDGET ($MIPSEL_NO_UI_BUDGET_BYTES)")
+				over+=("noui $target")
+			else
+				notes+=("without the UI $noui, budget $MIPSEL_NO_UI_BUDGET_BYTES")
 			fi
 		fi
 		if has_tls_budget "$target"; then
@@ -175,15 +188,13 @@ over=()
 		fi
 		note=
 		if [ ${#notes[@]} -gt 0 ]; then
-			note=" (${notes[0]}"
-			[ ${#notes[@]} -lt 2 ] || note="$note; ${notes[1]}"
-			note="$note)"
+			note=" ($(IFS=';'; echo "${notes[*]}" | sed 's/;/; /g'))"
 		fi
 		printf '%-32s %10d %8s %10d %8s%s\n' "$target" "$plain" "$(kib "$plain")" \
 			"$tls" "$(kib "$tls")" "$note"
 	done
 } >"$OUT_DIR/sizes.txt"
-echo "Binary sizes in bytes, stripped and sstripped, plain and --features tls (cross/out/sizes.txt):"
+echo "Binary sizes in bytes, stripped and sstripped, plain (with the web UI) and --features tls (cross/out/sizes.txt):"
 cat "$OUT_DIR/sizes.txt"
 
 if [ ${#over[@]} -gt 0 ]; then

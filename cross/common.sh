@@ -127,6 +127,9 @@ package_version() {
 # (--features tls).
 built_binary() { echo "$OUT_DIR/$1/dockermand"; }
 built_tls_binary() { echo "$OUT_DIR/$1/dockermand-tls"; }
+# Without the web UI (--no-default-features), built for mipsel only: its
+# budget is the size of everything but the UI.
+built_noui_binary() { echo "$OUT_DIR/$1/dockermand-noui"; }
 
 # tls_split TARGET: true when the target's dockermand package carries the
 # plain binary and a separate dockermand-tls package the TLS one: the MIPS

@@ -270,6 +270,12 @@ mod tests {
     }
 
     #[test]
+    fn all_assets_together_stay_within_128_kib_gzipd() {
+        let total: usize = assets::ASSETS.iter().map(|a| a.gzip.len()).sum();
+        assert!(total <= 128 * 1024, "{total} bytes");
+    }
+
+    #[test]
     fn framing_is_allowed_only_to_the_configured_origins() {
         assert!(security_headers(&[]).contains("frame-ancestors 'none'\r\n"));
         let two = ["http://a".to_string(), "https://b:8443".to_string()];

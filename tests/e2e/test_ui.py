@@ -12,7 +12,6 @@ import pytest
 
 import authlib
 import helpers
-from uilib import UI
 
 CSP_DIRECTIVES = {
     "default-src": "'self'", "script-src": "'self'", "style-src": "'self'", "connect-src": "'self'",
@@ -128,63 +127,46 @@ def test_password_sign_in_shows_name_and_role_and_logout_ends_the_session(ui_fac
     assert r.status == 401, r
 
 
-def test_wrong_password_is_shown_and_enter_submits(browser, ui_gw):
-    context = browser.new_context()
-    try:
-        ui = UI(context, ui_gw, "admin")
-        page = ui.goto("#/login")
-        form = page.locator("#login-password")
-        form.get_by_label("User").fill("admin")
-        form.get_by_label("Password").fill("not the password")
-        form.get_by_label("Password").press("Enter")
-        page.get_by_role("alert").wait_for()
-        assert "wrong user name or password" in page.get_by_role("alert").text_content()
-        assert "undefined" not in page.content()
-        ui.shot("sign-in-refused")
-    finally:
-        context.close()
+def test_wrong_password_is_shown_and_enter_submits(ui_factory):
+    ui = ui_factory(None)
+    page = ui.goto("#/login")
+    form = page.locator("#login-password")
+    form.get_by_label("User").fill("admin")
+    form.get_by_label("Password").fill("not the password")
+    form.get_by_label("Password").press("Enter")
+    page.get_by_role("alert").wait_for()
+    assert "wrong user name or password" in page.get_by_role("alert").text_content()
+    assert "undefined" not in page.content()
+    ui.shot("sign-in-refused")
 
 
-def test_pasted_token_signs_in(browser, ui_gw):
-    context = browser.new_context()
-    try:
-        ui = UI(context, ui_gw, "token")
-        page = ui.goto("#/login")
-        form = page.locator("#login-token")
-        form.get_by_label("Token").fill(ui_gw.tokens["read"])
-        form.get_by_role("button", name="Sign in").click()
-        page.locator("#role").wait_for()
-        assert (page.text_content("#user"), page.text_content("#role")) == ("token:read", "read")
-        # the token itself is not kept by the page: only the HttpOnly cookie
-        assert ui_gw.tokens["read"] not in json.dumps(page.evaluate("({...localStorage, ...sessionStorage})"))
-    finally:
-        context.close()
+def test_pasted_token_signs_in(ui_factory, ui_gw):
+    ui = ui_factory(None)
+    page = ui.goto("#/login")
+    form = page.locator("#login-token")
+    form.get_by_label("Token").fill(ui_gw.tokens["read"])
+    form.get_by_role("button", name="Sign in").click()
+    page.locator("#role").wait_for()
+    assert (page.text_content("#user"), page.text_content("#role")) == ("token:read", "read")
+    # the token itself is not kept by the page: only the HttpOnly cookie
+    assert ui_gw.tokens["read"] not in json.dumps(page.evaluate("({...localStorage, ...sessionStorage})"))
 
 
-def test_one_time_ticket_signs_in_and_leaves_the_address_bar(browser, ui_gw):
+def test_one_time_ticket_signs_in_and_leaves_the_address_bar(ui_factory, ui_gw):
     gw = ui_gw.gw
     r = authlib.request(gw, "POST", "/_dockermand/ticket", authlib.bearer(ui_gw.tokens["admin"]))
     assert r.status == 200, r
     ticket = json.loads(r.body)["ticket"]
-    context = browser.new_context()
-    try:
-        ui = UI(context, ui_gw, "ticket")
-        page = ui.page
-        page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=%s#/overview" % ticket)
-        page.locator("#role").wait_for()
-        assert "ticket" not in page.url and page.url.endswith("/_dockermand/ui/#/overview"), page.url
-        assert (page.text_content("#user"), page.text_content("#role")) == ("token:admin", "admin")
-    finally:
-        context.close()
+    page = ui_factory(None).page
+    page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=%s#/overview" % ticket)
+    page.locator("#role").wait_for()
+    assert "ticket" not in page.url and page.url.endswith("/_dockermand/ui/#/overview"), page.url
+    assert (page.text_content("#user"), page.text_content("#role")) == ("token:admin", "admin")
     # spent: a second browser with the same ticket lands at the sign-in
-    context = browser.new_context()
-    try:
-        page = context.new_page()
-        page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=" + ticket)
-        page.locator("#login-password").wait_for()
-        assert "ticket" not in page.url
-    finally:
-        context.close()
+    page = ui_factory(None).page
+    page.goto(ui_gw.origin + "/_dockermand/ui/?ticket=" + ticket)
+    page.locator("#login-password").wait_for()
+    assert "ticket" not in page.url
 
 
 @pytest.mark.parametrize("write,role", [(True, "operator"), (False, "read")])

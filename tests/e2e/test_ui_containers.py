@@ -147,6 +147,28 @@ def test_stats_charts_move(ui, busybox_image, docker_direct, uniq):
     ui.shot("container-stats")
 
 
+# Chromium reports a background tab through document.hidden and a
+# visibilitychange event; the page reacts to the event alone.
+SET_HIDDEN = """(hidden) => {
+    Object.defineProperty(document, 'hidden', {configurable: true, get: () => hidden});
+    document.dispatchEvent(new Event('visibilitychange'));
+}"""
+
+
+def test_a_hidden_tab_stops_its_streams(ui, ui_gw, busybox_image, docker_direct, uniq):
+    name = uniq("hidden")
+    cid = run(docker_direct, busybox_image, name, cmd=TICKER)
+    page = ui.goto("#/containers/%s/stats" % name)
+    samples_at_least(page, "cpu", 1)
+    # hidden: the stats stream ends (the gateway logs a stream when it ends)
+    page.evaluate(SET_HIDDEN, True)
+    ui_gw.gw.wait_for_line(r'"GET /containers/%s/stats\?stream=1" 200' % cid, timeout=20)
+    # shown again: the screen is rebuilt and streams anew
+    with page.expect_request(lambda r: "/containers/%s/stats" % cid in r.url):
+        page.evaluate(SET_HIDDEN, False)
+    samples_at_least(page, "cpu", 1)
+
+
 def test_processes_changes_inspect(ui, busybox_image, docker_direct, uniq):
     name = uniq("top")
     run(docker_direct, busybox_image, name, cmd="touch /made-here; " + IDLE)

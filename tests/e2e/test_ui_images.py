@@ -25,6 +25,22 @@ def context_tar(files: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
+def start_build(ui_factory, tmp_path, files: dict[str, bytes], tag: str | None = None):
+    """Builds from a context tar of ``files`` through the Build form; returns
+    the UI and the job card."""
+    context = tmp_path / "context.tar"
+    context.write_bytes(context_tar(files))
+    ui = ui_factory()
+    page = ui.page
+    ui.goto("#/images")
+    page.get_by_role("button", name="Build").click()
+    page.get_by_label("Context").set_input_files(context)
+    if tag:
+        page.get_by_label("Tag", exact=True).fill(tag)
+    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
+    return ui, page.locator(".job").first
+
+
 def image_exists(docker_direct, name) -> bool:
     return docker_direct.run("image", "inspect", name, check=False).returncode == 0
 
@@ -163,19 +179,11 @@ def test_remove_refused_without_force_shows_dockerds_reason(ui_factory, docker_d
 
 def test_build_from_an_uploaded_context(ui_factory, docker_direct, busybox_image, uniq, tmp_path):
     tag = uniq("built") + ":v1"
-    context = tmp_path / "context.tar"
-    context.write_bytes(context_tar({
+    ui, job = start_build(ui_factory, tmp_path, {
         "Dockerfile": ("FROM %s\nLABEL made.by=dockermand-ui\nCOPY hello.txt /hello.txt\n" % busybox_image).encode(),
         "hello.txt": b"hello from the build context\n",
-    }))
-    ui = ui_factory()
+    }, tag)
     page = ui.page
-    ui.goto("#/images")
-    page.get_by_role("button", name="Build").click()
-    page.get_by_label("Context").set_input_files(context)
-    page.get_by_label("Tag", exact=True).fill(tag)
-    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
-    job = page.locator(".job").first
     expect(job.locator(".info")).to_contain_text("built " + tag)
     expect(job.locator(".log")).to_contain_text("Successfully tagged " + tag)
     assert docker_direct.out("image", "inspect", "--format", '{{index .Config.Labels "made.by"}}', tag) == "dockermand-ui"
@@ -185,15 +193,8 @@ def test_build_from_an_uploaded_context(ui_factory, docker_direct, busybox_image
 
 
 def test_build_error_is_shown(ui_factory, busybox_image, tmp_path):
-    context = tmp_path / "context.tar"
-    context.write_bytes(context_tar({"Dockerfile": b"FROM scratch\nCOPY missing.txt /\n"}))
-    ui = ui_factory()
-    page = ui.page
-    ui.goto("#/images")
-    page.get_by_role("button", name="Build").click()
-    page.get_by_label("Context").set_input_files(context)
-    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
-    expect(page.locator(".job .error")).to_contain_text("missing.txt")
+    _, job = start_build(ui_factory, tmp_path, {"Dockerfile": b"FROM scratch\nCOPY missing.txt /\n"})
+    expect(job.locator(".error")).to_contain_text("missing.txt")
 
 
 def test_prune_dangling_images(ui_factory, docker_direct, rootfs_tar, busybox_image):
@@ -315,17 +316,9 @@ def test_screens_fit_a_phone(ui_factory, busybox_image):
 
 def test_build_runs_and_cancel_stops_it(ui_factory, docker_direct, busybox_image, uniq, tmp_path):
     tag = uniq("slow") + ":v1"
-    context = tmp_path / "context.tar"
-    context.write_bytes(context_tar({
-        "Dockerfile": ("FROM %s\nRUN echo step-ran && sleep 120\n" % busybox_image).encode()}))
-    ui = ui_factory()
+    ui, job = start_build(ui_factory, tmp_path, {
+        "Dockerfile": ("FROM %s\nRUN echo step-ran && sleep 120\n" % busybox_image).encode()}, tag)
     page = ui.page
-    ui.goto("#/images")
-    page.get_by_role("button", name="Build").click()
-    page.get_by_label("Context").set_input_files(context)
-    page.get_by_label("Tag", exact=True).fill(tag)
-    page.get_by_role("form", name="Build an image").get_by_role("button", name="Build").click()
-    job = page.locator(".job").first
     expect(job.locator(".log")).to_contain_text("step-ran")
     job.get_by_role("button", name="Cancel").click()
     expect(job).to_contain_text("cancelled")
