@@ -821,6 +821,19 @@ if [t[1][1][2] for t in svc["triggers"]][1:] != ["lan", "guest"]:
 	expect_ubus reload "procd: nothing"
 }
 
+# option ui '0' turns the web UI off: the daemon is given "ui": false.
+test_ui_off() {
+	local root
+	root=$(router_dir uioff)
+	router_with uioff "$UCI_DEFAULT" || return 1
+	sed -i "s/#option ui '1'/option ui '0'/" "$root/etc/config/dockermand"
+	init uioff start || return 1
+	grep -q '"ui":false' "$(conf_of uioff)" || {
+		echo "ui 0 is not in the JSON"
+		return 1
+	}
+}
+
 test_disabled() {
 	local root
 	root=$(router_dir disabled)
@@ -1396,6 +1409,7 @@ check "router: empty main section gives daemon defaults" test_minimal
 check "router: malformed values are logged, nothing starts" test_malformed_first_start
 check "router: malformed values keep the last good config" test_malformed_keeps_last_good
 check "router: reload signals HUP and follows the interfaces" test_reload
+check "router: option ui '0' turns the web UI off" test_ui_off
 check "router: disabling in UCI stops the service" test_disabled
 check "router: upgrade keeps a disabled service disabled" test_upgrade_disabled
 check "router: removal stops and disables" test_remove
