@@ -4,12 +4,16 @@ real browser against the real dockerd."""
 from __future__ import annotations
 
 import io
+import os
 import re
 import tarfile
+import uuid
 
+import authlib
 import pytest
 from helpers import wait_until
 from playwright.sync_api import expect
+from registrylib import Layer, Registry, random_layer, tar_of
 
 
 pytestmark = pytest.mark.timeout(180)
@@ -108,6 +112,120 @@ def test_pull_without_a_registry_shows_dockerds_error(ui_factory, dockerd):
     ui.shot("images-pull-error")
 
 
+@pytest.fixture
+def registry_factory():
+    """``registry_factory(images)``: a stand-in registry (see registrylib),
+    closed (and every stalled blob released) at the end of the test."""
+    made = []
+
+    def make(images):
+        r = Registry(images)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+BIG = 4 << 20
+
+
+def three_layers(rootfs_tar, stall_at):
+    """The busybox rootfs with a marker file, a small layer, and a big one of
+    random bytes sent in paced chunks that stops after ``stall_at`` bytes
+    until released. Fresh content each time: dockerd has none of it."""
+    marker = uuid.uuid4().hex
+    base = Layer(tar_of({"etc/dmtest-pull": marker.encode() + b"\n"}, base=rootfs_tar))
+    small = Layer(tar_of({"etc/motd": b"pulled through the web UI " + os.urandom(8).hex().encode()}))
+    big = random_layer("data/big.bin", BIG, stall_at=stall_at, chunk=32 << 10, pace=0.01)
+    return marker, [base, small, big]
+
+
+def start_pull(ui, ref):
+    page = ui.goto("#/images")
+    page.get_by_role("button", name="Pull").click()
+    field = page.get_by_role("textbox", name="Image", exact=True)
+    field.fill(ref)
+    field.press("Enter")
+    return page.locator(".job").first
+
+
+def layer_row(job, layer):
+    return job.locator(".layer", has_text=layer.short)
+
+
+def mib(n: int) -> str:
+    return "%.1f MiB" % (n / 1048576)
+
+
+def test_pull_shows_a_progress_bar_per_layer(ui_factory, docker_direct, registry_factory, rootfs_tar):
+    marker, layers = three_layers(rootfs_tar, stall_at=BIG // 3)
+    base, small, big = layers
+    reg = registry_factory({"test/layers:v1": layers})
+    ref = reg.host + "/test/layers:v1"
+    ui = ui_factory()
+    page = ui.page
+    job = start_pull(ui, ref)
+    # One bar per layer, named by the short digest dockerd uses as its id.
+    expect(job.locator(".layer")).to_have_count(3)
+    for l in layers:
+        expect(layer_row(job, l).locator("progress")).to_have_count(1)
+    # The big blob stops a third of the way: its bar shows what the stream
+    # said so far, in bytes and percent, not only the end.
+    assert big.stalled.wait(60), "dockerd never fetched the big blob"
+    row = layer_row(job, big)
+    expect(row.locator("span")).to_have_text(
+        re.compile(r"^Downloading \d+(\.\d)? [KM]i?B / %s \((\d|[1-9]\d)%%\)$" % re.escape(mib(big.size))))
+    value, maximum, text = row.evaluate(
+        "r => [r.querySelector('progress').value, r.querySelector('progress').max, r.querySelector('span').textContent]")
+    assert maximum == big.size, (maximum, big.size)
+    assert 0 < value <= big.stall_at, (value, big.stall_at)
+    assert text.endswith("(%d%%)" % (100 * value // maximum)), (text, value, maximum)
+    # The job's own bar adds up the layers whose size dockerd told.
+    expect(job.locator(".progress .info")).to_contain_text("%")
+    assert "undefined" not in page.locator("main").inner_text()
+    ui.shot("images-pull-progress")
+    assert not image_exists(docker_direct, ref)
+
+    big.release.set()
+    expect(job.locator(".progress .info")).to_contain_text("Downloaded newer image for " + ref)
+    for l in layers:
+        expect(layer_row(job, l).locator("span")).to_have_text(re.compile(r"^Pull complete"))
+        assert layer_row(job, l).locator("progress").evaluate("b => b.value === b.max")
+    expect(page.locator("table")).to_contain_text(ref.rsplit(":", 1)[0])
+    assert ref in docker_direct.out("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    # Every layer landed: the image runs and holds the first layer's marker.
+    assert docker_direct.out("run", "--rm", ref, "cat", "/etc/dmtest-pull") == marker
+    assert big.requests == 1
+
+
+def test_pull_cancel_stops_dockerds_download(ui_factory, docker_direct, registry_factory, rootfs_tar):
+    _, layers = three_layers(rootfs_tar, stall_at=BIG // 2)
+    big = layers[2]
+    reg = registry_factory({"test/layers:v1": layers})
+    ref = reg.host + "/test/layers:v1"
+    ui = ui_factory()
+    job = start_pull(ui, ref)
+    assert big.stalled.wait(60), "dockerd never fetched the big blob"
+    expect(layer_row(job, big).locator("span")).to_contain_text("Downloading")
+    job.get_by_role("button", name="Cancel").click()
+    expect(job.locator(".progress")).to_contain_text("cancelled")
+    expect(job.get_by_role("button", name="Cancel")).to_have_count(0)
+    # The browser's request went, so the gateway's to dockerd went, and
+    # dockerd cancelled the pull: once the blob flows again it hangs up
+    # instead of reading the rest (dockerd 20.10 closes a download only
+    # when its read of the body returns, so the stall is released first).
+    big.release.set()
+    wait_until(big.aborted.is_set, 30, "dockerd to hang up on the cancelled blob download")
+    assert not big.completed.is_set()
+    assert not image_exists(docker_direct, ref)
+    assert big.requests == 1
+    # Nothing half-done is left behind: the same pull now completes.
+    docker_direct.run("pull", "-q", ref, timeout=120)
+    assert image_exists(docker_direct, ref)
+
+
 def open_image(ui, name):
     """The detail screen of the image tagged `name` (its heading names the image's first tag)."""
     page = ui.goto("#/images")
@@ -159,6 +277,38 @@ def test_image_detail_inspect_history_tag_save_remove(ui_factory, docker_direct,
     expect(page.get_by_role("heading", level=1)).to_have_text("Images")
     assert not image_exists(docker_direct, name)
     assert not image_exists(docker_direct, repo + ":t2")
+
+
+def test_save_cancel_stops_the_download(ui_factory, docker_direct, uniq, tmp_path):
+    # 16 MiB that gzip cannot shrink, read by a browser held to 256 KiB/s:
+    # the download is still running a minute later, whenever Cancel comes.
+    name = uniq("big") + ":v1"
+    layer = tmp_path / "layer.tar"
+    layer.write_bytes(tar_of({"big.bin": os.urandom(16 << 20)}))
+    docker_direct.run("import", layer, name)
+    ui = ui_factory()
+    page = ui.page
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    cdp = ui.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.emulateNetworkConditions",
+             {"offline": False, "latency": 0, "downloadThroughput": 256 * 1024, "uploadThroughput": -1})
+    open_image(ui, name)
+    page.get_by_role("button", name="Save").click()
+    job = page.locator(".job").first
+    # Bytes arrive and show (save's reply has no length, so no percent).
+    expect(job.locator(".info")).to_have_text(re.compile(r"^\d+(\.\d)? [KM]iB$"))
+    gw = ui.gw
+    active = authlib.status(gw.gw, gw.tokens["admin"])["connections"]["active"]
+    job.get_by_role("button", name="Cancel").click()
+    expect(job).to_contain_text("cancelled")
+    expect(job.get_by_role("button", name="Cancel")).to_have_count(0)
+    # The browser dropped the download's connection and the gateway closed it.
+    wait_until(lambda: authlib.status(gw.gw, gw.tokens["admin"])["connections"]["active"] < active, 30,
+               "the gateway to close the cancelled download's connection")
+    assert downloads == []
+    assert "saved as" not in job.inner_text()
 
 
 def test_remove_refused_without_force_shows_dockerds_reason(ui_factory, docker_direct, busybox_image, uniq):

@@ -92,7 +92,8 @@
       if (full) l.current = l.total;
       l.bar.max = l.total || 1;
       l.bar.value = full ? l.bar.max : l.current;
-      l.info.textContent = o.status + (l.total ? ' ' + bytes(l.current) + ' / ' + bytes(l.total) : '');
+      l.info.textContent = o.status + (l.total ? ' ' + bytes(l.current) + ' / ' + bytes(l.total) +
+        ' (' + Math.floor(100 * l.current / l.total) + '%)' : '');
       let done = 0, size = 0;
       for (const x of layers.values()) { done += x.current; size += x.total; }
       p.set(done, size);
