@@ -187,9 +187,10 @@ over=()
 			fi
 		fi
 		note=
-		if [ ${#notes[@]} -gt 0 ]; then
-			note=" ($(IFS=';'; echo "${notes[*]}" | sed 's/;/; /g'))"
-		fi
+		for n in "${notes[@]}"; do
+			note="${note:+$note; }$n"
+		done
+		[ -z "$note" ] || note=" ($note)"
 		printf '%-32s %10d %8s %10d %8s%s\n' "$target" "$plain" "$(kib "$plain")" \
 			"$tls" "$(kib "$tls")" "$note"
 	done
