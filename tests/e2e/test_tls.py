@@ -900,8 +900,12 @@ def test_stalled_handshakes_cannot_lock_out_clients(gateway_factory, dockerd, tm
         took = time.monotonic() - t0
         open_now = [i for i, (s, _) in enumerate(stalled) if not _closed_now(s)]
         assert took < timeout, "the real client took %.2fs" % took
-        # the oldest made room; the newest are still waiting on their handshakes
-        assert open_now == list(range(len(stalled) - cap + 1, len(stalled))), open_now
+        # the oldest made room: what still waits on its handshake is among
+        # the newest `cap` (the real client took one place). Which of those
+        # is left is not pinned: a loaded CI run once saw [8, 10, 11], the
+        # half ClientHello of 9 having ended first.
+        newest = set(range(len(stalled) - cap, len(stalled)))
+        assert len(open_now) == cap - 1 and set(open_now) <= newest, open_now
 
         # those are closed by the gateway at the handshake timeout, not before
         deadline = stalled[-1][1] + timeout + 5
