@@ -179,7 +179,7 @@ impl AccessCheck {
     }
 
     /// Reads what is there; `Some(output)` once ubus has finished.
-    pub fn poll(&mut self) -> Option<&[u8]> {
+    pub fn poll(&mut self) -> Option<Vec<u8>> {
         let stdout = self.stdout.as_mut()?;
         let mut buf = [0u8; 512];
         loop {
@@ -193,7 +193,7 @@ impl AccessCheck {
             }
         }
         self.reap();
-        Some(&self.output)
+        Some(std::mem::take(&mut self.output))
     }
 
     /// Ends the child; it has closed stdout, so it is exiting anyway.

@@ -144,9 +144,8 @@ pub fn admit(head: &RequestHead, view: &View) -> Admission {
     }
     #[cfg(feature = "ui")]
     if view.cfg.serves_ui() {
-        match crate::ui::answer(head) {
-            None | Some(crate::ui::Answer::Ticket) => {}
-            Some(answer) => return Admission::Ui(answer),
+        if let Some(answer) = crate::ui::answer(head) {
+            return Admission::Ui(answer);
         }
     }
     match local::endpoint(&head.method, head.path()) {

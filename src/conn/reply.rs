@@ -167,7 +167,6 @@ impl Connection {
                 return Phase::Local(Box::new(Local { out, close, asset }));
             }
             Answer::Redirect(to) => LocalReply::redirect(to),
-            Answer::Ticket => LocalReply::redirect(ui::ROOT),
             Answer::NotFound => LocalReply::error(404, "no such file in the web UI"),
             Answer::Method => LocalReply::error(405, "the web UI is read with GET"),
         };

@@ -94,7 +94,6 @@ impl Connection {
         let Some(output) = wait.check.poll() else {
             return Phase::Rpcd(wait);
         };
-        let (access, login) = (parse_ubus_access(output), parse_ubus_login(output));
         wait.stop(ctx);
         let RpcdWait {
             req,
@@ -104,6 +103,7 @@ impl Connection {
         } = *wait;
         let (session, function) = match call {
             UbusCall::Login { username, .. } => {
+                let login = parse_ubus_login(&output);
                 // Counted against its peer since it started.
                 ctx.logins.limiter.settle(self.peer_id, login.is_some(), ctx.now);
                 let Some(session) = login else {
@@ -117,7 +117,7 @@ impl Connection {
             }
             UbusCall::Access { session, function } => (session, function),
         };
-        let role = match (access, function) {
+        let role = match (parse_ubus_access(&output), function) {
             (true, "write") => "operator",
             (true, _) => "read",
             (false, "write") => {

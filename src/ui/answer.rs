@@ -15,8 +15,6 @@ pub enum Answer {
         gzip: bool,
         fresh: bool,
     },
-    /// The page, asked for with a one-time ticket that signs the browser in.
-    Ticket,
     /// A browser asking for the UI somewhere else.
     Redirect(&'static str),
     NotFound,
@@ -54,8 +52,9 @@ pub fn answer(head: &RequestHead) -> Option<Answer> {
     if !reading {
         return Some(Answer::Method);
     }
+    // The page with a one-time ticket is a sign-in (`local::Endpoint::UiSignIn`).
     if name.is_empty() && crate::access::gate::query_param(&head.target, "ticket").is_some() {
-        return Some(Answer::Ticket);
+        return None;
     }
     let Some(asset) = assets::find(name) else {
         return Some(Answer::NotFound);
@@ -201,7 +200,7 @@ mod tests {
         );
         assert_eq!(
             answer_to("GET /_dockermand/ui/?ticket=ab HTTP/1.1\nHost: x\n"),
-            Some(Answer::Ticket)
+            None
         );
     }
 

@@ -98,13 +98,9 @@
     const name = c.Name.replace(/^\//, '');
     const out = h('div', {class: 'log', id: 'log', role: 'log', tabindex: '0', 'data-tty': String(tty)});
     const tail = h('input', {type: 'number', id: 'log-tail', min: 0, value: 200, class: 'narrow', 'aria-label': 'Lines from the end (empty for all)'});
-    const check = (id, label, checked) => {
-      const box = h('input', {type: 'checkbox', id, checked});
-      return [box, h('label', {class: 'check'}, box, ' ', label)];
-    };
-    const [follow, followL] = check('log-follow', 'Follow', true);
-    const [stamps, stampsL] = check('log-ts', 'Timestamps', false);
-    const [only, onlyL] = check('log-only', 'Only matches', false);
+    const followL = checkbox('log-follow', 'Follow', true), follow = followL.control;
+    const stampsL = checkbox('log-ts', 'Timestamps', false), stamps = stampsL.control;
+    const onlyL = checkbox('log-only', 'Only matches', false), only = onlyL.control;
     const find = h('input', {type: 'search', id: 'log-search', placeholder: 'Search', 'aria-label': 'Search the log'});
     const pause = h('button', {type: 'button', id: 'log-pause', 'aria-pressed': 'false', text: 'Pause'});
     const status = h('span', {class: 'muted', id: 'log-status', 'aria-live': 'polite'});

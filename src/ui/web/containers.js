@@ -14,8 +14,6 @@
     ['remove', 'Remove', () => true],
   ];
 
-  const check = (id, label, checked) => h('label', {class: 'check'}, h('input', {type: 'checkbox', id, checked}), ' ', label);
-
   // Runs an action on targets [{id, name}] (all at once: a bulk stop waits
   // for each container's stop timeout). Remove asks first, with its options.
   // Resolves false when the user cancelled; each failure is a notice.
@@ -242,8 +240,8 @@
       field('labels', 'Labels', area('key=value, one per line')),
       field('memory', 'Memory limit', h('input', {autocomplete: 'off', placeholder: 'e.g. 256m, 1g'})),
       field('cpus', 'CPUs', h('input', {inputmode: 'decimal', autocomplete: 'off', placeholder: 'e.g. 0.5'})),
-      h('div', {class: 'full toolbar'}, check('c-tty', 'TTY (-t)'), check('c-interactive', 'Keep stdin open (-i)'),
-        check('c-start', 'Start after create', true)),
+      h('div', {class: 'full toolbar'}, checkbox('c-tty', 'TTY (-t)'), checkbox('c-interactive', 'Keep stdin open (-i)'),
+        checkbox('c-start', 'Start after create', true)),
       msg,
       h('div', {class: 'full toolbar'}, submit, h('a', {href: '#/containers', text: 'Cancel'})));
     form.addEventListener('submit', e => {

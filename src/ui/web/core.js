@@ -247,15 +247,20 @@ async function act(button, work) {
   }
 }
 
+// A checkbox inside its label; the box itself is `label.control`.
+function checkbox(id, text, checked) {
+  return h('label', {class: 'check'}, h('input', {type: 'checkbox', id, checked}), ' ', text);
+}
+
 // A modal dialog; resolves true on confirm, false on cancel. Escape
 // cancels. Each of optionLabels adds a checkbox (force, all, volumes too);
 // with any, it resolves {options: [checked, ...], option: the first's} on
 // confirm instead.
 function confirmDialog(text, okLabel = 'OK', ...optionLabels) {
   return new Promise(resolve => {
-    const boxes = optionLabels.map((_, i) => h('input', {type: 'checkbox', id: 'confirm-option-' + i}));
-    const dlg = h('dialog', {class: 'confirm'}, h('p', {text}),
-      boxes.map((box, i) => h('p', {}, box, ' ', h('label', {for: box.id, text: optionLabels[i]}))),
+    const labels = optionLabels.map((text, i) => checkbox('confirm-option-' + i, text));
+    const boxes = labels.map(label => label.control);
+    const dlg = h('dialog', {class: 'confirm'}, h('p', {text}), labels.map(label => h('p', {}, label)),
       h('form', {method: 'dialog'},
         h('button', {value: 'cancel', type: 'submit', text: 'Cancel'}), ' ',
         h('button', {value: 'ok', type: 'submit', class: 'danger', text: okLabel, autofocus: true})));
