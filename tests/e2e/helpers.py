@@ -635,10 +635,15 @@ class LineReader:
 # tar helpers
 
 
-def tar_bytes(files: dict) -> bytes:
-    """A tar archive with the given {name: bytes} regular files."""
+def tar_bytes(files: dict, base: str | None = None) -> bytes:
+    """A tar archive with the given {name: bytes} regular files, after the
+    members of the tar file at ``base`` if given."""
     bio = io.BytesIO()
     with tarfile.open(fileobj=bio, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        if base:
+            with tarfile.open(base) as src:
+                for ti in src.getmembers():
+                    tf.addfile(ti, src.extractfile(ti) if ti.isfile() else None)
         for name, data in files.items():
             ti = tarfile.TarInfo(name)
             ti.size = len(data)

@@ -23,17 +23,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import os
 import platform
 import re
 import select
 import socket
-import tarfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from helpers import tar_bytes
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_V1 = "application/vnd.docker.container.image.v1+json"
@@ -42,24 +42,6 @@ LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 def digest_of(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def tar_of(files: dict[str, bytes], base: str | None = None) -> bytes:
-    """A tar of ``files`` (name -> content), after the members of the tar at
-    ``base`` if given."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as out:
-        if base:
-            with tarfile.open(base) as src:
-                for ti in src.getmembers():
-                    out.addfile(ti, src.extractfile(ti) if ti.isfile() else None)
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o644
-            ti.mtime = 1700000000
-            out.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 class Layer:
@@ -239,4 +221,4 @@ class Registry:
 def random_layer(name: str, size: int, **kw) -> Layer:
     """A layer holding one file of ``size`` random bytes (gzip cannot shrink
     it, so the blob is about as big)."""
-    return Layer(tar_of({name: os.urandom(size)}), **kw)
+    return Layer(tar_bytes({name: os.urandom(size)}), **kw)

@@ -3,7 +3,6 @@ real browser against the real dockerd."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import tarfile
@@ -11,29 +10,19 @@ import uuid
 
 import authlib
 import pytest
-from helpers import wait_until
+from helpers import tar_bytes, wait_until
 from playwright.sync_api import expect
-from registrylib import Layer, Registry, random_layer, tar_of
+from registrylib import Layer, Registry, random_layer
 
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def context_tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def start_build(ui_factory, tmp_path, files: dict[str, bytes], tag: str | None = None):
     """Builds from a context tar of ``files`` through the Build form; returns
     the UI and the job card."""
     context = tmp_path / "context.tar"
-    context.write_bytes(context_tar(files))
+    context.write_bytes(tar_bytes(files))
     ui = ui_factory()
     page = ui.page
     ui.goto("#/images")
@@ -136,8 +125,8 @@ def three_layers(rootfs_tar, stall_at):
     random bytes sent in paced chunks that stops after ``stall_at`` bytes
     until released. Fresh content each time: dockerd has none of it."""
     marker = uuid.uuid4().hex
-    base = Layer(tar_of({"etc/dmtest-pull": marker.encode() + b"\n"}, base=rootfs_tar))
-    small = Layer(tar_of({"etc/motd": b"pulled through the web UI " + os.urandom(8).hex().encode()}))
+    base = Layer(tar_bytes({"etc/dmtest-pull": marker.encode() + b"\n"}, base=rootfs_tar))
+    small = Layer(tar_bytes({"etc/motd": b"pulled through the web UI " + os.urandom(8).hex().encode()}))
     big = random_layer("data/big.bin", BIG, stall_at=stall_at, chunk=32 << 10, pace=0.01)
     return marker, [base, small, big]
 
@@ -284,7 +273,7 @@ def test_save_cancel_stops_the_download(ui_factory, docker_direct, uniq, tmp_pat
     # the download is still running a minute later, whenever Cancel comes.
     name = uniq("big") + ":v1"
     layer = tmp_path / "layer.tar"
-    layer.write_bytes(tar_of({"big.bin": os.urandom(16 << 20)}))
+    layer.write_bytes(tar_bytes({"big.bin": os.urandom(16 << 20)}))
     docker_direct.run("import", layer, name)
     ui = ui_factory()
     page = ui.page
@@ -359,6 +348,13 @@ def test_prune_dangling_images(ui_factory, docker_direct, rootfs_tar, busybox_im
     assert image_exists(docker_direct, busybox_image)
 
 
+def remove_on_detail(page, listing: str):
+    """Removes what the detail screen shows; the browser is back at the list."""
+    page.get_by_role("button", name="Remove").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(listing)
+
+
 def test_network_create_inspect_remove(ui_factory, docker_direct, uniq):
     name = uniq("net")
     ui = ui_factory()
@@ -376,9 +372,7 @@ def test_network_create_inspect_remove(ui_factory, docker_direct, uniq):
     row.get_by_role("link", name=name).click()
     expect(page.locator("details.json").first).to_contain_text("172.31.250.0/24")
     ui.shot("network-inspect")
-    page.get_by_role("button", name="Remove").click()
-    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Networks")
+    remove_on_detail(page, "Networks")
     expect(page.locator("tbody")).not_to_contain_text(name)
     assert docker_direct.run("network", "inspect", name, check=False).returncode != 0
 
@@ -399,9 +393,7 @@ def test_volume_create_inspect_remove_prune(ui_factory, docker_direct, uniq):
     row.get_by_role("link", name=name).click()
     expect(page.locator("details.json").first).to_contain_text("/_data")
     ui.shot("volume-inspect")
-    page.get_by_role("button", name="Remove").click()
-    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
-    expect(page.get_by_role("heading", level=1)).to_have_text("Volumes")
+    remove_on_detail(page, "Volumes")
     assert docker_direct.run("volume", "inspect", name, check=False).returncode != 0
     # Since API 1.42 named volumes go only with the option; before, always.
     page.get_by_role("button", name="Prune").click()

@@ -578,7 +578,7 @@ def test_copy_selection(term):
 
 
 @pytest.fixture
-def ui_gw(gateway_factory, dockerd, tmp_path, page_server):
+def open_gw(gateway_factory, dockerd, tmp_path, page_server):
     """No credentials (anonymous admin on loopback); the test page's origin may
     open WebSockets and make requests."""
     path = tmp_path / "ui.json"
@@ -644,8 +644,17 @@ def clear(page):
     wait_screen(page, "rows => rows[0] === '/ #' && rows.slice(1).every(r => !r)", what="a cleared screen")
 
 
-def test_vi_in_exec_console(page, ui_gw, running_container):
-    open_console(page, ui_gw, running_container)
+def expect_stty_size(page, what, shell=True):
+    """Runs `stty size` and waits for the terminal's own size in its answer;
+    returns that size, (cols, rows)."""
+    cols, rows = page.evaluate("[t.cols, t.rows]")
+    type_line(page, "stty size", shell)
+    wait_screen(page, "(rows, s) => rows.includes(s)", "%d %d" % (rows, cols), what)
+    return cols, rows
+
+
+def test_vi_in_exec_console(page, open_gw, running_container):
+    open_console(page, open_gw, running_container)
     wait_screen(page, PROMPT, what="the shell prompt")
     rows = page.evaluate("t.rows")
     type_line(page, "vi /tmp/x")
@@ -672,8 +681,8 @@ def test_vi_in_exec_console(page, ui_gw, running_container):
     assert page.text_content(".console-status") == "Process exited with code 7"
 
 
-def test_top_in_exec_console(page, ui_gw, running_container):
-    open_console(page, ui_gw, running_container)
+def test_top_in_exec_console(page, open_gw, running_container):
+    open_console(page, open_gw, running_container)
     wait_screen(page, PROMPT, what="the shell prompt")
     type_line(page, "top")
     wait_screen(page, """rows => rows[0].startsWith('Mem:') && rows[1].startsWith('CPU:') &&
@@ -690,8 +699,8 @@ def test_top_in_exec_console(page, ui_gw, running_container):
     assert page.evaluate("exited") == [0, "exit 0"]
 
 
-def test_colours_from_the_shell(page, ui_gw, running_container):
-    open_console(page, ui_gw, running_container)
+def test_colours_from_the_shell(page, open_gw, running_container):
+    open_console(page, open_gw, running_container)
     wait_screen(page, PROMPT, what="the shell prompt")
     clear(page)
     type_line(page, r"printf '\033[31mRED\033[0m \033[1;92mLIME\033[0m \033[38;5;208mORANGE\033[0m "
@@ -708,19 +717,15 @@ def test_colours_from_the_shell(page, ui_gw, running_container):
     assert cell(page, row, 3)["color"] == FG
 
 
-def test_resize_and_paste_in_shell(page, ui_gw, running_container):
-    open_console(page, ui_gw, running_container)
+def test_resize_and_paste_in_shell(page, open_gw, running_container):
+    open_console(page, open_gw, running_container)
     wait_screen(page, PROMPT, what="the shell prompt")
-    cols, rows = page.evaluate("[t.cols, t.rows]")
     # the size given when the console opened
-    type_line(page, "stty size")
-    wait_screen(page, "(rows, s) => rows.includes(s)", "%d %d" % (rows, cols), "the first size")
+    cols, rows = expect_stty_size(page, "the first size")
     page.evaluate("box.style.width = '520px'; box.style.height = '260px'")
     page.wait_for_function("([c, r]) => t.cols !== c && t.rows !== r", arg=[cols, rows])
-    c2, r2 = page.evaluate("[t.cols, t.rows]")
     clear(page)
-    type_line(page, "stty size")
-    wait_screen(page, "(rows, s) => rows.includes(s)", "%d %d" % (r2, c2), "the new size")
+    expect_stty_size(page, "the new size")
     # a pasted command line runs
     settle(page)
     _paste_event(page, "echo PASTED=$((6*7))\n")
@@ -737,27 +742,23 @@ def tty_container(docker_direct, busybox_image, uniq):
     docker_direct.run("rm", "-f", cid, check=False)
 
 
-def test_attach_console(page, ui_gw, tty_container, api_direct):
+def test_attach_console(page, open_gw, tty_container, api_direct):
     # resizes are HTTP requests beside the socket: count the answered ones
     page.evaluate("""() => {
         window.resized = 0;
         const f = window.fetch;
         window.fetch = (url, o) => f(url, o).then(r => { if (url.includes('/resize?')) resized++; return r; });
     }""")
-    open_console(page, ui_gw, tty_container, mode="attach")
+    open_console(page, open_gw, tty_container, mode="attach")
     page.wait_for_function("() => resized === 1")
     # the shell was started before and shows no prompt yet: a line of input shows it
     type_line(page, "echo ATT=$((2*3))", shell=False)
     wait_screen(page, "rows => rows.includes('ATT=6')", what="the attached shell's output")
     # the panel resized the container's terminal to its own size
-    cols, rows = page.evaluate("[t.cols, t.rows]")
-    type_line(page, "stty size")
-    wait_screen(page, "(rows, s) => rows.includes(s)", "%d %d" % (rows, cols), "the attached size")
+    cols, rows = expect_stty_size(page, "the attached size", shell=False)
     page.evaluate("box.style.width = '520px'; box.style.height = '260px'")
     page.wait_for_function("([c, r]) => t.cols !== c && t.rows !== r && resized === 2", arg=[cols, rows])
-    c2, r2 = page.evaluate("[t.cols, t.rows]")
-    type_line(page, "stty size")
-    wait_screen(page, "(rows, s) => rows.includes(s)", "%d %d" % (r2, c2), "the new attached size")
+    expect_stty_size(page, "the new attached size", shell=False)
     # the container's shell exits: the panel reports its exit code
     type_line(page, "exit 5")
     page.wait_for_function("() => window.exited")
