@@ -34,6 +34,8 @@ struct Entry {
     armed: Option<Instant>,
     /// Cancels its handshake job while the worker holds it.
     cancel: Option<Arc<AtomicBool>>,
+    /// Its handshake state while it waits for room in the worker.
+    for_worker: Option<Box<ServerConnection>>,
 }
 
 pub struct Fronts {
@@ -44,6 +46,9 @@ pub struct Fronts {
     free: Vec<usize>,
     /// Serial → slot of the fronts still in their handshake, oldest first.
     handshaking: BTreeMap<u64, usize>,
+    /// Serial → slot of the handshakes waiting for room in the worker,
+    /// oldest first; all of them are in `handshaking` too, so as bounded.
+    waiting_for_worker: BTreeMap<u64, usize>,
     /// Serial → slot of the fronts whose connection closed, delivering its
     /// last bytes, oldest first. No connection counts them any more, so
     /// they have a cap of their own: `max_connections`.
@@ -75,6 +80,7 @@ impl Fronts {
             slots: Vec::new(),
             free: Vec::new(),
             handshaking: BTreeMap::new(),
+            waiting_for_worker: BTreeMap::new(),
             lingering: BTreeMap::new(),
             max_lingering: 1,
             linger: Duration::ZERO,
@@ -173,6 +179,7 @@ impl Fronts {
             conn: None,
             armed: None,
             cancel: None,
+            for_worker: None,
         });
         self.arm(index);
         Ok((index, Stream::Unix(theirs)))
@@ -240,15 +247,18 @@ impl Fronts {
                     return;
                 }
                 Step::Process(tls) => {
-                    let Some(cancel) = self
-                        .handshaker
-                        .submit(index, entry.serial, tls, self.max_handshakes)
-                    else {
-                        self.evicted += 1;
+                    // The worker is full (fronts evicted meanwhile still have
+                    // jobs there): this one waits its turn rather than being
+                    // refused for another's ClientHello.
+                    if !self.handshaker.has_room(self.max_handshakes) {
+                        entry.for_worker = Some(tls);
+                        self.waiting_for_worker.insert(entry.serial, index);
+                        return;
+                    }
+                    let Some(cancel) = self.handshaker.submit(index, entry.serial, tls) else {
                         return self.close(index);
                     };
                     entry.cancel = Some(cancel);
-                    self.arm(index);
                     return;
                 }
                 Step::Established(names) => {
@@ -262,10 +272,12 @@ impl Fronts {
         }
     }
 
-    /// Takes back the handshakes the worker processed and drives their
-    /// fronts on.
+    /// Takes back the handshakes the worker processed, gives the room to
+    /// those waiting for it, and drives the processed fronts on.
     pub fn on_handshakes_done(&mut self, now: Instant, mut hand_over: impl FnMut(ConnRef, CertNames)) {
-        for job in self.handshaker.finished() {
+        let finished = self.handshaker.finished();
+        self.feed_worker();
+        for job in finished {
             let Some(entry) = self.slots.get_mut(job.slot).and_then(Option::as_mut) else {
                 continue;
             };
@@ -281,6 +293,25 @@ impl Fronts {
                     self.close(job.slot);
                 }
                 _ => self.drive(job.slot, now, &mut hand_over),
+            }
+        }
+    }
+
+    /// Hands the worker the oldest waiting handshakes it has room for.
+    fn feed_worker(&mut self) {
+        while self.handshaker.has_room(self.max_handshakes) {
+            let Some((serial, index)) = self.waiting_for_worker.pop_first() else {
+                return;
+            };
+            let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            let Some(tls) = entry.for_worker.take() else {
+                continue;
+            };
+            match self.handshaker.submit(index, serial, tls) {
+                Some(cancel) => entry.cancel = Some(cancel),
+                None => self.close(index),
             }
         }
     }
@@ -351,8 +382,133 @@ impl Fronts {
                 cancel.store(true, Ordering::Relaxed);
             }
             self.handshaking.remove(&entry.serial);
+            self.waiting_for_worker.remove(&entry.serial);
             self.lingering.remove(&entry.serial);
             self.free.push(index);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::os::unix::net::UnixStream as ClientSocket;
+    use std::time::Duration;
+
+    use mio::{Events, Poll};
+    use rustls::ClientConnection;
+
+    use super::*;
+    use crate::tls::test_pki::{client, server_config};
+
+    const WORKER_DONE: Token = Token(1);
+
+    /// Fronts on a real poll, whose worker results are taken back only
+    /// when a test says so.
+    struct Rig {
+        poll: Poll,
+        fronts: Fronts,
+        cfg: Config,
+        /// The connections' ends of the pairs: a front whose connection
+        /// closed would end for that reason instead.
+        conns: Vec<Stream>,
+    }
+
+    impl Rig {
+        fn new(max_handshakes: usize) -> Rig {
+            let poll = Poll::new().unwrap();
+            let waker = Waker::new(poll.registry(), WORKER_DONE).unwrap();
+            let mut fronts = Fronts::new(10, waker).unwrap();
+            fronts.set_config(server_config());
+            let mut cfg = Config::default();
+            cfg.tls.max_handshakes = max_handshakes;
+            Rig {
+                poll,
+                fronts,
+                cfg,
+                conns: Vec::new(),
+            }
+        }
+
+        /// A new client, with its ClientHello sent.
+        fn connect(&mut self) -> (ClientSocket, ClientConnection) {
+            let (ours, theirs) = mio::net::UnixStream::pair().unwrap();
+            let (_, conn) = self
+                .fronts
+                .open(
+                    self.poll.registry(),
+                    Stream::Unix(theirs),
+                    Instant::now(),
+                    &self.cfg,
+                )
+                .unwrap();
+            self.conns.push(conn);
+            let mut socket = ClientSocket::from(std::os::fd::OwnedFd::from(ours));
+            socket.set_nonblocking(true).unwrap();
+            let mut tls = client(false);
+            tls.write_tls(&mut socket).unwrap();
+            (socket, tls)
+        }
+
+        /// Handles one poll's events: the fronts' readiness always, the
+        /// worker's results only if `take_results`.
+        fn turn(&mut self, take_results: bool) {
+            let mut events = Events::with_capacity(16);
+            self.poll
+                .poll(&mut events, Some(Duration::from_secs(10)))
+                .unwrap();
+            assert!(!events.is_empty(), "nothing happened in 10 s");
+            let now = Instant::now();
+            for ev in &events {
+                if ev.token() != WORKER_DONE {
+                    self.fronts.on_event(ev.token(), ev, now, |_, _| {});
+                } else if take_results {
+                    self.fronts.on_handshakes_done(now, |_, _| {});
+                }
+            }
+        }
+    }
+
+    fn is_closed(socket: &mut ClientSocket) -> bool {
+        let mut byte = [0];
+        match io::Read::read(socket, &mut byte) {
+            Ok(0) => true,
+            Ok(_) => panic!("bytes for a client that sent only a ClientHello"),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_client_hello_meeting_a_full_worker_waits_for_room_instead_of_being_refused() {
+        let mut rig = Rig::new(1);
+        let (mut evicted, _) = rig.connect();
+        while rig.fronts.handshaker.has_room(1) {
+            rig.turn(false);
+        }
+        // The second client evicts the first, whose job the worker still
+        // holds: the worker is full when the second ClientHello arrives.
+        let (mut socket, mut tls) = rig.connect();
+        assert!(is_closed(&mut evicted), "the oldest handshake was not evicted");
+        while rig.fronts.waiting_for_worker.is_empty() && rig.fronts.open_count() == 1 {
+            rig.turn(false);
+        }
+        assert_eq!(rig.fronts.open_count(), 1, "the second client was refused");
+        assert!(!is_closed(&mut socket));
+
+        // Once the worker's results are taken back, the handshake completes.
+        while tls.is_handshaking() || rig.fronts.figures().handshaking > 0 {
+            rig.turn(true);
+            while tls.wants_write() {
+                tls.write_tls(&mut socket).unwrap();
+            }
+            match tls.read_tls(&mut socket) {
+                Ok(0) => panic!("the front closed mid-handshake"),
+                Ok(_) => drop(tls.process_new_packets().unwrap()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(rig.fronts.figures().evicted, 1);
     }
 }

@@ -54,20 +54,21 @@ impl Handshaker {
         })
     }
 
+    /// Whether fewer than `limit` jobs are out. Jobs of fronts evicted
+    /// while the worker holds them count until taken back: without the
+    /// limit, a flood of ClientHellos could queue them without end.
+    pub fn has_room(&self, limit: usize) -> bool {
+        self.in_flight < limit
+    }
+
     /// Hands a handshake to the worker and returns what cancels it; `None`
-    /// when `limit` jobs are already out (fronts evicted while their job
-    /// waits would otherwise let a flood of ClientHellos queue without
-    /// end) or the worker is gone.
+    /// when the worker is gone.
     pub fn submit(
         &mut self,
         slot: usize,
         serial: u64,
         tls: Box<ServerConnection>,
-        limit: usize,
     ) -> Option<Arc<AtomicBool>> {
-        if self.in_flight >= limit {
-            return None;
-        }
         let cancelled = Arc::new(AtomicBool::new(false));
         let job = Job {
             slot,
@@ -96,18 +97,11 @@ mod tests {
     use mio::{Events, Poll, Token};
 
     use super::*;
-    use crate::config::{Config, TlsSettings};
+    use crate::tls::test_pki::server_config;
 
     /// A handshake that has read plain HTTP: processing it fails.
     fn state() -> Box<ServerConnection> {
-        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
-        let settings = TlsSettings {
-            cert: Some(dir.join("server.pem")),
-            key: Some(dir.join("server.key")),
-            ..Config::default().tls
-        };
-        let config = crate::tls::keys::server_config(&settings).unwrap();
-        let mut tls = Box::new(ServerConnection::new(config).unwrap());
+        let mut tls = Box::new(ServerConnection::new(server_config()).unwrap());
         tls.read_tls(&mut &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..])
             .unwrap();
         tls
@@ -117,12 +111,11 @@ mod tests {
     fn the_worker_holds_at_most_the_limit_and_reports_every_job_back() {
         let mut poll = Poll::new().unwrap();
         let mut hs = Handshaker::new(Waker::new(poll.registry(), Token(1)).unwrap()).unwrap();
-        hs.submit(0, 1, state(), 2).unwrap();
-        hs.submit(1, 2, state(), 2).unwrap();
-        assert!(
-            hs.submit(2, 3, state(), 2).is_none(),
-            "a third job past the limit"
-        );
+        for (slot, serial) in [(0, 1), (1, 2)] {
+            assert!(hs.has_room(2));
+            hs.submit(slot, serial, state()).unwrap();
+        }
+        assert!(!hs.has_room(2), "room for a third job past the limit");
         let mut done = Vec::new();
         let mut events = Events::with_capacity(4);
         while done.len() < 2 {
@@ -135,9 +128,6 @@ mod tests {
             done.iter().all(|j| j.processed.is_err()),
             "plain HTTP passed as a handshake"
         );
-        assert!(
-            hs.submit(2, 3, state(), 2).is_some(),
-            "room again once taken back"
-        );
+        assert!(hs.has_room(2), "no room once taken back");
     }
 }

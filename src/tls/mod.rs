@@ -11,3 +11,5 @@ pub mod fronts;
 pub mod handshaker;
 #[cfg(feature = "tls")]
 pub mod keys;
+#[cfg(all(test, feature = "tls"))]
+mod test_pki;

@@ -900,14 +900,11 @@ def test_stalled_handshakes_cannot_lock_out_clients(gateway_factory, dockerd, tm
         took = time.monotonic() - t0
         open_now = [i for i, (s, _) in enumerate(stalled) if not _closed_now(s)]
         assert took < timeout, "the real client took %.2fs" % took
-        # the oldest made room: what still waits on its handshake is among
-        # the newest `cap` (the real client took one place). Which of those
-        # is left is not pinned: the worker takes at most `cap` jobs, and
-        # those of evicted fronts count until it has skipped them, so on a
-        # loaded machine a newer half ClientHello (9 in one CI run) can find
-        # it full and be closed too.
-        newest = set(range(len(stalled) - cap, len(stalled)))
-        assert len(open_now) == cap - 1 and set(open_now) <= newest, open_now
+        # the oldest made room, and only they: the newest `cap` - 1 still
+        # wait on their handshakes (the real client took one place), even
+        # those whose half ClientHello found the handshake worker full of
+        # evicted clients' jobs
+        assert open_now == list(range(len(stalled) - cap + 1, len(stalled))), open_now
 
         # those are closed by the gateway at the handshake timeout, not before
         deadline = stalled[-1][1] + timeout + 5
