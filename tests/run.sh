@@ -92,7 +92,8 @@ if [ "${DOCKERMAND_SKIP_BUILD:-0}" != 1 ]; then
         log "rustup component add clippy"
         rustup component add clippy
     fi
-    for features in "" "--features tls"; do
+    # The build without the web UI (`--no-default-features`) ships too.
+    for features in "" "--features tls" "--no-default-features"; do
         log "cargo clippy --release --all-targets $features -- -D warnings"
         cargo clippy --release --all-targets $features -- -D warnings || unit_rc=$?
     done
