@@ -8,6 +8,7 @@ rule and field; the keyboard reaches everything; a phone-sized list."""
 import io
 import json
 import os
+import re
 import tarfile
 
 from playwright.sync_api import expect
@@ -234,6 +235,43 @@ def test_export_with_progress(ui, busybox_image, docker_direct, uniq):
     ui.shot("container-export")
     with tarfile.open(dl.value.path()) as tf:
         assert "bin/busybox" in tf.getnames()
+
+
+def test_upload_cancel_cuts_the_upload(ui, busybox_image, docker_direct, uniq):
+    # 16 MiB sent by a browser held to 256 KiB/s: the upload is still
+    # running a minute later, whenever Cancel comes.
+    name = uniq("upcancel")
+    run(docker_direct, busybox_image, name)
+    ui.throttle(up=256 * 1024)
+    page = ui.goto("#/containers/%s/files?path=%%2Ftmp" % name)
+    page.locator("#upload-file").set_input_files(
+        files=[{"name": "big.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(16 << 20)}])
+    page.get_by_role("button", name="Upload to /tmp").click()
+    job = page.locator(".progress", has_text="Uploading big.bin")
+    expect(job.locator(".info")).to_have_text(re.compile(r"^\d+(\.\d)? [KM]iB of 16\.\d MiB \(\d+%\)$"))
+    ui.cancel(job)
+    assert "uploaded" not in job.inner_text()
+    # dockerd extracts as the tar arrives, so it may have kept what came
+    # before the cut; never the whole file.
+    size = docker_direct.run("exec", name, "sh", "-c", "stat -c %s /tmp/big.bin || echo 0").stdout
+    assert int(size) < 16 << 20, size
+
+
+def test_export_cancel_stops_the_download(ui, busybox_image, docker_direct, uniq):
+    # A container holding 16 MiB that gzip cannot shrink, read by a browser
+    # held to 256 KiB/s: the export is still running a minute later.
+    name = uniq("expcancel")
+    run(docker_direct, busybox_image, name)
+    docker_direct.run("exec", name, "dd", "if=/dev/urandom", "of=/big.bin", "bs=1048576", "count=16")
+    downloads = []
+    ui.page.on("download", lambda d: downloads.append(d))
+    ui.throttle(down=256 * 1024)
+    page = ui.goto("#/containers/%s/export" % name)
+    page.locator("#export").click()
+    job = page.locator(".progress", has_text="Exporting")
+    expect(job.locator(".info")).to_have_text(re.compile(r"^\d+(\.\d)? [KM]iB$"))
+    ui.cancel(job)
+    assert downloads == []
 
 
 def test_console_runs_vi_and_exits(ui, busybox_image, docker_direct, uniq):

@@ -11,7 +11,8 @@ Fixtures (used by the ``test_ui_*.py`` files):
 * ``browser``: one Chromium for the whole session.
 * ``ui``: a fresh browser context and page signed in as ``admin``;
   ``ui.page``, ``ui.goto("#/containers")``, ``ui.shot("name")``,
-  ``ui.sign_in(user)`` (in a new context: returns another ``UI``).
+  ``ui.sign_in(user)`` (in a new context: returns another ``UI``),
+  ``ui.throttle(down=, up=)`` and ``ui.cancel(job)`` for long work.
 """
 
 import os
@@ -19,6 +20,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 import authlib
 import helpers
@@ -55,6 +57,26 @@ class UI:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
         self.page.screenshot(path=str(ARTIFACTS / (safe + ".png")), full_page=True)
+
+    def throttle(self, down: int = -1, up: int = -1):
+        """Holds the page's network to ``down`` and ``up`` bytes per second
+        (-1: unlimited), as DevTools' network throttling does."""
+        self._cdp = self.context.new_cdp_session(self.page)
+        self._cdp.send("Network.enable")
+        self._cdp.send("Network.emulateNetworkConditions",
+                       {"offline": False, "latency": 0, "downloadThroughput": down, "uploadThroughput": up})
+
+    def cancel(self, job):
+        """Cancels the long work whose progress line is in ``job``, sees it
+        shown as cancelled, and waits until the gateway has closed the
+        connection the work used: the browser really dropped it."""
+        def active():
+            return authlib.status(self.gw.gw, self.gw.tokens["admin"])["connections"]["active"]
+        before = active()
+        job.get_by_role("button", name="Cancel").click()
+        expect(job).to_contain_text("cancelled")
+        expect(job.get_by_role("button", name="Cancel")).to_have_count(0)
+        helpers.wait_until(lambda: active() < before, 30, "the gateway to close the cancelled work's connection")
 
     def sign_in_form(self, user: str):
         """Signs in through the UI's own form."""
