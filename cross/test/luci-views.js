@@ -76,9 +76,9 @@ async function main() {
 	assert.strictEqual(init.credentials, 'omit');
 	assert.deepStrictEqual(init.headers, { 'Authorization': 'Bearer 0123456789abcdef0123456789abcdef' });
 	assert.strictEqual(r.button.disabled, false, 'button enabled after the ticket');
-	assert.strictEqual(r.button.dataset.url, 'http://192.168.1.1:2376/_dockermand/login?ticket=ab%2Fcd');
+	assert.strictEqual(r.button.dataset.url, 'http://192.168.1.1:2376/_dockermand/ui/?ticket=ab%2Fcd');
 	r.button.attrs.click();
-	assert.deepStrictEqual(r.opened, [['http://192.168.1.1:2376/_dockermand/login?ticket=ab%2Fcd', '_blank', 'noopener']]);
+	assert.deepStrictEqual(r.opened, [['http://192.168.1.1:2376/_dockermand/ui/?ticket=ab%2Fcd', '_blank', 'noopener']]);
 	assert.strictEqual(r.page.handleSaveApply, null, 'no save buttons on the Docker page');
 
 	// Refused session: the reason and the fix are shown, nothing opens.

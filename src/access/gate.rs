@@ -95,15 +95,52 @@ pub fn host_allowed(head: &RequestHead, allowed: &[String]) -> bool {
 /// same origin as the `Host` it was sent to.
 pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
     let origin = std::str::from_utf8(head.header("origin")?).ok()?.trim();
+    is_allowed_origin(origin, head, cors).then(|| origin.to_string())
+}
+
+fn is_allowed_origin(origin: &str, head: &RequestHead, cors: &[String]) -> bool {
     if cors.iter().any(|c| c == origin) {
-        return Some(origin.to_string());
+        return true;
     }
-    let host = std::str::from_utf8(head.header("host")?).ok()?.trim();
-    let same = origin
+    let Some(host) = head.header("host").and_then(|h| std::str::from_utf8(h).ok()) else {
+        return false;
+    };
+    origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|o| o.eq_ignore_ascii_case(host));
-    same.then(|| origin.to_string())
+        .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
+}
+
+/// Whether the one-time ticket a browser brings to the UI may sign it in.
+/// Otherwise any page could send its visitor there with a ticket of its
+/// author's, and the visitor would go on working as that author, in
+/// containers the author can read. Browsers say where a navigation started
+/// (`Sec-Fetch-Site`): typed in, bookmarked or from the UI itself, it may;
+/// from any other page, that page's origin (the `Referer` a link sends)
+/// must be this one or a configured CORS origin, as LuCI's is for it to
+/// ask for the ticket. Same-site is not enough: a container's web page
+/// published on another port of the router is same-site. A browser too old
+/// to say, coming from a page that hides itself, is let through.
+pub fn may_sign_in_by_ticket(head: &RequestHead, cors: &[String]) -> bool {
+    let referer_allowed = || {
+        head.header("referer")
+            .and_then(|r| origin_of(std::str::from_utf8(r).ok()?))
+            .is_some_and(|o| is_allowed_origin(o, head, cors))
+    };
+    match head.header("sec-fetch-site") {
+        Some(b"none" | b"same-origin") => true,
+        Some(b"same-site" | b"cross-site") => referer_allowed(),
+        None => head.header("referer").is_none() || referer_allowed(),
+        Some(_) => false,
+    }
+}
+
+/// The `scheme://authority` a URL starts with.
+fn origin_of(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    url.get(..scheme.len() + "://".len() + authority)
 }
 
 /// Whether a browser page may make this request. One that changes state
@@ -413,6 +450,41 @@ mod tests {
         assert!(allowed_origin(&h, &cors).is_none());
         let h = head("GET / HTTP/1.1\r\nHost: x\r\nOrigin: https://router.lan.evil\r\n\r\n");
         assert!(allowed_origin(&h, &cors).is_none());
+    }
+
+    #[test]
+    fn ticket_sign_ins_come_from_this_origin_or_a_cors_one() {
+        let cors = vec!["http://192.168.1.1".to_string()];
+        let ui = "GET /_dockermand/ui/?ticket=t HTTP/1.1\r\nHost: 192.168.1.1:2375\r\n";
+        let may = |headers: &str| may_sign_in_by_ticket(&head(&format!("{ui}{headers}\r\n")), &cors);
+        for ok in [
+            "Sec-Fetch-Site: none\r\n",
+            "Sec-Fetch-Site: same-origin\r\n",
+            // LuCI, on the router's own port 80
+            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1/\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1/cgi-bin/luci/admin\r\n",
+            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1:2375/x\r\n",
+            // older browsers
+            "",
+            "Referer: http://192.168.1.1?x\r\n",
+        ] {
+            assert!(may(ok), "{ok:?}");
+        }
+        for bad in [
+            "Sec-Fetch-Site: cross-site\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://evil.example/\r\n",
+            // a container's page published on another port of the router
+            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1:8080/\r\n",
+            "Sec-Fetch-Site: same-site\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1.evil.example/\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1@evil.example/\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: //192.168.1.1/\r\n",
+            "Sec-Fetch-Site: Same-Origin\r\n",
+            "Sec-Fetch-Site: elsewhere\r\n",
+            "Referer: http://evil.example/\r\n",
+        ] {
+            assert!(!may(bad), "{bad:?}");
+        }
     }
 
     #[test]

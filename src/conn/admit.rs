@@ -156,10 +156,18 @@ pub fn admit(head: &RequestHead, view: &View) -> Admission {
             }
         }
         Some(Endpoint::UiSignIn) if view.cfg.serves_ui() => {
-            // A ticket that is not (or no longer) good leaves the browser
-            // at the sign-in screen, without the ticket in its address.
-            let principal =
+            // A ticket that is not (or no longer) good, or that another
+            // site's page sent the browser with, is spent and leaves the
+            // browser at the sign-in screen, without the ticket in its
+            // address.
+            let owner =
                 gate::ticket(head).and_then(|t| view.sessions.lookup(&t, SessionKind::Ticket, view.now));
+            let sent_by_another_site =
+                owner.is_some() && !gate::may_sign_in_by_ticket(head, &view.cfg.cors_origins);
+            if sent_by_another_site {
+                log::info!("ticket sign-in refused: another site's page opened it");
+            }
+            let principal = owner.filter(|_| !sent_by_another_site);
             return match principal {
                 Some(principal) => Admission::Endpoint {
                     endpoint: Endpoint::UiSignIn,

@@ -41,9 +41,13 @@ pub fn answer(head: &RequestHead) -> Option<Answer> {
     let path = head.path();
     let reading = matches!(head.method.as_str(), "GET" | "HEAD");
     // The Docker API has no route at `/`, nor dockermand at its prefix:
-    // a browser there is looking for the UI.
+    // a browser there is looking for the UI. The login endpoint was the
+    // sign-in page before the UI; its scripts ask for JSON.
     if reading
-        && matches!(path, "/" | "/_dockermand" | "/_dockermand/" | "/_dockermand/ui")
+        && matches!(
+            path,
+            "/" | "/_dockermand" | "/_dockermand/" | "/_dockermand/ui" | "/_dockermand/login"
+        )
         && wants_html(head)
     {
         return Some(Answer::Redirect(ROOT));
@@ -180,6 +184,14 @@ mod tests {
         assert_eq!(
             answer_to(&format!("GET /_dockermand/ HTTP/1.1\n{html}")),
             Some(Answer::Redirect(ROOT))
+        );
+        assert_eq!(
+            answer_to(&format!("GET /_dockermand/login?ticket=ab HTTP/1.1\n{html}")),
+            Some(Answer::Redirect(ROOT))
+        );
+        assert_eq!(
+            answer_to("GET /_dockermand/login HTTP/1.1\nHost: x\nAccept: */*\n"),
+            None
         );
         assert_eq!(answer_to("GET / HTTP/1.1\nHost: x\n"), None);
         assert_eq!(

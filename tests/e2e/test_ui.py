@@ -169,6 +169,58 @@ def test_one_time_ticket_signs_in_and_leaves_the_address_bar(ui_factory, ui_gw):
     assert "ticket" not in page.url
 
 
+def test_a_ticket_signs_in_only_when_its_own_or_a_cors_origin_sent_the_browser(browser, gateway_factory,
+                                                                                dockerd, tmp_path):
+    """Any page can send a browser to the UI with a ticket of its author's;
+    only a page of the gateway's origin or of a ``cors_origins`` one (LuCI)
+    may sign it in that way. The pages here are served by the browser's
+    request routing at their own origins, so Chromium computes its
+    ``Sec-Fetch-Site`` and ``Referer`` as it would for real ones."""
+    luci = "http://luci.test"
+    token = authlib.new_token("admin")
+    cfg = authlib.auth_config(tokens={"admin": token}, cors_origins=[luci])
+    gw = authlib.start_gateway(gateway_factory, authlib.write_config(tmp_path, cfg), dockerd.url)
+    origin = "http://127.0.0.1:%d" % gw.addr[1]
+
+    def follow_link(from_origin):
+        """Opens a page of ``from_origin`` whose link to the UI carries a
+        fresh ticket, follows it, and returns the ticket and the principal
+        the UI shows (``None``: its sign-in screen)."""
+        r = authlib.request(gw, "POST", "/_dockermand/ticket", authlib.bearer(token))
+        ticket = json.loads(r.body)["ticket"]
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            link = '<a id="go" href="%s/_dockermand/ui/?ticket=%s">open</a>' % (origin, ticket)
+            page.route(from_origin + "/", lambda route: route.fulfill(content_type="text/html", body=link))
+            page.goto(from_origin + "/")
+            page.click("#go")
+            return ticket, shown_principal(page, context)
+        finally:
+            context.close()
+
+    def shown_principal(page, context):
+        page.locator("#role:visible, .screen-login").first.wait_for()
+        assert "ticket" not in page.url, page.url
+        signed_in = any(c["name"] == "dockermand_session" for c in context.cookies(origin))
+        assert signed_in == page.locator("#role").is_visible()
+        return page.text_content("#user") if signed_in else None
+
+    assert follow_link(luci)[1] == "token:admin"
+    assert follow_link(origin)[1] == "token:admin"
+    # another site, and a page on another port of this host (as a
+    # container's published web page is): same-site, but not LuCI
+    for foreign in ("http://evil.test", "http://127.0.0.1:9"):
+        ticket, principal = follow_link(foreign)
+        assert principal is None, foreign
+        # and the ticket is spent
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(origin + "/_dockermand/ui/?ticket=" + ticket)
+        assert shown_principal(page, context) is None
+        context.close()
+
+
 @pytest.mark.parametrize("write,role", [(True, "operator"), (False, "read")])
 def test_router_account_signs_in_through_rpcd(browser, gateway_factory, dockerd, tmp_path, write, role):
     ubus = authlib.Ubus(tmp_path / "ubus")

@@ -42,9 +42,9 @@ return view.extend({
 		}, _('Open in a new window'));
 
 		requestTicket(base, L.env.sessionid).then(ticket => {
-			// The web UI will take the ticket; until it ships, the login
-			// page ignores it and signs in with a router account.
-			open.dataset.url = base + '/_dockermand/login?ticket=' + encodeURIComponent(ticket);
+			// The web UI takes the ticket, signs this browser in with it and
+			// drops it from the address bar.
+			open.dataset.url = base + '/_dockermand/ui/?ticket=' + encodeURIComponent(ticket);
 			open.disabled = false;
 			status.textContent = _('Signed in with your LuCI session.');
 		}).catch(err => {
