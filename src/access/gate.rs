@@ -95,43 +95,49 @@ pub fn host_allowed(head: &RequestHead, allowed: &[String]) -> bool {
 /// same origin as the `Host` it was sent to.
 pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
     let origin = std::str::from_utf8(head.header("origin")?).ok()?.trim();
-    is_allowed_origin(origin, head, cors).then(|| origin.to_string())
-}
-
-fn is_allowed_origin(origin: &str, head: &RequestHead, cors: &[String]) -> bool {
     if cors.iter().any(|c| c == origin) {
-        return true;
+        return Some(origin.to_string());
     }
-    let Some(host) = head.header("host").and_then(|h| std::str::from_utf8(h).ok()) else {
-        return false;
-    };
-    origin
+    let host = std::str::from_utf8(head.header("host")?).ok()?.trim();
+    let same = origin
         .strip_prefix("http://")
         .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|o| o.eq_ignore_ascii_case(host.trim()))
+        .is_some_and(|o| o.eq_ignore_ascii_case(host));
+    same.then(|| origin.to_string())
 }
 
-/// Whether the one-time ticket a browser brings to the UI may sign it in.
-/// Otherwise any page could send its visitor there with a ticket of its
+/// Which page sent a browser to the UI with a one-time ticket, as far as
+/// the browser says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TicketOpener {
+    /// Typed in, bookmarked, the UI itself, or a page of a configured CORS
+    /// origin (LuCI's must be one for it to ask for the ticket at all).
+    Ours,
+    /// Neither `Sec-Fetch-Site` nor `Referer`: browsers send no
+    /// `Sec-Fetch-Site` to plain http on a LAN address, and any page can
+    /// hide its `Referer` (as https does going to http).
+    Unknown,
+    /// Another page.
+    Foreign,
+}
+
+/// Where the navigation bringing a ticket to the UI started. It matters
+/// because any page could send its visitor there with a ticket of its
 /// author's, and the visitor would go on working as that author, in
-/// containers the author can read. Browsers say where a navigation started
-/// (`Sec-Fetch-Site`): typed in, bookmarked or from the UI itself, it may;
-/// from any other page, that page's origin (the `Referer` a link sends)
-/// must be this one or a configured CORS origin, as LuCI's is for it to
-/// ask for the ticket. Same-site is not enough: a container's web page
-/// published on another port of the router is same-site. A browser too old
-/// to say, coming from a page that hides itself, is let through.
-pub fn may_sign_in_by_ticket(head: &RequestHead, cors: &[String]) -> bool {
-    let referer_allowed = || {
-        head.header("referer")
-            .and_then(|r| origin_of(std::str::from_utf8(r).ok()?))
-            .is_some_and(|o| is_allowed_origin(o, head, cors))
-    };
+/// containers the author can read. Only a configured origin's `Referer`
+/// counts for another page, not the gateway's own host: a container's web
+/// page published on another port of the router is same-site with it, and
+/// the UI's own pages send no `Referer`.
+pub fn ticket_opener(head: &RequestHead, cors: &[String]) -> TicketOpener {
+    let referer = head.header("referer");
+    let from_cors_origin = referer
+        .and_then(|r| origin_of(std::str::from_utf8(r).ok()?))
+        .is_some_and(|o| cors.iter().any(|c| c == o));
     match head.header("sec-fetch-site") {
-        Some(b"none" | b"same-origin") => true,
-        Some(b"same-site" | b"cross-site") => referer_allowed(),
-        None => head.header("referer").is_none() || referer_allowed(),
-        Some(_) => false,
+        Some(b"none" | b"same-origin") => TicketOpener::Ours,
+        None | Some(b"same-site" | b"cross-site") if from_cors_origin => TicketOpener::Ours,
+        None | Some(b"same-site" | b"cross-site") if referer.is_none() => TicketOpener::Unknown,
+        _ => TicketOpener::Foreign,
     }
 }
 
@@ -265,7 +271,8 @@ pub fn authenticate(
 
 /// The one-time ticket a WebSocket handshake, or a browser opening the
 /// UI, carries in its query, if any. It is spent once the request has been
-/// looked at, whatever the answer.
+/// looked at, whatever the answer, unless the UI's page is sent to ask its
+/// user about it (`Admission::keeps_ticket`).
 pub fn ticket(head: &RequestHead) -> Option<String> {
     let opens_ui = head.method == "GET" && head.path() == crate::local::UI;
     if head.upgrade != Some(Upgrade::WebSocket) && !opens_ui {
@@ -453,37 +460,51 @@ mod tests {
     }
 
     #[test]
-    fn ticket_sign_ins_come_from_this_origin_or_a_cors_one() {
+    fn ticket_openers() {
         let cors = vec!["http://192.168.1.1".to_string()];
         let ui = "GET /_dockermand/ui/?ticket=t HTTP/1.1\r\nHost: 192.168.1.1:2375\r\n";
-        let may = |headers: &str| may_sign_in_by_ticket(&head(&format!("{ui}{headers}\r\n")), &cors);
-        for ok in [
-            "Sec-Fetch-Site: none\r\n",
-            "Sec-Fetch-Site: same-origin\r\n",
-            // LuCI, on the router's own port 80
-            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1/\r\n",
-            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1/cgi-bin/luci/admin\r\n",
-            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1:2375/x\r\n",
-            // older browsers
-            "",
-            "Referer: http://192.168.1.1?x\r\n",
-        ] {
-            assert!(may(ok), "{ok:?}");
-        }
-        for bad in [
-            "Sec-Fetch-Site: cross-site\r\n",
-            "Sec-Fetch-Site: cross-site\r\nReferer: http://evil.example/\r\n",
+        let opener = |headers: &str| ticket_opener(&head(&format!("{ui}{headers}\r\n")), &cors);
+        let cases = [
+            ("Sec-Fetch-Site: none\r\n", TicketOpener::Ours),
+            ("Sec-Fetch-Site: same-origin\r\n", TicketOpener::Ours),
+            // LuCI on the router's port 80: same-site, or cross-site for
+            // another name of the router; no Sec-Fetch-Site over plain http
+            (
+                "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1/\r\n",
+                TicketOpener::Ours,
+            ),
+            (
+                "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1/cgi-bin/luci/admin\r\n",
+                TicketOpener::Ours,
+            ),
+            ("Referer: http://192.168.1.1?x\r\n", TicketOpener::Ours),
+            ("", TicketOpener::Unknown),
+            ("Sec-Fetch-Site: cross-site\r\n", TicketOpener::Unknown),
+            ("Sec-Fetch-Site: same-site\r\n", TicketOpener::Unknown),
+            (
+                "Sec-Fetch-Site: cross-site\r\nReferer: http://evil.example/\r\n",
+                TicketOpener::Foreign,
+            ),
+            ("Referer: http://evil.example/\r\n", TicketOpener::Foreign),
             // a container's page published on another port of the router
-            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1:8080/\r\n",
-            "Sec-Fetch-Site: same-site\r\n",
-            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1.evil.example/\r\n",
-            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1@evil.example/\r\n",
-            "Sec-Fetch-Site: cross-site\r\nReferer: //192.168.1.1/\r\n",
-            "Sec-Fetch-Site: Same-Origin\r\n",
-            "Sec-Fetch-Site: elsewhere\r\n",
-            "Referer: http://evil.example/\r\n",
-        ] {
-            assert!(!may(bad), "{bad:?}");
+            ("Referer: http://192.168.1.1:8080/\r\n", TicketOpener::Foreign),
+            // the gateway's own host is not enough either
+            ("Referer: http://192.168.1.1:2375/\r\n", TicketOpener::Foreign),
+            (
+                "Referer: http://192.168.1.1.evil.example/\r\n",
+                TicketOpener::Foreign,
+            ),
+            (
+                "Referer: http://192.168.1.1@evil.example/\r\n",
+                TicketOpener::Foreign,
+            ),
+            ("Referer: https://192.168.1.1/\r\n", TicketOpener::Foreign),
+            ("Referer: //192.168.1.1/\r\n", TicketOpener::Foreign),
+            ("Sec-Fetch-Site: Same-Origin\r\n", TicketOpener::Foreign),
+            ("Sec-Fetch-Site: elsewhere\r\n", TicketOpener::Foreign),
+        ];
+        for (headers, expected) in cases {
+            assert_eq!(opener(headers), expected, "{headers:?}");
         }
     }
 

@@ -303,7 +303,8 @@ impl Fronts {
             let Some((serial, index)) = self.waiting_for_worker.pop_first() else {
                 return;
             };
-            let Some(entry) = self.slots.get_mut(index).and_then(Option::as_mut) else {
+            let waiting = self.slots.get_mut(index).and_then(Option::as_mut);
+            let Some(entry) = waiting.filter(|e| e.serial == serial) else {
                 continue;
             };
             let Some(tls) = entry.for_worker.take() else {

@@ -27,8 +27,11 @@ import helpers
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = helpers.REPO / "target" / "e2e-artifacts" / "ui"
+# router.test is a name of the loopback address that, unlike 127.0.0.1, is
+# no trustworthy origin over plain http: as a router's LAN address is not.
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--host-resolver-rules=MAP router.test 127.0.0.1"]
 ROLES = {"admin": "admin", "reader": "read", "operator": "operator"}
 
 
