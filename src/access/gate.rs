@@ -281,6 +281,16 @@ pub fn ticket(head: &RequestHead) -> Option<String> {
     query_param(&head.target, "ticket")
 }
 
+/// The request target as logs get it: a ticket in it is a credential until
+/// spent (one the UI's page asks its user about stays good a while), and
+/// logs may leave the router.
+pub fn target_without_ticket(head: &RequestHead) -> std::borrow::Cow<'_, str> {
+    match ticket(head).filter(|t| !t.is_empty()) {
+        Some(t) => head.target.replace(&t, "-").into(),
+        None => head.target.as_str().into(),
+    }
+}
+
 fn bearer_principal(secret: &str, cfg: &Config, sessions: &Sessions, now: Instant) -> Authn {
     if let Some(t) = cfg.auth.find_token(secret) {
         return Authn::Principal(Principal {
@@ -506,6 +516,29 @@ mod tests {
         for (headers, expected) in cases {
             assert_eq!(opener(headers), expected, "{headers:?}");
         }
+    }
+
+    #[test]
+    fn logs_get_no_ticket() {
+        let logged = |request: &str| target_without_ticket(&head(request)).into_owned();
+        assert_eq!(
+            logged("GET /_dockermand/ui/?ticket=abc123 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "/_dockermand/ui/?ticket=-"
+        );
+        let ws = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13";
+        assert_eq!(
+            logged(&format!("GET /_dockermand/containers/c/console?tty=1&ticket=abc123 HTTP/1.1\r\nHost: x\r\n{ws}\r\n\r\n")),
+            "/_dockermand/containers/c/console?tty=1&ticket=-"
+        );
+        // only where a ticket is one
+        assert_eq!(
+            logged("GET /containers/json?ticket=abc123 HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "/containers/json?ticket=abc123"
+        );
+        assert_eq!(
+            logged("GET /_dockermand/ui/?ticket= HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "/_dockermand/ui/?ticket="
+        );
     }
 
     #[test]

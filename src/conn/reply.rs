@@ -124,7 +124,7 @@ impl Connection {
             "{} \"{} {}\" {status} local",
             self.peer,
             req.head.method,
-            req.head.target
+            gate::target_without_ticket(&req.head)
         );
     }
 
