@@ -43,14 +43,14 @@ const view = { extend: proto => proto };
 const translate = s => s;
 const settle = () => new Promise(resolve => setImmediate(resolve));
 
-async function dockerPage(reply) {
+async function dockerPage(reply, hostname = '192.168.1.1') {
 	const calls = [];
 	const opened = [];
 	const page = load('docker', {
 		view, ui: {}, E: element, _: translate,
 		uci: { load: () => Promise.resolve(), get: (c, s, o) => (c === 'dockermand' && s === 'main' && o === 'port') ? '2376' : null },
 		L: { env: { sessionid: '0123456789abcdef0123456789abcdef' } },
-		window: { location: { hostname: '192.168.1.1', origin: 'http://192.168.1.1' },
+		window: { location: { hostname, origin: 'http://' + hostname },
 			open: (...a) => opened.push(a) },
 		fetch: (url, init) => {
 			calls.push([url, init]);
@@ -80,6 +80,10 @@ async function main() {
 	r.button.attrs.click();
 	assert.deepStrictEqual(r.opened, [['http://192.168.1.1:2376/_dockermand/ui/?ticket=ab%2Fcd', '_blank', 'noopener']]);
 	assert.strictEqual(r.page.handleSaveApply, null, 'no save buttons on the Docker page');
+
+	// An IPv6 address: location.hostname already has its brackets.
+	r = await dockerPage({ ok: true, status: 200, json: () => Promise.resolve({ ticket: 't', expires_in: 30 }) }, '[fd00::1]');
+	assert.strictEqual(r.calls[0][0], 'http://[fd00::1]:2376/_dockermand/ticket');
 
 	// Refused session: the reason and the fix are shown, nothing opens.
 	r = await dockerPage({ ok: false, status: 403, json: () => Promise.resolve({ message: 'cross-site request refused' }) });

@@ -471,8 +471,7 @@ impl Sessions {
 }
 
 /// What a login carries: a dockermand user's or (`account: "router"`) a
-/// router user's name and password, or an API token or a one-time ticket
-/// to trade for a cookie.
+/// router user's name and password, or an API token to trade for a cookie.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
@@ -480,39 +479,26 @@ pub struct LoginRequest {
     password: Option<String>,
     account: Option<String>,
     token: Option<String>,
-    ticket: Option<String>,
 }
 
 /// What a well-formed login offers.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credential {
-    Password {
-        username: String,
-        password: String,
-    },
-    Router {
-        username: String,
-        password: String,
-    },
+    Password { username: String, password: String },
+    Router { username: String, password: String },
     Token(String),
-    /// The web UI's page posts a ticket the sign-in left to its user.
-    Ticket(String),
 }
 
 impl LoginRequest {
-    /// `None` for anything but exactly one of the four forms: a malformed
+    /// `None` for anything but exactly one of the three forms: a malformed
     /// login counts as a wrong password, and is never hashed.
     pub fn credential(self) -> Option<Credential> {
-        let secrets = (self.username, self.password, self.token, self.ticket);
-        match (secrets, self.account.as_deref()) {
-            ((Some(username), Some(password), None, None), None) => {
-                Some(Credential::Password { username, password })
-            }
-            ((Some(username), Some(password), None, None), Some("router")) => {
+        match (self.username, self.password, self.account.as_deref(), self.token) {
+            (Some(username), Some(password), None, None) => Some(Credential::Password { username, password }),
+            (Some(username), Some(password), Some("router"), None) => {
                 Some(Credential::Router { username, password })
             }
-            ((None, None, Some(token), None), None) => Some(Credential::Token(token)),
-            ((None, None, None, Some(ticket)), None) => Some(Credential::Ticket(ticket)),
+            (None, None, None, Some(token)) => Some(Credential::Token(token)),
             _ => None,
         }
     }
@@ -560,7 +546,7 @@ mod tests {
     }
 
     #[test]
-    fn a_login_is_exactly_one_of_password_router_account_token_or_ticket() {
+    fn a_login_is_exactly_one_of_password_router_account_or_token() {
         let read = |body: &str| {
             serde_json::from_str::<LoginRequest>(body)
                 .ok()
@@ -581,16 +567,12 @@ mod tests {
             })
         );
         assert_eq!(read(r#"{"token":"t"}"#), Some(Credential::Token("t".into())));
-        assert_eq!(read(r#"{"ticket":"t"}"#), Some(Credential::Ticket("t".into())));
         for malformed in [
             "{}",
             r#"{"username":"a"}"#,
             r#"{"password":"b"}"#,
             r#"{"username":"a","password":"b","token":"t"}"#,
             r#"{"token":"t","account":"router"}"#,
-            r#"{"token":"t","ticket":"t"}"#,
-            r#"{"ticket":"t","account":"router"}"#,
-            r#"{"username":"a","password":"b","ticket":"t"}"#,
             r#"{"username":"a","password":"b","account":"other"}"#,
             r#"{"username":"a","password":"b","extra":1}"#,
         ] {

@@ -106,38 +106,28 @@ pub fn allowed_origin(head: &RequestHead, cors: &[String]) -> Option<String> {
     same.then(|| origin.to_string())
 }
 
-/// Which page sent a browser to the UI with a one-time ticket, as far as
-/// the browser says.
-#[derive(Debug, PartialEq, Eq)]
-pub enum TicketOpener {
-    /// Typed in, bookmarked, the UI itself, or a page of a configured CORS
-    /// origin (LuCI's must be one for it to ask for the ticket at all).
-    Ours,
-    /// Neither `Sec-Fetch-Site` nor `Referer`: browsers send no
-    /// `Sec-Fetch-Site` to plain http on a LAN address, and any page can
-    /// hide its `Referer` (as https does going to http).
-    Unknown,
-    /// Another page.
-    Foreign,
-}
-
-/// Where the navigation bringing a ticket to the UI started. It matters
-/// because any page could send its visitor there with a ticket of its
-/// author's, and the visitor would go on working as that author, in
-/// containers the author can read. Only a configured origin's `Referer`
-/// counts for another page, not the gateway's own host: a container's web
-/// page published on another port of the router is same-site with it, and
-/// the UI's own pages send no `Referer`.
-pub fn ticket_opener(head: &RequestHead, cors: &[String]) -> TicketOpener {
-    let referer = head.header("referer");
-    let from_cors_origin = referer
-        .and_then(|r| origin_of(std::str::from_utf8(r).ok()?))
-        .is_some_and(|o| cors.iter().any(|c| c == o));
+/// Whether the one-time ticket a browser brings to the UI may sign it in.
+/// Any page could send its visitor there with a ticket of its author's,
+/// and the visitor would go on working as that author, in containers the
+/// author can read. So the navigation must be typed in or come from the UI
+/// itself (`Sec-Fetch-Site`, which browsers send only to https and
+/// loopback), or start on a page of a configured CORS origin (its
+/// `Referer`): LuCI's must be one for it to ask for the ticket at all. The
+/// gateway's own host does not count: a container's web page published on
+/// another port of the router is there, and the UI's pages send no
+/// `Referer`. A browser that names no page is refused too: any page can
+/// hide its `Referer`, and LuCI's never does (https LuCI cannot even fetch
+/// a ticket from an http gateway).
+pub fn may_sign_in_by_ticket(head: &RequestHead, cors: &[String]) -> bool {
+    let from_cors_origin = || {
+        head.header("referer")
+            .and_then(|r| origin_of(std::str::from_utf8(r).ok()?))
+            .is_some_and(|o| cors.iter().any(|c| c == o))
+    };
     match head.header("sec-fetch-site") {
-        Some(b"none" | b"same-origin") => TicketOpener::Ours,
-        None | Some(b"same-site" | b"cross-site") if from_cors_origin => TicketOpener::Ours,
-        None | Some(b"same-site" | b"cross-site") if referer.is_none() => TicketOpener::Unknown,
-        _ => TicketOpener::Foreign,
+        Some(b"none" | b"same-origin") => true,
+        None | Some(b"same-site" | b"cross-site") => from_cors_origin(),
+        Some(_) => false,
     }
 }
 
@@ -271,8 +261,7 @@ pub fn authenticate(
 
 /// The one-time ticket a WebSocket handshake, or a browser opening the
 /// UI, carries in its query, if any. It is spent once the request has been
-/// looked at, whatever the answer, unless the UI's page is sent to ask its
-/// user about it (`Admission::keeps_ticket`).
+/// looked at, whatever the answer.
 pub fn ticket(head: &RequestHead) -> Option<String> {
     let opens_ui = head.method == "GET" && head.path() == crate::local::UI;
     if head.upgrade != Some(Upgrade::WebSocket) && !opens_ui {
@@ -282,8 +271,7 @@ pub fn ticket(head: &RequestHead) -> Option<String> {
 }
 
 /// The request target as logs get it: a ticket in it is a credential until
-/// spent (one the UI's page asks its user about stays good a while), and
-/// logs may leave the router.
+/// spent, and logs may leave the router.
 pub fn target_without_ticket(head: &RequestHead) -> std::borrow::Cow<'_, str> {
     match ticket(head).filter(|t| !t.is_empty()) {
         Some(t) => head.target.replace(&t, "-").into(),
@@ -470,51 +458,40 @@ mod tests {
     }
 
     #[test]
-    fn ticket_openers() {
+    fn ticket_sign_ins_come_from_the_ui_itself_or_a_cors_origin() {
         let cors = vec!["http://192.168.1.1".to_string()];
         let ui = "GET /_dockermand/ui/?ticket=t HTTP/1.1\r\nHost: 192.168.1.1:2375\r\n";
-        let opener = |headers: &str| ticket_opener(&head(&format!("{ui}{headers}\r\n")), &cors);
-        let cases = [
-            ("Sec-Fetch-Site: none\r\n", TicketOpener::Ours),
-            ("Sec-Fetch-Site: same-origin\r\n", TicketOpener::Ours),
+        let may = |headers: &str| may_sign_in_by_ticket(&head(&format!("{ui}{headers}\r\n")), &cors);
+        for ok in [
+            "Sec-Fetch-Site: none\r\n",
+            "Sec-Fetch-Site: same-origin\r\n",
             // LuCI on the router's port 80: same-site, or cross-site for
             // another name of the router; no Sec-Fetch-Site over plain http
-            (
-                "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1/\r\n",
-                TicketOpener::Ours,
-            ),
-            (
-                "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1/cgi-bin/luci/admin\r\n",
-                TicketOpener::Ours,
-            ),
-            ("Referer: http://192.168.1.1?x\r\n", TicketOpener::Ours),
-            ("", TicketOpener::Unknown),
-            ("Sec-Fetch-Site: cross-site\r\n", TicketOpener::Unknown),
-            ("Sec-Fetch-Site: same-site\r\n", TicketOpener::Unknown),
-            (
-                "Sec-Fetch-Site: cross-site\r\nReferer: http://evil.example/\r\n",
-                TicketOpener::Foreign,
-            ),
-            ("Referer: http://evil.example/\r\n", TicketOpener::Foreign),
+            "Sec-Fetch-Site: same-site\r\nReferer: http://192.168.1.1/\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://192.168.1.1/cgi-bin/luci/admin\r\n",
+            "Referer: http://192.168.1.1?x\r\n",
+        ] {
+            assert!(may(ok), "{ok:?}");
+        }
+        for bad in [
+            // a page that hides its Referer
+            "",
+            "Sec-Fetch-Site: cross-site\r\n",
+            "Sec-Fetch-Site: same-site\r\n",
+            "Sec-Fetch-Site: cross-site\r\nReferer: http://evil.example/\r\n",
+            "Referer: http://evil.example/\r\n",
             // a container's page published on another port of the router
-            ("Referer: http://192.168.1.1:8080/\r\n", TicketOpener::Foreign),
+            "Referer: http://192.168.1.1:8080/\r\n",
             // the gateway's own host is not enough either
-            ("Referer: http://192.168.1.1:2375/\r\n", TicketOpener::Foreign),
-            (
-                "Referer: http://192.168.1.1.evil.example/\r\n",
-                TicketOpener::Foreign,
-            ),
-            (
-                "Referer: http://192.168.1.1@evil.example/\r\n",
-                TicketOpener::Foreign,
-            ),
-            ("Referer: https://192.168.1.1/\r\n", TicketOpener::Foreign),
-            ("Referer: //192.168.1.1/\r\n", TicketOpener::Foreign),
-            ("Sec-Fetch-Site: Same-Origin\r\n", TicketOpener::Foreign),
-            ("Sec-Fetch-Site: elsewhere\r\n", TicketOpener::Foreign),
-        ];
-        for (headers, expected) in cases {
-            assert_eq!(opener(headers), expected, "{headers:?}");
+            "Referer: http://192.168.1.1:2375/\r\n",
+            "Referer: http://192.168.1.1.evil.example/\r\n",
+            "Referer: http://192.168.1.1@evil.example/\r\n",
+            "Referer: https://192.168.1.1/\r\n",
+            "Referer: //192.168.1.1/\r\n",
+            "Sec-Fetch-Site: Same-Origin\r\n",
+            "Sec-Fetch-Site: elsewhere\r\n",
+        ] {
+            assert!(!may(bad), "{bad:?}");
         }
     }
 

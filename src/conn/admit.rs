@@ -8,7 +8,7 @@ use std::time::Instant;
 use serde_json::json;
 
 use crate::access::auth::{parse_subprotocol, PeerId, Principal, SessionKind, Sessions};
-use crate::access::gate::{self, Authn, Pass, Refusal, TicketOpener};
+use crate::access::gate::{self, Authn, Pass, Refusal};
 use crate::access::policy::Policy;
 use crate::access::route::{BodyCheck, Class};
 use crate::config::Config;
@@ -75,10 +75,6 @@ pub enum Admission {
     /// Serve the web UI: an asset, a redirect to it, or why not.
     #[cfg(feature = "ui")]
     Ui(crate::ui::Answer),
-    /// Serve the UI's page, which asks its user whether to sign in with
-    /// the ticket the request carries: the ticket stays good for that.
-    #[cfg(feature = "ui")]
-    TicketPage(crate::ui::Answer),
     /// Answer the WebSocket handshake and bridge a console (or, without an
     /// exec, the protocol test echo).
     OpenConsole {
@@ -86,18 +82,6 @@ pub enum Admission {
         exec: Option<ExecRequest>,
         handshake: Vec<u8>,
     },
-}
-
-impl Admission {
-    /// Whether the request's ticket stays good: a ticket works once,
-    /// whatever the answer, but for the one the page asks its user about.
-    pub fn keeps_ticket(&self) -> bool {
-        #[cfg(feature = "ui")]
-        if let Admission::TicketPage(_) = self {
-            return true;
-        }
-        false
-    }
 }
 
 /// Why a body is read before anything is forwarded.
@@ -172,22 +156,18 @@ pub fn admit(head: &RequestHead, view: &View) -> Admission {
             }
         }
         Some(Endpoint::UiSignIn) if view.cfg.serves_ui() => {
-            let opener = gate::ticket_opener(head, &view.cfg.cors_origins);
-            // The page asks the user, and signs in by posting the ticket to
-            // the login only if they agree.
-            #[cfg(feature = "ui")]
-            if opener == TicketOpener::Unknown {
-                return Admission::TicketPage(crate::ui::page(head));
-            }
             // A ticket that is not (or no longer) good, or that another
-            // page sent the browser with, is spent and leaves the browser
-            // at the sign-in screen, without the ticket in its address.
+            // page sent the browser with, is spent all the same and leaves
+            // the browser at the sign-in screen, without the ticket in its
+            // address.
             let owner =
                 gate::ticket(head).and_then(|t| view.sessions.lookup(&t, SessionKind::Ticket, view.now));
-            if owner.is_some() && opener == TicketOpener::Foreign {
-                log::info!("ticket sign-in refused: another site's page opened it");
+            let from_another_page =
+                owner.is_some() && !gate::may_sign_in_by_ticket(head, &view.cfg.cors_origins);
+            if from_another_page {
+                log::info!("ticket sign-in refused: the browser came from another page");
             }
-            return match owner.filter(|_| opener == TicketOpener::Ours) {
+            return match owner.filter(|_| !from_another_page) {
                 Some(principal) => Admission::Endpoint {
                     endpoint: Endpoint::UiSignIn,
                     principal,

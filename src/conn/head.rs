@@ -106,7 +106,8 @@ impl Connection {
         // An upgrade's first tunnel bytes may follow its head at once.
         self.said_close = !head.keep_alive && head.body == RequestBody::None && head.upgrade.is_none();
         let admission = admit(&head, &View::of(ctx, self.peer_id, self.cert.as_deref()));
-        if let Some(ticket) = gate::ticket(&head).filter(|_| !admission.keeps_ticket()) {
+        // A ticket works once, whatever the answer to the request.
+        if let Some(ticket) = gate::ticket(&head) {
             ctx.sessions.remove(&ticket);
         }
         let req = Request {
@@ -158,7 +159,7 @@ impl Connection {
                 handshake,
             } => self.open_console(ctx, req, principal, exec, handshake),
             #[cfg(feature = "ui")]
-            Admission::Ui(answer) | Admission::TicketPage(answer) => self.ui_reply(ctx, &req, answer),
+            Admission::Ui(answer) => self.ui_reply(ctx, &req, answer),
         }
     }
 }

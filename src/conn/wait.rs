@@ -178,22 +178,7 @@ impl Connection {
                 ctx.logins.limiter.fail_now(peer, ctx.now);
                 return self.wrong_password(ctx, &req);
             }
-            Some(Credential::Token(token)) => {
-                let principal = ctx.cfg.auth.find_token(&token).map(|t| Principal {
-                    name: format!("token:{}", t.name),
-                    role: t.role.clone(),
-                    ambient: true,
-                });
-                return self.trade_for_cookie(ctx, req, principal);
-            }
-            Some(Credential::Ticket(ticket)) => {
-                let principal = ctx.sessions.lookup(&ticket, SessionKind::Ticket, ctx.now);
-                if principal.is_some() {
-                    // Once, like every ticket.
-                    ctx.sessions.remove(&ticket);
-                }
-                return self.trade_for_cookie(ctx, req, principal.map(|p| Principal { ambient: true, ..p }));
-            }
+            Some(Credential::Token(token)) => return self.token_login(ctx, req, &token),
             Some(Credential::Router { username, password }) => {
                 return self.router_login(ctx, req, username, password)
             }
@@ -215,12 +200,15 @@ impl Connection {
 
     /// A pasted API token traded for a session cookie. A token is long and
     /// random: checking it needs no worker.
-    /// Signs in as the principal a token or ticket stands for; one that
-    /// stands for nobody counts as a wrong password.
-    fn trade_for_cookie(&mut self, ctx: &mut Ctx, req: Request, principal: Option<Principal>) -> Phase {
-        let Some(principal) = principal else {
+    fn token_login(&mut self, ctx: &mut Ctx, req: Request, token: &str) -> Phase {
+        let Some(t) = ctx.cfg.auth.find_token(token) else {
             ctx.logins.limiter.fail_now(self.peer_id, ctx.now);
             return self.wrong_password(ctx, &req);
+        };
+        let principal = Principal {
+            name: format!("token:{}", t.name),
+            role: t.role.clone(),
+            ambient: true,
         };
         self.signed_in(ctx, &req, principal)
     }

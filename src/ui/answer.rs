@@ -60,23 +60,15 @@ pub fn answer(head: &RequestHead) -> Option<Answer> {
     if name.is_empty() && crate::access::gate::query_param(&head.target, "ticket").is_some() {
         return None;
     }
-    Some(assets::find(name).map_or(Answer::NotFound, |asset| negotiate(head, asset)))
-}
-
-/// The page itself, for the ticket sign-in to leave a ticket to: its
-/// script asks the user whether to sign in with it.
-pub fn page(head: &RequestHead) -> Answer {
-    assets::find("").map_or(Answer::NotFound, |asset| negotiate(head, asset))
-}
-
-/// `asset` in the encoding the client takes, or 304 if its copy is current.
-fn negotiate(head: &RequestHead, asset: &'static Asset) -> Answer {
+    let Some(asset) = assets::find(name) else {
+        return Some(Answer::NotFound);
+    };
     let gzip = head.header("accept-encoding").is_some_and(accepts_gzip);
     let etag = if gzip { asset.etag_gzip } else { asset.etag };
     let fresh = head
         .header("if-none-match")
         .is_some_and(|v| etag_matches(v, etag));
-    Answer::Asset { asset, gzip, fresh }
+    Some(Answer::Asset { asset, gzip, fresh })
 }
 
 fn wants_html(head: &RequestHead) -> bool {

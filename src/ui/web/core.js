@@ -121,8 +121,6 @@ async function ndjson(path, opts, onObject) {
 // --- the signed-in user ----------------------------------------------------
 
 const session = {name: null, role: null};
-// A sign-in ticket the gateway left to the user to accept (login.js).
-let pendingTicket = null;
 const canWrite = () => session.role !== null && session.role !== 'read';
 // A write control, left out altogether for a read-only role.
 const writable = el => (canWrite() ? el : null);
@@ -165,7 +163,7 @@ async function show() {
   const [path, search] = (location.hash.slice(2) || 'overview').split('?');
   const [name, ...params] = path.split('/').map(decodeURIComponent);
   const view = document.getElementById('view');
-  if (name !== 'login' && name !== 'ticket' && session.role === null) {
+  if (name !== 'login' && session.role === null) {
     try { Object.assign(session, await api('/_dockermand/whoami')); } catch (e) { return; }
     drawHeader();
   }
@@ -512,13 +510,5 @@ function tabs(base, items, active, signal) {
 window.addEventListener('hashchange', show);
 document.addEventListener('DOMContentLoaded', () => {
   drawHeader();
-  // The gateway signs a browser in with a ticket by itself, and drops it
-  // from the address, when it knows which page sent the browser; it leaves
-  // the page the others, which leave the address at once here.
-  const ticket = new URLSearchParams(location.search).get('ticket');
-  if (ticket) {
-    pendingTicket = ticket;
-    history.replaceState(null, '', location.pathname + '#/ticket?next=' + encodeURIComponent(location.hash || '#/overview'));
-  }
   show();
 });

@@ -44,35 +44,4 @@
     const first = view.querySelector('input');
     if (first) first.setAttribute('autofocus', '');
   });
-
-  // A ticket whose opener the browser did not name: plain http to a LAN
-  // address carries no Sec-Fetch-Site, and a page can hide its Referer (as
-  // LuCI on https does, going to http). Another site could have sent it,
-  // with a ticket of its author's, so the user decides.
-  route('ticket', async (view, params, signal, search) => {
-    const next = search.get('next') || '#/overview';
-    const onward = next.startsWith('#/login') || next.startsWith('#/ticket') ? '#/overview' : next;
-    const ticket = pendingTicket;
-    pendingTicket = null;
-    if (!ticket) return go(onward);
-    const msg = h('div', {'aria-live': 'assertive'});
-    const accept = h('button', {type: 'button', class: 'primary', text: 'Sign in with the ticket'});
-    accept.addEventListener('click', () => act(accept, async () => {
-      fill(msg);
-      try {
-        await api('/_dockermand/login', {method: 'POST', json: {ticket}});
-      } catch (err) {
-        fill(msg, errorBox(err));
-        return;
-      }
-      session.role = null;
-      go(onward);
-    }));
-    const decline = h('button', {type: 'button', text: 'Not now', onclick: () => go(onward)});
-    accept.setAttribute('autofocus', '');
-    fill(view, h('h1', {tabindex: '-1', text: 'Sign in with a ticket?'}),
-      h('p', {text: 'A page opened dockermand with a one-time sign-in ticket, and your browser did not say which page. ' +
-        'Accept it only if you opened dockermand from your router’s LuCI just now: another site could send you here signed in as someone else.'}),
-      msg, h('div', {class: 'toolbar'}, accept, decline));
-  });
 })();

@@ -4,10 +4,10 @@
 'require ui';
 
 // The gateway as this browser reaches it: the router's host name on the
-// port dockermand listens on for the LAN.
+// port dockermand listens on for the LAN (an IPv6 hostname comes with its
+// brackets).
 function gatewayUrl(port) {
-	const host = window.location.hostname.includes(':') ? '[' + window.location.hostname + ']' : window.location.hostname;
-	return 'http://' + host + ':' + (port || '2375');
+	return 'http://' + window.location.hostname + ':' + (port || '2375');
 }
 
 // Asks dockermand for a one-time ticket, authenticated by the LuCI session
