@@ -246,8 +246,12 @@ pub fn authenticate(
             };
         }
     }
-    if let Some(id) = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
-        return match sessions.lookup(&id, SessionKind::Login, now) {
+    if head
+        .header("cookie")
+        .and_then(|c| parse_cookie(c, COOKIE))
+        .is_some()
+    {
+        return match cookie_session(head).and_then(|s| sessions.lookup(&s, SessionKind::Login, now)) {
             Some(p) => Authn::Principal(p),
             None => Authn::Invalid,
         };
@@ -257,6 +261,22 @@ pub fn authenticate(
         PeerId::Ip(_) => cert.and_then(|c| cfg.auth.cert_principal(c)),
     };
     itself.map_or(Authn::Missing, Authn::Principal)
+}
+
+/// The header in which the web UI sends its half of a login session's
+/// secret.
+pub const BINDING_HEADER: &str = "x-dockermand-binding";
+
+/// A login session's secret: the cookie's half and the binding, the half
+/// the page keeps and sends in `BINDING_HEADER`. Browsers send a cookie to
+/// every port of its host, so a web page a container publishes on another
+/// port gets the cookie, and may set one; the binding is kept in the
+/// page's storage, which browsers keep per origin, port included. A cookie
+/// alone is no session, and one planted by another page has no binding.
+pub fn cookie_session(head: &RequestHead) -> Option<String> {
+    let cookie = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE))?;
+    let binding = std::str::from_utf8(head.header(BINDING_HEADER)?).ok()?.trim();
+    Some(cookie + binding)
 }
 
 /// The one-time ticket a WebSocket handshake, or a browser opening the
@@ -493,6 +513,22 @@ mod tests {
         ] {
             assert!(!may(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_cookie_session_needs_both_halves() {
+        let session =
+            |headers: &str| cookie_session(&head(&format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n")));
+        assert_eq!(
+            session("Cookie: theme=dark; dockermand_session=abc\r\nX-Dockermand-Binding: def\r\n").as_deref(),
+            Some("abcdef")
+        );
+        assert_eq!(session("Cookie: dockermand_session=abc\r\n"), None);
+        assert_eq!(session("X-Dockermand-Binding: def\r\n"), None);
+        assert_eq!(
+            session("Cookie: other=abc\r\nX-Dockermand-Binding: def\r\n"),
+            None
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Connection, Ctx, Phase, Request};
-use crate::access::auth::{parse_cookie, Principal, SessionKind, COOKIE};
+use crate::access::auth::{Principal, SessionKind, COOKIE};
 use crate::access::gate::{self, Refusal};
 use crate::http::reply::LocalReply;
 use crate::local::{self, AuthFigures, Endpoint};
@@ -67,11 +67,15 @@ impl Connection {
                     ambient: true,
                     ..principal
                 };
-                self.session_cookie(ctx, principal, LocalReply::redirect(local::UI))
+                // The binding reaches the page in the fragment, which no
+                // request carries; the page keeps it and clears the address.
+                self.session_cookie(ctx, principal, |binding| {
+                    LocalReply::redirect(&format!("{}#binding={binding}", local::UI))
+                })
             }
             Endpoint::Logout => {
-                if let Some(id) = req.head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
-                    ctx.sessions.remove(&id);
+                if let Some(secret) = gate::cookie_session(&req.head) {
+                    ctx.sessions.remove(&secret);
                 }
                 LocalReply::json(200, json!({ "message": "logged out" })).with_headers(&format!(
                     "Set-Cookie: {COOKIE}=; {}; Max-Age=0\r\n",

@@ -291,27 +291,34 @@ impl Connection {
     /// Answers a login that succeeded with the principal and its cookie.
     fn signed_in(&mut self, ctx: &mut Ctx, req: &Request, principal: Principal) -> Phase {
         log::info!("{} login as {} ({})", self.peer, principal.name, principal.role);
-        let who = json!({ "name": principal.name, "role": principal.role });
-        let reply = self.session_cookie(ctx, principal, LocalReply::json(200, who));
+        let (name, role) = (principal.name.clone(), principal.role.clone());
+        let reply = self.session_cookie(ctx, principal, |binding| {
+            LocalReply::json(200, json!({ "name": name, "role": role, "binding": binding }))
+        });
         self.log_local(req, reply.status);
         let close = !req.head.keep_alive;
         self.reply_to(ctx, req, reply, close)
     }
 
-    /// Makes a login session for `principal`, its cookie set by `reply`.
+    /// Makes a login session for `principal`. Its secret comes in two
+    /// halves: the cookie, which `reply(binding)` sets, and the binding it
+    /// hands the page itself (`gate::cookie_session`).
     pub(super) fn session_cookie(
         &mut self,
         ctx: &mut Ctx,
         principal: Principal,
-        reply: LocalReply,
+        reply: impl FnOnce(&str) -> LocalReply,
     ) -> LocalReply {
         let ttl = ctx.cfg.auth.session_ttl;
         match ctx.sessions.create(SessionKind::Login, principal, ttl, ctx.now) {
-            Ok(id) => reply.with_headers(&format!(
-                "Set-Cookie: {COOKIE}={id}; {}; Max-Age={}\r\n",
-                self.cookie_attributes(),
-                ttl.as_secs()
-            )),
+            Ok(secret) => {
+                let (cookie, binding) = secret.split_at(secret.len() / 2);
+                reply(binding).with_headers(&format!(
+                    "Set-Cookie: {COOKIE}={cookie}; {}; Max-Age={}\r\n",
+                    self.cookie_attributes(),
+                    ttl.as_secs()
+                ))
+            }
             Err(_) => LocalReply::error(503, "no randomness available"),
         }
     }

@@ -183,12 +183,15 @@ def run(browser, a, password):
         ctx.set_default_timeout(timeout_ms)
         try:
             # Signed in through the API request context, which shares the
-            # browser context's cookies (dockermand_session).
+            # browser context's cookies (dockermand_session); the page gets
+            # the other half of the session's secret where the UI keeps it.
             res = ctx.request.post(origin + "/_dockermand/login", headers={"Origin": origin},
                                    data={"username": a.user, "password": password})
             if res.status != 200:
                 sys.exit(f"ui.py: sign-in: {res.status} {res.text()[:300]}")
-            res = ctx.request.get(origin + "/containers/json?all=1")
+            binding = res.json()["binding"]
+            ctx.add_init_script("localStorage.setItem('dockermand-binding', %s)" % json.dumps(binding))
+            res = ctx.request.get(origin + "/containers/json?all=1", headers={"X-Dockermand-Binding": binding})
             if res.status != 200:
                 sys.exit(f"ui.py: /containers/json: {res.status} {res.text()[:300]}")
             names = [((c.get("Names") or [""])[0]).lstrip("/") for c in res.json()]

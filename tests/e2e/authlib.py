@@ -123,6 +123,14 @@ def login(gw: Gateway, username: str, password: str, headers=()) -> helpers.Http
                    [("Content-Type", "application/json")] + list(headers), body)
 
 
+def session_headers(resp: helpers.HttpResponse) -> list:
+    """What a client sends to use the session a login reply made: the
+    cookie and, since a cookie reaches every port of its host, the page's
+    half of the secret (the reply's ``binding``)."""
+    return [("Cookie", "dockermand_session=" + session_cookie(resp)),
+            ("X-Dockermand-Binding", resp.json()["binding"])]
+
+
 def session_cookie(resp: helpers.HttpResponse) -> str:
     """The ``dockermand_session`` value of a login reply's Set-Cookie."""
     for v in resp.header_all("Set-Cookie"):

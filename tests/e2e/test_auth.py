@@ -248,11 +248,18 @@ def test_login_cookie_session(gwa, running_container, api_direct):
 
     r = _login(gw, PASSWORD)
     assert r.status == 200, r
-    assert r.json() == {"name": "user:" + USER, "role": "operator"}
+    reply = r.json()
+    assert {k: reply[k] for k in ("name", "role")} == {"name": "user:" + USER, "role": "operator"}, reply
     set_cookie = r.header("Set-Cookie") or ""
     for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
         assert attr in set_cookie, set_cookie
-    cookie = [("Cookie", "dockermand_session=" + authlib.session_cookie(r))]
+    cookie = authlib.session_headers(r)
+    # Browsers send a cookie to every port of its host: the cookie alone,
+    # or with another session's binding, is no session.
+    assert _req(gw, "GET", "/_dockermand/whoami", cookie[:1]).status == 401
+    other = authlib.session_headers(_login(gw, PASSWORD))
+    assert _req(gw, "GET", "/_dockermand/whoami", [cookie[0], other[1]]).status == 401
+    assert _req(gw, "GET", "/_dockermand/whoami", [other[0], cookie[1]]).status == 401
 
     r = _req(gw, "GET", "/_dockermand/whoami", cookie)
     assert (r.status, r.json()) == (200, {"name": "user:" + USER, "role": "operator"}), r
@@ -303,7 +310,7 @@ def test_login_session_expires(gateway_factory, standin, tmp_path, password_hash
     r = _login(gw, PASSWORD)
     assert r.status == 200, r
     assert "Max-Age=2" in (r.header("Set-Cookie") or ""), r
-    cookie = [("Cookie", "dockermand_session=" + authlib.session_cookie(r))]
+    cookie = authlib.session_headers(r)
     assert _req(gw, "GET", "/_dockermand/whoami", cookie).status == 200
     helpers.wait_until(lambda: _req(gw, "GET", "/_dockermand/whoami", cookie).status == 401, 10,
                        "the session to expire")
@@ -555,7 +562,7 @@ def test_dry_run_does_not_wave_through_cross_site_requests(gateway_factory, stan
     gw = authlib.start_gateway(gateway_factory, authlib.write_config(tmp_path, cfg, "drycsrf.json"), standin.url)
     r = _login(gw, PASSWORD)
     assert r.status == 200, r
-    cookie = [("Cookie", "dockermand_session=" + authlib.session_cookie(r))]
+    cookie = authlib.session_headers(r)
     r = authlib.request(gw, "GET", "/containers/json", cookie, host="evil.example")
     assert r.status == 403, r
     for origin in ([], [("Origin", "https://evil.example")]):

@@ -37,6 +37,7 @@ import time
 
 import pytest
 
+import authlib
 import consolelib as cl
 from consolelib import must_open, open_console, open_ws
 import helpers
@@ -455,13 +456,16 @@ def test_login_cookie_console(gateway_factory, dockerd, tmp_path, running_contai
         r = conn.request("POST", "/_dockermand/login", [("Content-Type", "application/json")],
                          json.dumps({"username": "alice", "password": pw}).encode())
     assert r.status == 200, r
-    cookie = next(v.split(";")[0].strip() for v in r.header_all("Set-Cookie")
-                  if v.strip().startswith("dockermand_session="))
+    session = authlib.session_headers(r)
     c = must_open(gw.addr, running_container, ["sh", "-c", "echo cookie"], tty=False,
-                  headers=[("Cookie", cookie)], origin=same_origin(gw))
+                  headers=session, origin=same_origin(gw))
     assert c.run_to_end().stdout == b"cookie\n"
-    r, c = open_console(gw.addr, running_container, ["true"], headers=[("Cookie", cookie)], origin=EVIL_ORIGIN)
+    r, c = open_console(gw.addr, running_container, ["true"], headers=session, origin=EVIL_ORIGIN)
     assert r.status == 403 and c is None, r
+    # a browser's WebSocket carries the cookie alone, which is no session:
+    # the UI asks for a ticket with both halves instead
+    r, c = open_console(gw.addr, running_container, ["true"], headers=session[:1], origin=same_origin(gw))
+    assert r.status == 401 and c is None, r
 
 
 def test_missing_container_is_404(auth_gw, api_direct):

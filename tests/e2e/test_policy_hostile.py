@@ -43,11 +43,12 @@ MAX_BODY = 65536
 
 
 class Env:
-    def __init__(self, gw: Gateway, standin: Standin, bind_dir: str, cookie: str):
+    def __init__(self, gw: Gateway, standin: Standin, bind_dir: str, cookie: str, binding: str):
         self.gw = gw
         self.standin = standin
         self.bind = bind_dir
         self.cookie = cookie
+        self.binding = binding
 
     # -- what the upstream saw -------------------------------------------------------
     def snapshot(self):
@@ -112,7 +113,7 @@ def env():
     try:
         r = authlib.login(gw, USER, PASSWORD)
         assert r.status == 200, r
-        e = Env(gw, standin, bind_dir, authlib.session_cookie(r))
+        e = Env(gw, standin, bind_dir, authlib.session_cookie(r), r.json()["binding"])
         assert standin.connection_count() == 0, "login reached the upstream"
         yield e
     finally:
@@ -484,7 +485,7 @@ for name, origin in [
 
 
 def cookie(e):
-    return [("Cookie", "theme=dark; dockermand_session=" + e.cookie)]
+    return [("Cookie", "theme=dark; dockermand_session=" + e.cookie), ("X-Dockermand-Binding", e.binding)]
 
 
 for name, origin_headers in [

@@ -1137,26 +1137,28 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             cookies = page.context.cookies()
             assert [c["secure"] for c in cookies] == [True], cookies
 
-            # same-origin fetch with the session cookie
+            # same-origin fetch with the session cookie and the page's
+            # half of its secret
             who = page.evaluate("""async () => {
-                const r = await fetch('/_dockermand/whoami');
+                const r = await fetch('/_dockermand/whoami', {headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
                 return {status: r.status, body: await r.json()};
             }""")
             assert who == {"status": 200, "body": {"name": "user:" + BROWSER_USER, "role": "operator"}}, who
             listing = page.evaluate("""async () => {
-                const r = await fetch('/containers/json');
+                const r = await fetch('/containers/json', {headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
                 return {status: r.status, ids: (await r.json()).map(c => c.Id)};
             }""")
             assert listing["status"] == 200 and running_container in listing["ids"], listing
             # a change of state: the browser's Origin is the gateway's own
             paused = page.evaluate("""async (id) => {
-                const r = await fetch('/containers/' + id + '/pause', {method: 'POST'});
+                const r = await fetch('/containers/' + id + '/pause', {method: 'POST', headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
                 return r.status;
             }""", running_container)
             assert paused == 204
             assert api_direct.inspect_container(running_container)["State"]["Paused"] is True
             assert page.evaluate("async (id) => (await fetch('/containers/' + id + '/unpause', "
-                                 "{method: 'POST'})).status", running_container) == 204
+                                 "{method: 'POST', headers: {'X-Dockermand-Binding': "
+                                 "localStorage.getItem('dockermand-binding')}})).status", running_container) == 204
             # a token instead of the cookie
             who = page.evaluate("""async (token) => {
                 const r = await fetch('/_dockermand/whoami',
@@ -1165,9 +1167,13 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             }""", OP)
             assert who == {"status": 200, "body": {"name": "token:operator", "role": "operator"}}, who
 
-            # consoles over wss://, with the cookie and with the token subprotocol
+            # consoles over wss://, with a ticket the cookie session asked
+            # for (a WebSocket cannot carry its binding), and with the token
+            # subprotocol
             path = cl.console_target(running_container, ["sh"], tty=True)
-            for protocols in ([], ["dockermand.token." + OP]):
+            ticket = page.evaluate("""async () => (await (await fetch('/_dockermand/ticket', {method: 'POST',
+                headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}})).json()).ticket""")
+            for path, protocols in ((path + "&ticket=" + ticket, []), (path, ["dockermand.token." + OP])):
                 res = page.evaluate(CONSOLE_JS, {"path": path, "protocols": protocols,
                                                  "input": "echo BROWSER=$((6*7))=; exit 3\n"})
                 assert res["url"].startswith("wss://localhost:"), res

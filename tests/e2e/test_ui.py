@@ -120,10 +120,16 @@ def test_password_sign_in_shows_name_and_role_and_logout_ends_the_session(ui_fac
     ui.shot("signed-in-reader")
     cookie = [c for c in ui.context.cookies() if c["name"] == "dockermand_session"][0]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
+    # the session's secret is the cookie and the page's binding together
+    session = [("Cookie", "dockermand_session=" + cookie["value"]),
+               ("X-Dockermand-Binding", page.evaluate("localStorage.getItem('dockermand-binding')"))]
+    assert get(ui_gw.gw, "/_dockermand/whoami", session).status == 200
+    assert get(ui_gw.gw, "/_dockermand/whoami", session[:1]).status == 401
     page.get_by_role("button", name="Log out").click()
     page.locator("#login-password").wait_for()
     assert page.locator("#user").count() == 0
-    r = get(ui_gw.gw, "/_dockermand/whoami", [("Cookie", "dockermand_session=" + cookie["value"])])
+    assert page.evaluate("localStorage.getItem('dockermand-binding')") is None
+    r = get(ui_gw.gw, "/_dockermand/whoami", session)
     assert r.status == 401, r
 
 

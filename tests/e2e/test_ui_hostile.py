@@ -67,7 +67,7 @@ def test_revoking_a_token_ends_the_cookies_it_became(gateway_factory, dockerd, t
     body = json.dumps({"token": revoked}).encode()
     r = authlib.request(gw, "POST", "/_dockermand/login", [("Content-Type", "application/json")], body)
     assert r.status == 200, r
-    cookie = [("Cookie", "dockermand_session=" + authlib.session_cookie(r))]
+    cookie = authlib.session_headers(r)
     assert authlib.whoami(gw, cookie).status == 200
 
     authlib.write_config(tmp_path, authlib.auth_config(tokens={"read": keep}))

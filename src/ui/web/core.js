@@ -54,13 +54,24 @@ function query(q) {
   return parts.length ? '?' + parts.join('&') : '';
 }
 
+// The page's half of its login session's secret (the cookie is the other):
+// browsers send a cookie to every port of its host, where containers may
+// publish pages, but keep this storage per origin. The gateway hands it
+// over with the cookie: in the login's reply, or after a ticket sign-in in
+// the address's fragment, which no request carries.
+const BINDING = 'dockermand-binding';
+function bindingHeader() {
+  const binding = localStorage.getItem(BINDING);
+  return binding ? {'X-Dockermand-Binding': binding} : {};
+}
+
 // Calls the Docker API (paths without a version: dockerd picks its own) or
 // one of the gateway's endpoints (`/_dockermand/...`).
 // opts: {method, query, json, body, headers, signal, raw}. Resolves to the
 // parsed JSON (or null for an empty body), or the Response itself with
 // `raw`. Rejects with an ApiError; a 401 sends the user to the sign-in.
 async function api(path, opts = {}) {
-  const headers = Object.assign({}, opts.headers);
+  const headers = Object.assign(bindingHeader(), opts.headers);
   let body = opts.body;
   if (opts.json !== undefined) {
     headers['Content-Type'] = 'application/json';
@@ -202,6 +213,7 @@ function drawHeader() {
 
 async function logout() {
   try { await api('/_dockermand/logout', {method: 'POST'}); } catch (e) { /* signed out anyway */ }
+  localStorage.removeItem(BINDING);
   session.name = session.role = null;
   drawHeader();
   go('#/login');
@@ -345,7 +357,7 @@ function upload(path, blob, p, {method = 'PUT', q, headers = {}, onText} = {}) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path + query(q));
-    for (const [k, v] of Object.entries(headers)) xhr.setRequestHeader(k, v);
+    for (const [k, v] of Object.entries(Object.assign(bindingHeader(), headers))) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = e => p.set(e.loaded, e.lengthComputable ? e.total : blob.size);
     if (onText) xhr.onprogress = () => onText(xhr.responseText);
     xhr.onload = () => {
@@ -509,6 +521,11 @@ function tabs(base, items, active, signal) {
 
 window.addEventListener('hashchange', show);
 document.addEventListener('DOMContentLoaded', () => {
+  const signedInWith = location.hash.match(/^#binding=([0-9a-f]+)$/);
+  if (signedInWith) {
+    localStorage.setItem(BINDING, signedInWith[1]);
+    history.replaceState(null, '', location.pathname + '#/overview');
+  }
   drawHeader();
   show();
 });

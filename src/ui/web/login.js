@@ -28,7 +28,7 @@
         act(button, async () => {
           fill(msg);
           try {
-            await api('/_dockermand/login', {method: 'POST', json: body});
+            localStorage.setItem(BINDING, (await api('/_dockermand/login', {method: 'POST', json: body})).binding);
           } catch (err) {
             fill(msg, errorBox(err));
             return;
