@@ -19,6 +19,8 @@ use crate::tls::cert_names::CertNames;
 
 /// Name of our session cookie.
 pub const COOKIE: &str = "dockermand_session";
+/// Hex digits of a session's or ticket's secret.
+pub const SESSION_SECRET_LEN: usize = 48;
 /// Most live sessions (own logins, cached rpcd checks, tickets) kept.
 pub const MAX_SESSIONS: usize = 1024;
 /// Most PBKDF2 rounds a stored password may ask for: each login costs the
@@ -417,7 +419,7 @@ impl Sessions {
                 self.by_hash.remove(&k);
             }
         }
-        let secret = hex(&random_bytes::<24>()?);
+        let secret = hex(&random_bytes::<{ SESSION_SECRET_LEN / 2 }>()?);
         self.insert(&secret, kind, principal, ttl, now);
         Ok(secret)
     }

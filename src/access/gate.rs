@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::access::auth::{
     looks_like_rpcd_session, parse_authorization, parse_cookie, parse_subprotocol, PeerId, Principal,
-    SessionKind, Sessions, COOKIE,
+    SessionKind, Sessions, COOKIE, SESSION_SECRET_LEN,
 };
 use crate::access::policy::{check_build_query, Denial, Policy};
 use crate::access::route::{match_route, BodyCheck, Guard, Matched, Route};
@@ -276,7 +276,9 @@ pub const BINDING_HEADER: &str = "x-dockermand-binding";
 pub fn cookie_session(head: &RequestHead) -> Option<String> {
     let cookie = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE))?;
     let binding = std::str::from_utf8(head.header(BINDING_HEADER)?).ok()?.trim();
-    Some(cookie + binding)
+    // Each is half of what `Sessions::create` makes: no other split.
+    let half = |s: &str| s.len() == SESSION_SECRET_LEN / 2 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (half(&cookie) && half(binding)).then(|| cookie + binding)
 }
 
 /// The one-time ticket a WebSocket handshake, or a browser opening the
@@ -519,16 +521,30 @@ mod tests {
     fn a_cookie_session_needs_both_halves() {
         let session =
             |headers: &str| cookie_session(&head(&format!("GET / HTTP/1.1\r\nHost: x\r\n{headers}\r\n")));
+        let (a, b) = ("0123456789abcdef01234567", "89abcdef0123456789abcdef");
         assert_eq!(
-            session("Cookie: theme=dark; dockermand_session=abc\r\nX-Dockermand-Binding: def\r\n").as_deref(),
-            Some("abcdef")
+            session(&format!(
+                "Cookie: theme=dark; dockermand_session={a}\r\nX-Dockermand-Binding: {b}\r\n"
+            )),
+            Some(format!("{a}{b}"))
         );
-        assert_eq!(session("Cookie: dockermand_session=abc\r\n"), None);
-        assert_eq!(session("X-Dockermand-Binding: def\r\n"), None);
-        assert_eq!(
-            session("Cookie: other=abc\r\nX-Dockermand-Binding: def\r\n"),
-            None
-        );
+        for lacking in [
+            format!("Cookie: dockermand_session={a}\r\n"),
+            format!("X-Dockermand-Binding: {b}\r\n"),
+            format!("Cookie: other={a}\r\nX-Dockermand-Binding: {b}\r\n"),
+            // the whole secret in the cookie, or another split
+            format!("Cookie: dockermand_session={a}{b}\r\nX-Dockermand-Binding: \r\n"),
+            format!(
+                "Cookie: dockermand_session={a}8\r\nX-Dockermand-Binding: {}\r\n",
+                &b[1..]
+            ),
+            format!(
+                "Cookie: dockermand_session={a}\r\nX-Dockermand-Binding: {}zz\r\n",
+                &b[2..]
+            ),
+        ] {
+            assert_eq!(session(&lacking), None, "{lacking:?}");
+        }
     }
 
     #[test]

@@ -73,7 +73,9 @@ impl Connection {
         if !ctx.cfg.is_open() {
             // Our credentials are not dockerd's business (nor its plugins').
             head.headers.retain(|(n, _)| {
-                !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("cookie")
+                !["authorization", "cookie", gate::BINDING_HEADER]
+                    .iter()
+                    .any(|ours| n.eq_ignore_ascii_case(ours))
             });
         }
         // A token subprotocol is ours whether or not auth is on: dockerd never

@@ -62,15 +62,16 @@ impl Connection {
                     Err(_) => LocalReply::error(503, "no randomness available"),
                 }
             }
+            // Admitted only when the UI is served.
+            #[cfg(feature = "ui")]
             Endpoint::UiSignIn => {
                 let principal = Principal {
                     ambient: true,
                     ..principal
                 };
-                // The binding reaches the page in the fragment, which no
-                // request carries; the page keeps it and clears the address.
+                let cors_origins = ctx.cfg.cors_origins.clone();
                 self.session_cookie(ctx, principal, |binding| {
-                    LocalReply::redirect(&format!("{}#binding={binding}", local::UI))
+                    crate::ui::sign_in_page(binding, &cors_origins)
                 })
             }
             Endpoint::Logout => {

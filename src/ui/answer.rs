@@ -2,6 +2,7 @@
 //! headers that go with it, decided from the request head alone.
 
 use super::assets::{self, Asset};
+use crate::http::reply::LocalReply;
 use crate::http::request::RequestHead;
 
 pub use crate::local::UI as ROOT;
@@ -108,6 +109,26 @@ fn etag_matches(value: &[u8], etag: &str) -> bool {
         .split(',')
         .map(|t| t.trim())
         .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+}
+
+/// What a ticket sign-in answers, with its session's cookie: a page
+/// carrying the page's half of the session's secret (its binding), which
+/// the UI's script keeps before it opens the UI. Not in an address: any
+/// page can send a browser to any address, with a binding of its choosing;
+/// no other origin can read this reply.
+pub fn sign_in_page(binding: &str, cors_origins: &[String]) -> LocalReply {
+    let script = assets::ASSETS
+        .iter()
+        .find(|a| a.content_type.starts_with("text/javascript"))
+        .map_or("", |a| a.name);
+    let page = format!(
+        "<!doctype html><meta charset=\"utf-8\"><title>dockermand</title>\
+         <meta name=\"dockermand-binding\" content=\"{binding}\"><script defer src=\"{script}\"></script>"
+    );
+    LocalReply::body(200, "text/html; charset=utf-8", page).with_headers(&format!(
+        "Cache-Control: no-store\r\n{}",
+        security_headers(cors_origins)
+    ))
 }
 
 /// The headers every UI reply carries (and a redirect), after the status

@@ -175,6 +175,27 @@ def test_one_time_ticket_signs_in_and_leaves_the_address_bar(ui_factory, ui_gw):
     assert "ticket" not in page.url
 
 
+def test_no_page_can_hand_a_browser_a_session_through_its_address(browser, ui_gw):
+    """A page on another port of the host can set the session cookie
+    (browsers keep cookies per host), and can send the browser to any
+    address; with a session of its author's, both halves, the browser still
+    lands signed out: the page takes a binding only from a sign-in's reply."""
+    r = authlib.request(ui_gw.gw, "POST", "/_dockermand/login", [("Content-Type", "application/json")],
+                        json.dumps({"token": ui_gw.tokens["read"]}).encode())
+    (_, cookie), (_, binding) = authlib.session_headers(r)
+    context = browser.new_context()
+    try:
+        context.add_cookies([{"name": "dockermand_session", "value": cookie.split("=", 1)[1],
+                              "url": ui_gw.origin}])
+        page = context.new_page()
+        for address in ("/_dockermand/ui/#binding=" + binding, "/_dockermand/ui/?binding=" + binding):
+            page.goto(ui_gw.origin + address)
+            page.locator(".screen-login").wait_for()
+            assert page.evaluate("localStorage.getItem('dockermand-binding')") is None
+    finally:
+        context.close()
+
+
 @pytest.mark.parametrize("gateway_host", ["127.0.0.1", "router.test"])
 def test_a_ticket_signs_in_only_when_a_cors_origin_sent_the_browser(browser, gateway_factory, dockerd, tmp_path,
                                                                    gateway_host):

@@ -5,7 +5,8 @@
  * exec: dockermand's own console (binary frames both ways, JSON text frames
  * for resize and the exit code). attach: dockerd's attach/ws, resized with
  * POST /containers/{id}/resize. opts.server (default: this page's origin)
- * names another gateway, which must list this origin in cors_origins.
+ * names another gateway, which must list this origin in cors_origins and be
+ * open: its sessions' bindings are its own pages' alone.
  * Returns {close(), term}. Classic script; exposes window.openConsole only. */
 (function () {
   'use strict';

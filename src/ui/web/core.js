@@ -57,8 +57,9 @@ function query(q) {
 // The page's half of its login session's secret (the cookie is the other):
 // browsers send a cookie to every port of its host, where containers may
 // publish pages, but keep this storage per origin. The gateway hands it
-// over with the cookie: in the login's reply, or after a ticket sign-in in
-// the address's fragment, which no request carries.
+// over with the cookie, in a reply no other origin can read: the login's,
+// or the page a ticket sign-in answers with. Never in an address: any page
+// can send a browser to any address.
 const BINDING = 'dockermand-binding';
 function bindingHeader() {
   const binding = localStorage.getItem(BINDING);
@@ -521,10 +522,13 @@ function tabs(base, items, active, signal) {
 
 window.addEventListener('hashchange', show);
 document.addEventListener('DOMContentLoaded', () => {
-  const signedInWith = location.hash.match(/^#binding=([0-9a-f]+)$/);
-  if (signedInWith) {
-    localStorage.setItem(BINDING, signedInWith[1]);
-    history.replaceState(null, '', location.pathname + '#/overview');
+  // A ticket sign-in's answer is a page with the binding and this script:
+  // keep it, and open the UI in its place (the ticket leaves the history).
+  const handedOver = document.querySelector('meta[name="dockermand-binding"]');
+  if (handedOver) {
+    localStorage.setItem(BINDING, handedOver.content);
+    location.replace(location.pathname + (location.hash || '#/overview'));
+    return;
   }
   drawHeader();
   show();
