@@ -246,12 +246,8 @@ pub fn authenticate(
             };
         }
     }
-    if head
-        .header("cookie")
-        .and_then(|c| parse_cookie(c, COOKIE))
-        .is_some()
-    {
-        return match cookie_session(head).and_then(|s| sessions.lookup(&s, SessionKind::Login, now)) {
+    if let Some(cookie) = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE)) {
+        return match bound_secret(cookie, head).and_then(|s| sessions.lookup(&s, SessionKind::Login, now)) {
             Some(p) => Authn::Principal(p),
             None => Authn::Invalid,
         };
@@ -274,7 +270,12 @@ pub const BINDING_HEADER: &str = "x-dockermand-binding";
 /// page's storage, which browsers keep per origin, port included. A cookie
 /// alone is no session, and one planted by another page has no binding.
 pub fn cookie_session(head: &RequestHead) -> Option<String> {
-    let cookie = head.header("cookie").and_then(|c| parse_cookie(c, COOKIE))?;
+    bound_secret(head.header("cookie").and_then(|c| parse_cookie(c, COOKIE))?, head)
+}
+
+/// The session secret of the cookie's half `cookie` and the request's
+/// binding.
+fn bound_secret(cookie: String, head: &RequestHead) -> Option<String> {
     let binding = std::str::from_utf8(head.header(BINDING_HEADER)?).ok()?.trim();
     // Each is half of what `Sessions::create` makes: no other split.
     let half = |s: &str| s.len() == SESSION_SECRET_LEN / 2 && s.bytes().all(|b| b.is_ascii_hexdigit());

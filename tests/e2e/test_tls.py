@@ -1139,26 +1139,22 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
 
             # same-origin fetch with the session cookie and the page's
             # half of its secret
-            who = page.evaluate("""async () => {
-                const r = await fetch('/_dockermand/whoami', {headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
+            bound = {"X-Dockermand-Binding": page.evaluate("localStorage.getItem('dockermand-binding')")}
+            who = page.evaluate("""async (headers) => {
+                const r = await fetch('/_dockermand/whoami', {headers});
                 return {status: r.status, body: await r.json()};
-            }""")
+            }""", bound)
             assert who == {"status": 200, "body": {"name": "user:" + BROWSER_USER, "role": "operator"}}, who
-            listing = page.evaluate("""async () => {
-                const r = await fetch('/containers/json', {headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
+            listing = page.evaluate("""async (headers) => {
+                const r = await fetch('/containers/json', {headers});
                 return {status: r.status, ids: (await r.json()).map(c => c.Id)};
-            }""")
+            }""", bound)
             assert listing["status"] == 200 and running_container in listing["ids"], listing
             # a change of state: the browser's Origin is the gateway's own
-            paused = page.evaluate("""async (id) => {
-                const r = await fetch('/containers/' + id + '/pause', {method: 'POST', headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}});
-                return r.status;
-            }""", running_container)
-            assert paused == 204
+            post = "async ([path, headers]) => (await fetch(path, {method: 'POST', headers})).status"
+            assert page.evaluate(post, ["/containers/%s/pause" % running_container, bound]) == 204
             assert api_direct.inspect_container(running_container)["State"]["Paused"] is True
-            assert page.evaluate("async (id) => (await fetch('/containers/' + id + '/unpause', "
-                                 "{method: 'POST', headers: {'X-Dockermand-Binding': "
-                                 "localStorage.getItem('dockermand-binding')}})).status", running_container) == 204
+            assert page.evaluate(post, ["/containers/%s/unpause" % running_container, bound]) == 204
             # a token instead of the cookie
             who = page.evaluate("""async (token) => {
                 const r = await fetch('/_dockermand/whoami',
@@ -1171,8 +1167,8 @@ def test_chromium_over_https(gateway_factory, dockerd, tmp_path, pki, running_co
             # for (a WebSocket cannot carry its binding), and with the token
             # subprotocol
             path = cl.console_target(running_container, ["sh"], tty=True)
-            ticket = page.evaluate("""async () => (await (await fetch('/_dockermand/ticket', {method: 'POST',
-                headers: {'X-Dockermand-Binding': localStorage.getItem('dockermand-binding')}})).json()).ticket""")
+            ticket = page.evaluate("""async (headers) => (await (await fetch('/_dockermand/ticket',
+                {method: 'POST', headers})).json()).ticket""", bound)
             for path, protocols in ((path + "&ticket=" + ticket, []), (path, ["dockermand.token." + OP])):
                 res = page.evaluate(CONSOLE_JS, {"path": path, "protocols": protocols,
                                                  "input": "echo BROWSER=$((6*7))=; exit 3\n"})
